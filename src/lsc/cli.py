@@ -1,0 +1,170 @@
+"""The ``lsc`` command line: ``lsc measure`` (more subcommands arrive with their issues)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from . import __version__
+from .checks import NonFiniteError
+from .condition import DEFAULT_TOL, Target, measure
+from .grid import DEFAULT_TIME_POINTS, KINDS
+from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, METHODS, QUANTITIES
+from .models import StackedRNN, cell_names
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def parse_target(text: str) -> Target:
+    """``0.5`` | ``auto`` | ``unbalanced`` | ``time=0.5,depth=0.5,decoder=1``."""
+    text = text.strip()
+    if text in ("auto", "unbalanced"):
+        return text
+    if "=" in text:
+        out: dict[str, float] = {}
+        for part in text.split(","):
+            kind, _, value = part.partition("=")
+            try:
+                out[kind.strip()] = float(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"bad target entry {part!r}: expected kind=number") from None
+        return out
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad target {text!r}: use a number, auto, unbalanced or kind=value pairs"
+        ) from None
+
+
+def parse_time_points(text: str) -> int | list[int] | str:
+    """``8`` (a count) | ``all`` | ``0,10,49`` (step indices)."""
+    if text == "all":
+        return text
+    try:
+        return [int(t) for t in text.split(",")] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad time points {text!r}: a count, 'all' or comma-separated steps") from None
+
+
+def parse_kinds(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (built fresh with --seed, on Gaussian input)")
+    g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())} (default lstm)")
+    g.add_argument("--layers", type=int, default=3, help="number of stacked layers (default 3)")
+    g.add_argument("--width", type=int, default=64, help="hidden width of every layer (default 64)")
+    g.add_argument("--input-size", type=int, default=8, help="input features per step (default 8)")
+    g.add_argument("--output-size", type=int, default=10, help="linear readout size; 0 for none (default 10)")
+    g.add_argument("--nonlinearity", default=None, help="Elman nonlinearity: tanh, relu, sigmoid, silu, identity")
+    g.add_argument("--time", type=int, default=50, help="sequence length T (default 50)")
+    g.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
+    g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+
+
+def _measure_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("measurement")
+    g.add_argument("--method", choices=METHODS, default="auto", help="auto (dense for small Jacobians), dense, arnoldi, power")
+    g.add_argument("--quantity", choices=QUANTITIES, default="radius", help="radius (default), norm or rms singular value")
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})")
+    g.add_argument("--probes", type=int, default=DEFAULT_PROBES, help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})")
+    g.add_argument(
+        "--time-points",
+        type=parse_time_points,
+        default=DEFAULT_TIME_POINTS,
+        help=f"steps measured: a count (evenly spaced), 'all' or e.g. 0,10,49 (default {DEFAULT_TIME_POINTS})",
+    )
+    g.add_argument("--kinds", type=parse_kinds, default=None, help=f"edge kinds, comma-separated from {','.join(KINDS)} (default all)")
+    g.add_argument(
+        "--target",
+        type=parse_target,
+        default="auto",
+        help="LSC target: a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,... (default auto)",
+    )
+    g.add_argument("--tol", type=float, default=DEFAULT_TOL, help=f"tolerance for the LSC verdict (default {DEFAULT_TOL})")
+    g.add_argument("--json", action="store_true", help="print the report as JSON (exactly report.to_dict())")
+    g.add_argument("--check", action="store_true", help="exit with status 1 when the LSC does not hold")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsc",
+        description="Measure (and make) the Local Stability Condition of deep and recurrent networks: "
+        "the spectral radius of every local Jacobian across time and depth.",
+    )
+    parser.add_argument("--version", action="version", version=f"lsc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    m = sub.add_parser(
+        "measure",
+        help="measure the radius of every local Jacobian of a model",
+        description="Build a stacked recurrent model, run it on Gaussian input and print the "
+        "spectral radius (or norm) of every local Jacobian: time, depth, encoder and decoder edges.",
+    )
+    _model_options(m)
+    _measure_options(m)
+    m.set_defaults(run=run_measure)
+    return parser
+
+
+def build_model(args: argparse.Namespace) -> tuple[StackedRNN, torch.Tensor]:
+    """The model and Gaussian input ``lsc measure`` uses: seeded, so the run is reproducible."""
+    torch.manual_seed(args.seed)
+    options = {} if args.nonlinearity is None else {"nonlinearity": args.nonlinearity}
+    model = StackedRNN(
+        args.cell,
+        input_size=args.input_size,
+        hidden_size=args.width,
+        num_layers=args.layers,
+        output_size=args.output_size or None,
+        dtype=DTYPES[args.dtype],
+        device=args.device,
+        **options,
+    )
+    x = torch.randn(args.batch, args.time, args.input_size, dtype=DTYPES[args.dtype], device=args.device)
+    return model, x
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    model, x = build_model(args)
+    report = measure(
+        model,
+        x,
+        kinds=args.kinds,
+        target=args.target,
+        method=args.method,
+        quantity=args.quantity,
+        steps=args.steps,
+        probes=args.probes,
+        time_points=args.time_points,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.table(tol=args.tol))
+    return 1 if args.check and not report.satisfies(tol=args.tol) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValueError, TypeError, NonFiniteError) as exc:
+        print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""The Local Stability Condition: targets, the measured report, and :func:`measure`.
+
+The LSC (Herranz-Celotti & Rouat, "Stabilizing RNN Gradients through Pre-training";
+lsc_paper.md 1.3-1.5) holds when E_data[rho(J)] = target for every local Jacobian J
+of the depth x time grid. Targets:
+
+* a number rho* > 0 for the time, depth and encoder edges (1: classical stability;
+  0.5: deep RNNs, where the C(dl + dt, dt) gradient paths of the grid otherwise add
+  up to an exponential, lsc_paper.md 1.4);
+* ``"unbalanced"``: depth (and encoder) L / (L + T), time T / (L + T), the mode of the
+  binomial path weight (lsc_paper.md 1.5);
+* ``"auto"``: 0.5 when the grid has both depth and time (L > 1 and T > 1), else 1;
+* a ``{kind: value}`` mapping; only the kinds it names are checked.
+
+The decoder edge is checked only when a mapping names it (the reference code gives it
+target 1 and leaves it out of its stopping rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .checks import NonFiniteError, check_positive, unknown_name
+from .grid import DEFAULT_TIME_POINTS, KINDS, check_kinds, edges, pick_time_points, prepare, trajectory
+from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, estimate, resolve_method
+
+Target = float | str | Mapping[str, float]
+DEFAULT_TOL = 0.05
+
+
+def resolve_target(target: Target, num_layers: int, time_steps: int) -> dict[str, float]:
+    """Per-kind targets for a grid of ``num_layers`` x ``time_steps`` (see module docstring)."""
+    if isinstance(target, str):
+        if target == "auto":
+            target = 0.5 if num_layers > 1 and time_steps > 1 else 1.0
+        elif target == "unbalanced":
+            L, T = num_layers, time_steps
+            return {"encoder": L / (L + T), "time": T / (L + T), "depth": L / (L + T)}
+        else:
+            raise ValueError(
+                f"unknown target {target!r}: use a number > 0, 'auto', 'unbalanced' or a {{kind: value}} mapping"
+            )
+    if isinstance(target, Mapping):
+        out = {}
+        for kind, value in target.items():
+            if kind not in KINDS:
+                raise unknown_name("edge kind in target", kind, KINDS)
+            out[kind] = check_positive(value, f"target for {kind} edges")
+        if not out:
+            raise ValueError("target mapping is empty; name at least one edge kind")
+        return out
+    if isinstance(target, bool) or not isinstance(target, (int, float)):
+        raise ValueError(f"target must be a number > 0, 'auto', 'unbalanced' or a mapping, got {target!r}")
+    v = check_positive(target, "target")
+    return {"encoder": v, "time": v, "depth": v}
+
+
+@dataclass(frozen=True)
+class EdgeStat:
+    """Statistics of one edge's per-sample values over samples x time points."""
+
+    kind: str
+    layer: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    count: int = 0
+    shape: tuple[int, int] = (0, 0)
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class StabilityReport:
+    """Per-edge statistics of the local Jacobians of a model on given input.
+
+    ``print(report)`` shows a table; :meth:`satisfies` checks the LSC; :meth:`to_dict`
+    is JSON-ready (and exactly what ``lsc measure --json`` prints).
+    """
+
+    edges: list[EdgeStat]
+    method: str
+    quantity: str
+    target: dict[str, float]
+    num_layers: int
+    time_steps: int
+    time_points: tuple[int, ...]
+    batch_size: int
+    steps: int
+    seed: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def targets_for(self, target: Target | None = None) -> dict[str, float]:
+        """``target`` resolved for this grid (the report's own target when ``None``)."""
+        return dict(self.target) if target is None else resolve_target(target, self.num_layers, self.time_steps)
+
+    def gaps(self, target: Target | None = None) -> list[float | None]:
+        """mean - target for every edge (``None`` where the target names no value for its kind)."""
+        goal = self.targets_for(target)
+        return [e.mean - goal[e.kind] if e.kind in goal else None for e in self.edges]
+
+    def satisfies(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> bool:
+        """True when every edge whose kind has a target has |mean - target| <= tol."""
+        if not (tol >= 0):
+            raise ValueError(f"tol must be >= 0, got {tol}")
+        checked = [g for g in self.gaps(target) if g is not None]
+        if not checked:
+            raise ValueError("the target names no edge kind that this report has")
+        return all(abs(g) <= tol for g in checked)
+
+    def edge(self, kind: str, layer: int) -> EdgeStat:
+        """The statistics of one edge."""
+        for e in self.edges:
+            if e.kind == kind and e.layer == layer:
+                return e
+        raise KeyError(f"no {kind} edge at layer {layer}; edges: {[(e.kind, e.layer) for e in self.edges]}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        d = {
+            "edges": [{**asdict(e), "shape": list(e.shape)} for e in self.edges],
+            "method": self.method,
+            "quantity": self.quantity,
+            "target": dict(self.target),
+            "num_layers": self.num_layers,
+            "time_steps": self.time_steps,
+            "time_points": list(self.time_points),
+            "batch_size": self.batch_size,
+            "steps": self.steps,
+            "seed": self.seed,
+        }
+        d.update(self.extra)
+        return d
+
+    def table(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> str:
+        """The report as a text table with the gap to ``target`` (the report's own by default)."""
+        goal = self.targets_for(target)
+        label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
+        lines = [
+            f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
+            f"of T={self.time_steps}, method {self.method}",
+            f"{'kind':<8} {'layer':>5}  {'mean':>7} ± {'std':<6} {'min':>7} {'max':>7}  {'shape':>9} {'target':>7} {'gap':>7}",
+        ]
+        for e, gap in zip(self.edges, self.gaps(target)):
+            shape = f"{e.shape[0]}x{e.shape[1]}"
+            tgt = f"{goal[e.kind]:7.3f}" if gap is not None else f"{'-':>7}"
+            g = f"{gap:+7.3f}" if gap is not None else f"{'':>7}"
+            flag = "" if gap is None or abs(gap) <= tol else "  *"
+            lines.append(
+                f"{e.kind:<8} {e.layer:>5}  {e.mean:7.3f} ± {e.std:<6.3f} {e.min:7.3f} {e.max:7.3f}  {shape:>9} {tgt} {g}{flag}"
+            )
+        checked = [g for g in self.gaps(target) if g is not None]
+        if checked:
+            ok = sum(abs(g) <= tol for g in checked)
+            verdict = "holds" if ok == len(checked) else "does not hold"
+            lines.append(f"LSC {verdict}: {ok}/{len(checked)} edges within {tol} of target (* = outside)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method: str) -> EdgeStat:
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        raise NonFiniteError(
+            f"the {kind} Jacobian of layer {layer} gave a non-finite value for {int(bad.sum())} of "
+            f"{values.numel()} samples (its entries overflow): the model is numerically unstable there. "
+            "Rescale its weights or input, or measure in float64."
+        )
+    v = values.double()
+    return EdgeStat(
+        kind,
+        layer,
+        float(v.mean()),
+        float(v.std(correction=0)),
+        float(v.min()),
+        float(v.max()),
+        v.numel(),
+        shape,
+        method,
+    )
+
+
+def measure(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    kinds: Sequence[str] | None = None,
+    target: Target = "auto",
+    method: str = "auto",
+    quantity: str = "radius",
+    steps: int = DEFAULT_STEPS,
+    probes: int = DEFAULT_PROBES,
+    time_points: int | Sequence[int] | str = DEFAULT_TIME_POINTS,
+    seed: int | None = 0,
+) -> StabilityReport:
+    """Measure the local Jacobians of ``model`` on input ``x``.
+
+    Args:
+        model: an ``lsc.models.StackedRNN``, a ``torch.nn.LSTM/GRU/RNN`` (or cell), or
+            any module whose ``cells`` follow the step protocol.
+        x: input, (batch, time, features) floats (time first for ``batch_first=False``
+            modules) or (batch, time) token ids for models that embed tokens.
+        kinds: edge kinds to measure (default: all the model has).
+        target: the LSC target shown in the table and kept in the report (see module doc).
+        method: ``auto`` | ``dense`` | ``arnoldi`` | ``power`` (see :mod:`lsc.jacobian`).
+        quantity: ``radius`` (default) | ``norm`` | ``rms``.
+        steps: Krylov steps per estimate; probes: Hutchinson probes (``rms``).
+        time_points: steps to measure at: a count (evenly spaced, default 8), ``"all"``
+            or a list of step indices. Statistics pool samples and time points.
+        seed: seeds start vectors and square sub-matrices (``None``: global RNG).
+    """
+    stack, xb = prepare(model, x)
+    kinds = check_kinds(stack, kinds)
+    B, T = xb.shape[0], xb.shape[1]
+    goal = resolve_target(target, stack.num_layers, T)
+    times = pick_time_points(T, time_points)
+    p = next(stack.parameters(), None)
+    dev = p.device if p is not None else xb.device
+    gen = None if seed is None else torch.Generator(device=dev).manual_seed(int(seed))
+    stats = []
+    with torch.no_grad():
+        traj = trajectory(stack, xb, times)
+        for e in edges(stack, traj, kinds):
+            J = e.jacobian.square(gen) if quantity == "radius" else e.jacobian
+            values = estimate(J, quantity, method, steps=steps, probes=probes, generator=gen)
+            stats.append(_stat(e.kind, e.layer, values, J.shape, resolve_method(method, J)))
+    return StabilityReport(stats, method, quantity, goal, stack.num_layers, T, times, B, steps, seed)
+

@@ -1,0 +1,194 @@
+"""The depth x time grid of a stacked recurrent model and its local Jacobians (edges).
+
+Node (l, t) is layer l's full state s^l_t (DESIGN.md section 1). Edges, each a
+:class:`~lsc.jacobian.LocalJacobian` evaluated on the model's *own* trajectory
+(states start at the cell's initial state and follow the model on real input):
+
+=========  ===================================================  =====================
+kind       Jacobian                                             point
+=========  ===================================================  =====================
+time l     d s^l_t / d s^l_{t-1}                                s^l_{t-1}
+depth l    d s^l_t / d s^{l-1}_t, through layer l-1's output    s^{l-1}_t   (l >= 1)
+encoder    d s^0_t / d x_t (through the encoder; for token      x_t (or the embedded
+           input, with respect to the embedded vector)          token)
+decoder    d y_t / d s^{L-1}_t                                  s^{L-1}_t
+=========  ===================================================  =====================
+
+All chosen time points of one edge are stacked along the batch axis, so one batched
+estimator call covers them (samples and time points are independent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from .checks import NonFiniteError, check_parameters_finite, unknown_name
+from .jacobian import LocalJacobian
+from .models import Cell, Stack, as_stack
+
+KINDS = ("encoder", "time", "depth", "decoder")
+DEFAULT_TIME_POINTS = 8
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One local Jacobian of the grid: its kind, its layer (0-based) and the operator."""
+
+    kind: str
+    layer: int
+    jacobian: LocalJacobian
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What the edges need at the chosen time points, stacked as (K * B, .) per layer:
+    the input u^l_t each cell read, its previous state s^l_{t-1}, its new state s^l_t,
+    and the raw input x_t."""
+
+    times: tuple[int, ...]
+    inputs: list[Tensor]
+    previous: list[Tensor]
+    states: list[Tensor]
+    raw: Tensor
+
+
+def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_TIME_POINTS) -> tuple[int, ...]:
+    """Which steps to measure at: ``"all"``, a count (evenly spaced, ending at the last
+    step, the first step only when nothing else fits) or explicit step indices."""
+    if isinstance(spec, str):
+        if spec != "all":
+            raise ValueError(f"time points must be 'all', a count or a list of steps, got {spec!r}")
+        return tuple(range(time_steps))
+    if isinstance(spec, int):
+        if spec < 1:
+            raise ValueError(f"the number of time points must be >= 1, got {spec}")
+        if spec >= time_steps:
+            return tuple(range(time_steps))
+        picks = torch.linspace(0, time_steps - 1, spec + 1)[1:].round().long().tolist()
+        return tuple(sorted(set(picks)))
+    steps = sorted({int(t) for t in spec})
+    if not steps or steps[0] < 0 or steps[-1] >= time_steps:
+        raise ValueError(f"time points must lie in [0, {time_steps}), got {list(spec)}")
+    return tuple(steps)
+
+
+def _dtype(stack: nn.Module) -> torch.dtype:
+    p = next((p for p in stack.parameters() if p.is_floating_point()), None)
+    return p.dtype if p is not None else torch.get_default_dtype()
+
+
+def _device(stack: nn.Module) -> torch.device:
+    p = next(stack.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
+    """The model as a :class:`Stack` and its input validated, batch-first, on its device."""
+    stack = as_stack(model)
+    check_parameters_finite(stack)
+    x = stack.check_input(x).to(_device(stack))
+    if x.is_floating_point():
+        x = x.to(_dtype(stack))
+    return stack, x
+
+
+@torch.no_grad()
+def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
+    """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid."""
+    B = x.shape[0]
+    states = stack.init_states(B, device=x.device, dtype=_dtype(stack))
+    L = stack.num_layers
+    rec: dict[str, list[list[Tensor]]] = {k: [[] for _ in range(L)] for k in ("inputs", "previous", "states")}
+    raw = []
+    wanted = set(times)
+    for t in range(max(times) + 1):
+        u = stack.encoder(x[:, t])
+        if t in wanted:
+            raw.append(x[:, t])
+        for l, cell in enumerate(stack.cells):
+            new = cell.transition(u, states[l])
+            if not bool(torch.isfinite(new).all()):
+                raise NonFiniteError(
+                    f"the state of layer {l} became NaN/inf at step {t}: the model diverges on this "
+                    "input, so its Jacobians are undefined. Rescale the weights or the input."
+                )
+            if t in wanted:
+                rec["inputs"][l].append(u)
+                rec["previous"][l].append(states[l])
+                rec["states"][l].append(new)
+            u = cell.output(u, new)
+            states[l] = new
+    cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
+    return Trajectory(tuple(sorted(wanted)), cat(rec["inputs"]), cat(rec["previous"]), cat(rec["states"]), torch.cat(raw))
+
+
+def _time(cell: Cell, u: Tensor, s: Tensor) -> Tensor:
+    return cell.transition(u, s)
+
+
+def _depth(below: Cell, cell: Cell, u_below: Tensor, s_prev: Tensor, s_below: Tensor) -> Tensor:
+    return cell.transition(below.output(u_below, s_below), s_prev)
+
+
+def _encoder(encoder: nn.Module, cell: Cell, s_prev: Tensor, x: Tensor) -> Tensor:
+    return cell.transition(encoder(x), s_prev)
+
+
+def _decoder(decoder: nn.Module, cell: Cell, u: Tensor, s: Tensor) -> Tensor:
+    return decoder(cell.output(u, s))
+
+
+def available_kinds(stack: Stack) -> tuple[str, ...]:
+    """The edge kinds ``stack`` has (no depth edge with one layer, no decoder edge without one)."""
+    return tuple(
+        k
+        for k in KINDS
+        if not (k == "depth" and stack.num_layers < 2) and not (k == "decoder" and stack.decoder is None)
+    )
+
+
+def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
+    """Validate requested edge kinds against what ``stack`` has (``None``: all it has)."""
+    have = available_kinds(stack)
+    if kinds is None:
+        return have
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    for k in kinds:
+        if k not in KINDS:
+            raise unknown_name("edge kind", k, KINDS)
+        if k not in have:
+            why = "it has one layer" if k == "depth" else "it has no decoder"
+            raise ValueError(f"the model has no {k} edge ({why}); it has {', '.join(have)}")
+    return tuple(k for k in KINDS if k in kinds)
+
+
+def edges(stack: Stack, traj: Trajectory, kinds: Sequence[str]) -> list[Edge]:
+    """The requested edges of ``stack`` along ``traj``: encoder, then per layer time and
+    depth, then decoder."""
+    cells = stack.cells
+    out: list[Edge] = []
+    if "encoder" in kinds:
+        if traj.raw.is_floating_point():
+            fn = partial(_encoder, stack.encoder, cells[0], traj.previous[0])
+            point = traj.raw
+        else:  # tokens: differentiate with respect to the embedded vector
+            fn = partial(_encoder, nn.Identity(), cells[0], traj.previous[0])
+            point = traj.inputs[0]
+        out.append(Edge("encoder", 0, LocalJacobian.of(fn, point)))
+    for l, cell in enumerate(cells):
+        if "depth" in kinds and l > 0:
+            fn = partial(_depth, cells[l - 1], cell, traj.inputs[l - 1], traj.previous[l])
+            out.append(Edge("depth", l, LocalJacobian.of(fn, traj.states[l - 1])))
+        if "time" in kinds:
+            out.append(Edge("time", l, LocalJacobian.of(partial(_time, cell, traj.inputs[l]), traj.previous[l])))
+    if "decoder" in kinds:
+        assert stack.decoder is not None
+        fn = partial(_decoder, stack.decoder, cells[-1], traj.inputs[-1])
+        out.append(Edge("decoder", len(cells) - 1, LocalJacobian.of(fn, traj.states[-1])))
+    return out

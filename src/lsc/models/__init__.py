@@ -1,0 +1,24 @@
+"""Models that follow the step protocol, and adapters for ``torch.nn`` recurrent modules."""
+
+from .adapters import adapt_torch_rnn, as_stack
+from .cell import Cell
+from .elman import ACTIVATIONS, ElmanCell
+from .gru import GRUCell
+from .lstm import LSTMCell
+from .registry import cell_names, make_cell, register_cell
+from .stacked import Stack, StackedRNN
+
+__all__ = [
+    "ACTIVATIONS",
+    "Cell",
+    "ElmanCell",
+    "GRUCell",
+    "LSTMCell",
+    "Stack",
+    "StackedRNN",
+    "adapt_torch_rnn",
+    "as_stack",
+    "cell_names",
+    "make_cell",
+    "register_cell",
+]

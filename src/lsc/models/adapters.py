@@ -1,0 +1,81 @@
+"""See a user's own recurrent module as a :class:`Stack`, over its own parameters.
+
+``torch.nn.LSTM/GRU/RNN`` (any number of layers, batch_first or not, with or
+without bias, LSTM projections too) and ``nn.LSTMCell/GRUCell/RNNCell``
+become stacks of cells that share the module's ``Parameter`` objects: nothing
+is copied, so what changes the stack's parameters changes the user's module.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .cell import Cell
+from .elman import ElmanCell
+from .gru import GRUCell
+from .lstm import LSTMCell
+from .stacked import Stack
+from .torch_layout import TorchLayoutCell
+
+_LAYERED: dict[type[nn.Module], type[TorchLayoutCell]] = {nn.LSTM: LSTMCell, nn.GRU: GRUCell, nn.RNN: ElmanCell}
+_SINGLE: dict[type[nn.Module], type[TorchLayoutCell]] = {
+    nn.LSTMCell: LSTMCell,
+    nn.GRUCell: GRUCell,
+    nn.RNNCell: ElmanCell,
+}
+
+
+def _cell_class(module: nn.Module, table: dict[type[nn.Module], type[TorchLayoutCell]]) -> type[TorchLayoutCell] | None:
+    for base, cls in table.items():
+        if isinstance(module, base):
+            return cls
+    return None
+
+
+def adapt_torch_rnn(module: nn.Module) -> Stack:
+    """A :class:`Stack` of cells viewing the layers of a ``torch.nn`` recurrent module."""
+    cls = _cell_class(module, _LAYERED)
+    if cls is not None:
+        if getattr(module, "bidirectional", False):
+            raise ValueError(
+                f"{type(module).__name__}(bidirectional=True) has no causal time edge; lsc measures "
+                "unidirectional recurrences. Measure a unidirectional module (or each direction) instead."
+            )
+        cells = [cls.view_of(module, k) for k in range(module.num_layers)]
+        stack = Stack(cells, batch_first=bool(module.batch_first))
+    else:
+        cls = _cell_class(module, _SINGLE)
+        if cls is None:
+            raise TypeError(f"no adapter for {type(module).__name__}")
+        stack = Stack([cls.view_of(module, None)])
+    stack.source = module  # registered: the stack's parameters are the module's
+    return stack
+
+
+def as_stack(model: nn.Module) -> Stack:
+    """The :class:`Stack` the stability grid should see for ``model``.
+
+    Accepts a :class:`Stack` (e.g. :class:`StackedRNN`), a ``torch.nn`` LSTM/GRU/RNN
+    module or cell, or any module with a ``cells`` sequence of :class:`Cell`
+    (plus optional ``encoder``/``decoder``/``batch_first``).
+    """
+    if isinstance(model, Stack):
+        return model
+    if _cell_class(model, _LAYERED) or _cell_class(model, _SINGLE):
+        return adapt_torch_rnn(model)
+    cells = getattr(model, "cells", None)
+    if cells is not None and len(cells) and all(
+        hasattr(c, "transition") and hasattr(c, "output") and hasattr(c, "state_size") for c in cells
+    ):
+        return Stack(
+            list(cells),
+            getattr(model, "encoder", None),
+            getattr(model, "decoder", None),
+            batch_first=getattr(model, "batch_first", True),
+        )
+    raise TypeError(
+        f"lsc cannot see the recurrence of a {type(model).__name__}: it is not a torch.nn.LSTM/GRU/RNN "
+        "(or LSTMCell/GRUCell/RNNCell), not an lsc.models.StackedRNN, and has no `cells` that follow "
+        f"the step protocol. Give your model a `cells` list of {Cell.__module__}.Cell subclasses "
+        "(transition + output), plus `encoder`/`decoder` if it has them, or measure its recurrent submodule."
+    )

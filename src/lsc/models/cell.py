@@ -1,0 +1,70 @@
+"""The step protocol every recurrent layer follows (DESIGN.md section 4).
+
+A cell is a pure step function over one state tensor::
+
+    y_t, s_t = cell(x_t, s_{t-1})          # x_t: (B, input_size), s: (B, state_size)
+
+split into the two maps the stability grid differentiates separately:
+
+* ``transition(x_t, s_{t-1}) -> s_t``  (its Jacobian in s is the *time* edge),
+* ``output(x_t, s_t) -> y_t``          (what the next layer, or the decoder, reads;
+  the *depth* edge of layer l+1 goes through layer l's output map).
+
+Rules: no state kept on ``self``, no in-place ops on inputs, no hooks, so
+``torch.func.jvp/vjp/vmap/jacrev`` work on every cell. Models know nothing of LSC.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Cell(nn.Module):
+    """Base class of a recurrent cell.
+
+    Subclasses set ``input_size``, ``hidden_size`` (width of ``y_t``) and
+    ``state_size`` (width of ``s_t``) and implement :meth:`transition`;
+    :meth:`output` defaults to the whole state.
+    """
+
+    input_size: int
+    hidden_size: int
+    state_size: int
+
+    def init_state(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """The state at t = -1: zeros of shape (batch, state_size)."""
+        ref = next(self.parameters(), None)
+        device = device if device is not None else (ref.device if ref is not None else None)
+        dtype = dtype if dtype is not None else (ref.dtype if ref is not None else None)
+        return torch.zeros(batch, self.state_size, device=device, dtype=dtype)
+
+    def transition(self, x: Tensor, state: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def output(self, x: Tensor, state: Tensor) -> Tensor:
+        """y_t from the input x_t and the new state s_t (default: the state itself)."""
+        return state
+
+    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        new_state = self.transition(x, state)
+        return self.output(x, new_state), new_state
+
+    def forward_sequence(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Run over a whole sequence x: (B, T, input_size) -> (y: (B, T, hidden_size), s_T).
+
+        The default loops over :meth:`forward`; cells with a fused kernel or a
+        parallel scan override it (same parameters, same map).
+        """
+        if state is None:
+            state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+        ys = []
+        for t in range(x.shape[1]):
+            y, state = self(x[:, t], state)
+            ys.append(y)
+        return torch.stack(ys, dim=1), state
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}, state_size={self.state_size}"

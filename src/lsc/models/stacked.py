@@ -1,0 +1,210 @@
+"""Stacks of cells: the generic :class:`Stack` view and the trainable :class:`StackedRNN`.
+
+A stack is what the stability grid sees (DESIGN.md sections 1 and 4):
+``cells`` (layer l reads layer l-1's output), ``encoder`` (raw input x_t ->
+layer 0's input; identity or an embedding) and ``decoder`` (top layer's output ->
+y_t, or ``None``). ``batch_first`` says where the time axis of the raw input is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..checks import check_finite
+from .cell import Cell
+from .registry import make_cell
+
+
+class Stack(nn.Module):
+    """Cells + encoder + decoder, stepped one time step at a time."""
+
+    def __init__(
+        self,
+        cells: Sequence[Cell],
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        *,
+        batch_first: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(cells) == 0:
+            raise ValueError("a stack needs at least one cell")
+        self.cells = cells if isinstance(cells, nn.ModuleList) else nn.ModuleList(cells)
+        self.encoder = encoder if encoder is not None else nn.Identity()
+        self.decoder = decoder
+        self.batch_first = batch_first
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.cells)
+
+    @property
+    def input_size(self) -> int:
+        """Feature size of the raw float input (embedding dimension for token input)."""
+        if isinstance(self.encoder, nn.Linear):
+            return self.encoder.in_features
+        if isinstance(self.encoder, nn.Embedding):
+            return self.encoder.embedding_dim
+        return self.cells[0].input_size
+
+    @property
+    def takes_tokens(self) -> bool:
+        return isinstance(self.encoder, nn.Embedding)
+
+    def init_states(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> list[Tensor]:
+        return [cell.init_state(batch, device=device, dtype=dtype) for cell in self.cells]
+
+    def step(self, x_t: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """One time step of the whole stack: (x_t, [s^l_{t-1}]) -> (y_t, [s^l_t])."""
+        u = self.encoder(x_t)
+        new_states = []
+        for cell, s in zip(self.cells, states):
+            u, s = cell(u, s)
+            new_states.append(s)
+        return (self.decoder(u) if self.decoder is not None else u), new_states
+
+    def check_input(self, x: object) -> Tensor:
+        """Validate a raw input sequence and return it batch-first.
+
+        Float input: (batch, time, features) (time-first if ``batch_first`` is
+        False); token input: (batch, time) integers below the vocabulary size.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        bt = "(batch, time" if self.batch_first else "(time, batch"
+        if self.takes_tokens:
+            emb = self.encoder
+            assert isinstance(emb, nn.Embedding)
+            if x.dim() != 2 or x.is_floating_point() or x.is_complex():
+                raise ValueError(
+                    f"this model embeds tokens: input must be integer token ids of shape {bt}), "
+                    f"got dtype {x.dtype} and shape {tuple(x.shape)}"
+                )
+            if x.numel() and (int(x.min()) < 0 or int(x.max()) >= emb.num_embeddings):
+                raise ValueError(
+                    f"token ids must lie in [0, {emb.num_embeddings}), got range "
+                    f"[{int(x.min())}, {int(x.max())}]"
+                )
+        else:
+            if x.dim() != 3:
+                hint = " (for one sequence use x.unsqueeze(0))" if x.dim() == 2 else ""
+                raise ValueError(
+                    f"input must have shape {bt}, features) with features = {self.input_size}, "
+                    f"got shape {tuple(x.shape)}{hint}"
+                )
+            if x.shape[-1] != self.input_size:
+                raise ValueError(
+                    f"input has {x.shape[-1]} features but the model's first layer takes "
+                    f"{self.input_size}; got shape {tuple(x.shape)}"
+                )
+            if not x.is_floating_point():
+                raise ValueError(f"float input expected, got dtype {x.dtype}")
+            check_finite(x, "input")
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"input is empty: batch {x.shape[0]}, time {x.shape[1]}")
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Outputs for a whole sequence (time axis as given), stepping every cell."""
+        xb = self.check_input(x)
+        states = self.init_states(xb.shape[0], device=xb.device, dtype=self._float_dtype())
+        ys = []
+        for t in range(xb.shape[1]):
+            y, states = self.step(xb[:, t], states)
+            ys.append(y)
+        y = torch.stack(ys, dim=1)
+        return y if self.batch_first else y.transpose(0, 1)
+
+    def _float_dtype(self) -> torch.dtype:
+        p = next(self.parameters(), None)
+        return p.dtype if p is not None else torch.get_default_dtype()
+
+
+class StackedRNN(Stack):
+    """A deep recurrent network: (optional embedding) -> L cells -> (optional linear readout).
+
+    ``forward`` runs every layer over the whole sequence with the cell's fast
+    sequence kernel (PyTorch's fused LSTM/GRU/RNN where the cell has one) and
+    reads out at every step; ``step`` is the same map one step at a time, on the
+    same parameters. Input is batch-first. Dropout, if any, acts between layers
+    in training ``forward`` only, never in ``step``.
+
+    Example::
+
+        model = StackedRNN("lstm", input_size=8, hidden_size=64, num_layers=3, output_size=10)
+        logits = model(torch.randn(32, 50, 8))          # (32, 50, 10)
+    """
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        input_size: int = 1,
+        hidden_size: int | Sequence[int] = 64,
+        num_layers: int | None = None,
+        output_size: int | None = None,
+        *,
+        vocab_size: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **cell_options: object,
+    ) -> None:
+        if isinstance(hidden_size, int):
+            widths = [hidden_size] * (1 if num_layers is None else num_layers)
+        else:
+            widths = [int(w) for w in hidden_size]
+            if num_layers is not None and num_layers != len(widths):
+                raise ValueError(f"num_layers={num_layers} but {len(widths)} hidden sizes were given")
+        if len(widths) < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        for name, value in (("input_size", input_size), ("output_size", output_size), ("vocab_size", vocab_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        kw = {"device": device, "dtype": dtype}
+        cells = []
+        width_in = input_size
+        for width in widths:
+            c = make_cell(cell, width_in, width, bias=bias, **cell_options)
+            cells.append(c.to(**{k: v for k, v in kw.items() if v is not None}))
+            width_in = c.hidden_size
+        encoder = nn.Embedding(vocab_size, input_size, **kw) if vocab_size else None
+        decoder = nn.Linear(width_in, output_size, **kw) if output_size else None
+        super().__init__(cells, encoder, decoder)
+        self.dropout = dropout
+        self.config = {
+            "cell": cell,
+            "input_size": input_size,
+            "hidden_size": widths if len(set(widths)) > 1 else widths[0],
+            "num_layers": len(widths),
+            "output_size": output_size,
+            "vocab_size": vocab_size,
+            "bias": bias,
+            "dropout": dropout,
+            **cell_options,
+        }
+
+    def forward(self, x: Tensor, states: list[Tensor] | None = None, return_states: bool = False):  # type: ignore[override]
+        """(B, T, F) floats or (B, T) tokens -> (B, T, output_size) (or top-layer outputs)."""
+        x = self.check_input(x)
+        u = self.encoder(x)
+        new_states = []
+        for l, cell in enumerate(self.cells):
+            if l > 0 and self.dropout and self.training:
+                u = nn.functional.dropout(u, self.dropout, training=True)
+            u, s = cell.forward_sequence(u, None if states is None else states[l])
+            new_states.append(s)
+        y = self.decoder(u) if self.decoder is not None else u
+        return (y, new_states) if return_states else y
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}" if self.dropout else ""

@@ -19,7 +19,8 @@ target 1 and leaves it out of its stopping rule).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -92,7 +93,7 @@ class StabilityReport:
     batch_size: int
     steps: int
     seed: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def targets_for(self, target: Target | None = None) -> dict[str, float]:
         """``target`` resolved for this grid (the report's own target when ``None``)."""
@@ -132,8 +133,8 @@ class StabilityReport:
             "batch_size": self.batch_size,
             "steps": self.steps,
             "seed": self.seed,
+            "seconds": self.seconds,
         }
-        d.update(self.extra)
         return d
 
     def table(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> str:
@@ -142,7 +143,7 @@ class StabilityReport:
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         lines = [
             f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
-            f"of T={self.time_steps}, method {self.method}",
+            f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s",
             f"{'kind':<8} {'layer':>5}  {'mean':>7} ± {'std':<6} {'min':>7} {'max':>7}  {'shape':>9} {'target':>7} {'gap':>7}",
         ]
         for e, gap in zip(self.edges, self.gaps(target)):
@@ -215,6 +216,7 @@ def measure(
             or a list of step indices. Statistics pool samples and time points.
         seed: seeds start vectors and square sub-matrices (``None``: global RNG).
     """
+    start = time.perf_counter()
     stack, xb = prepare(model, x)
     kinds = check_kinds(stack, kinds)
     B, T = xb.shape[0], xb.shape[1]
@@ -230,5 +232,6 @@ def measure(
             J = e.jacobian.square(gen) if quantity == "radius" else e.jacobian
             values = estimate(J, quantity, method, steps=steps, probes=probes, generator=gen)
             stats.append(_stat(e.kind, e.layer, values, J.shape, resolve_method(method, J)))
-    return StabilityReport(stats, method, quantity, goal, stack.num_layers, T, times, B, steps, seed)
+    seconds = time.perf_counter() - start
+    return StabilityReport(stats, method, quantity, goal, stack.num_layers, T, times, B, steps, seed, seconds)
 

@@ -1,0 +1,57 @@
+"""Shared helpers: small random cells of every kind and a reference Jacobian."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+
+from lsc.jacobian import LocalJacobian
+from lsc.models import make_cell
+
+CELL_KINDS = [
+    pytest.param("lstm", {}, id="lstm"),
+    pytest.param("lstm", {"proj_size": 4}, id="lstm-proj"),
+    pytest.param("gru", {}, id="gru"),
+    pytest.param("elman", {"nonlinearity": "tanh"}, id="elman-tanh"),
+    pytest.param("elman", {"nonlinearity": "relu"}, id="elman-relu"),
+    pytest.param("elman", {"nonlinearity": "sigmoid"}, id="elman-sigmoid"),
+]
+
+
+def random_cell(kind: str, opts: dict, *, input_size: int = 6, width: int = 24, scale: float = 2.0, seed: int = 0):
+    """A cell with weights scaled up from PyTorch's default so its radii are O(1)."""
+    torch.manual_seed(seed)
+    cell = make_cell(kind, input_size, width, **opts).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.mul_(scale)
+    return cell
+
+
+def time_edge(cell, *, batch: int = 8, warmup: int = 5, seed: int = 1) -> LocalJacobian:
+    """The cell's time Jacobian at a state reached on its own trajectory."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, warmup + 1, cell.input_size, generator=g, dtype=torch.float64)
+    s = cell.init_state(batch)
+    with torch.no_grad():
+        for t in range(warmup):
+            s = cell.transition(x[:, t], s)
+    return LocalJacobian.of(partial(cell.transition, x[:, warmup]), s)
+
+
+def reference_dense(J: LocalJacobian) -> torch.Tensor:
+    """Per-sample Jacobians by plain autograd (diagonal blocks of the full batch Jacobian)."""
+    full = torch.autograd.functional.jacobian(J.fn, J.point)  # (B, m, B, n)
+    B = J.batch
+    blocks = torch.stack([full[b, :, b, :] for b in range(B)])
+    if J.rows is not None:
+        blocks = blocks[:, J.rows, :]
+    if J.cols is not None:
+        blocks = blocks[:, :, J.cols]
+    return blocks
+
+
+def flat_grad(value: torch.Tensor, params) -> torch.Tensor:
+    return torch.cat([g.flatten() for g in torch.autograd.grad(value, params)])

@@ -1,0 +1,69 @@
+"""The `lsc` command line: same numbers as the Python API, helpful help, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lsc
+from lsc.cli import main
+from lsc.models import StackedRNN
+
+ARGS = ["measure", "--cell", "gru", "--layers", "2", "--width", "24", "--input-size", "5", "--time", "12", "--batch", "4"]
+
+
+def test_json_output_is_exactly_the_report_dict(capsys):
+    assert main(ARGS + ["--json", "--seed", "3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    torch.manual_seed(3)
+    model = StackedRNN("gru", input_size=5, hidden_size=24, num_layers=2, output_size=10)
+    x = torch.randn(4, 12, 5)
+    expected = json.loads(json.dumps(lsc.measure(model, x, seed=3).to_dict()))
+    assert printed.pop("seconds") > 0 and expected.pop("seconds") > 0  # wall time: the only field that differs
+    assert printed == expected
+
+
+def test_table_output_and_check_exit_status(capsys):
+    assert main(ARGS) == 0
+    out = capsys.readouterr().out
+    assert "spectral radius" in out and "depth" in out and "LSC" in out
+    assert main(ARGS + ["--check", "--target", "5", "--tol", "0.01"]) == 1
+    assert main(ARGS + ["--check", "--target", "0.5", "--tol", "100"]) == 0
+
+
+def test_options_reach_the_measurement(capsys):
+    assert main(ARGS + ["--json", "--kinds", "time", "--quantity", "norm", "--method", "power",
+                        "--time-points", "0,11", "--target", "time=0.7"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {e["kind"] for e in d["edges"]} == {"time"}
+    assert d["quantity"] == "norm" and d["method"] == "power" and d["time_points"] == [0, 11]
+    assert d["target"] == {"time": 0.7}
+
+
+def test_help_explains_every_option():
+    proc = subprocess.run([sys.executable, "-m", "lsc", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "measure" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "lsc", "measure", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for option in ("--cell", "--layers", "--width", "--input-size", "--time", "--batch", "--json", "--method",
+                   "--seed", "--target", "--tol", "--kinds", "--quantity", "--steps", "--time-points"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--cell", "lstn"], "Did you mean 'lstm'"),
+        (["--target", "0"], "> 0"),
+        (["--target", "-1"], "> 0"),
+        (["--kinds", "tme"], "Did you mean 'time'"),
+        (["--layers", "0"], "num_layers must be >= 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(capsys, extra, message):
+    assert main(ARGS + extra) == 2
+    assert message in capsys.readouterr().err

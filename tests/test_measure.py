@@ -1,0 +1,179 @@
+"""lsc.measure: the report, the targets, the user's own modules, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import lsc
+from lsc.checks import NonFiniteError
+from lsc.models import ElmanCell, Stack, StackedRNN
+
+
+def small_lstm(**kw) -> StackedRNN:
+    torch.manual_seed(0)
+    return StackedRNN("lstm", input_size=8, hidden_size=16, num_layers=3, output_size=10, **kw)
+
+
+def test_report_lists_every_edge_and_is_json_ready():
+    report = lsc.measure(small_lstm(), torch.randn(4, 12, 8))
+    assert [(e.kind, e.layer) for e in report.edges] == [
+        ("encoder", 0), ("time", 0), ("depth", 1), ("time", 1), ("depth", 2), ("time", 2), ("decoder", 2)
+    ]
+    for e in report.edges:
+        assert isinstance(e, lsc.EdgeStat)
+        assert e.min <= e.mean <= e.max and e.std >= 0 and e.count == 4 * 8
+    assert report.edge("encoder", 0).shape == (8, 8)  # 32 x 8 Jacobian, rows subsampled
+    d = report.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert set(d["edges"][0]) >= {"kind", "layer", "mean", "std", "min", "max"}
+    assert d["method"] == "auto" and d["target"] == {"encoder": 0.5, "time": 0.5, "depth": 0.5}
+    text = str(report)
+    assert "decoder" in text and "LSC does not hold" in text
+
+
+def test_user_lstm_measures_like_the_equivalent_stacked_rnn():
+    torch.manual_seed(0)
+    user = nn.LSTM(8, 40, num_layers=3, batch_first=True)
+    ours = StackedRNN("lstm", input_size=8, hidden_size=40, num_layers=3)
+    with torch.no_grad():
+        for l, cell in enumerate(ours.cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, name).copy_(getattr(user, f"{name}_l{l}"))
+    x = torch.randn(16, 30, 8)
+    a = lsc.measure(user, x, method="arnoldi")
+    b = lsc.measure(ours, x, method="arnoldi")
+    assert [(e.kind, e.layer) for e in a.edges] == [(e.kind, e.layer) for e in b.edges]
+    for ea, eb in zip(a.edges, b.edges):
+        assert ea.mean == pytest.approx(eb.mean, rel=1e-3)
+    dense = lsc.measure(user, x, method="dense")
+    for ea, ed in zip(a.edges, dense.edges):
+        assert ea.mean == pytest.approx(ed.mean, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        lambda: nn.GRU(8, 24, num_layers=2, batch_first=True),
+        lambda: nn.RNN(8, 24, num_layers=2, nonlinearity="relu", batch_first=True),
+    ],
+)
+def test_user_gru_and_rnn_are_measured(module):
+    torch.manual_seed(0)
+    report = lsc.measure(module(), torch.randn(8, 20, 8))
+    assert [(e.kind, e.layer) for e in report.edges] == [("encoder", 0), ("time", 0), ("depth", 1), ("time", 1)]
+    assert all(e.mean > 0 for e in report.edges)
+
+
+def test_time_first_module_takes_time_first_input():
+    torch.manual_seed(0)
+    tf = nn.GRU(5, 12, num_layers=2)
+    bf = nn.GRU(5, 12, num_layers=2, batch_first=True)
+    bf.load_state_dict(tf.state_dict())
+    x = torch.randn(6, 20, 5)
+    a = lsc.measure(bf, x)
+    b = lsc.measure(tf, x.transpose(0, 1))
+    assert [e.mean for e in a.edges] == pytest.approx([e.mean for e in b.edges])
+
+
+def test_radius_of_a_scaled_orthogonal_linear_recurrence_is_exact():
+    torch.manual_seed(0)
+    cell = ElmanCell(3, 60, bias=False, nonlinearity="identity")
+    with torch.no_grad():
+        cell.weight_hh.copy_(0.5 * torch.linalg.qr(torch.randn(60, 60))[0])
+    model = Stack([cell])
+    report = lsc.measure(model, torch.randn(4, 10, 3), kinds=["time"], method="dense")
+    assert report.edges[0].mean == pytest.approx(0.5, abs=1e-5)
+    assert report.satisfies(0.5, tol=1e-4)
+    assert not report.satisfies(1.0)
+    assert report.target == {"encoder": 1.0, "time": 1.0, "depth": 1.0}  # one layer: classical target
+
+
+def test_targets_resolve_per_kind():
+    assert lsc.resolve_target(0.5, 3, 100) == {"encoder": 0.5, "time": 0.5, "depth": 0.5}
+    assert lsc.resolve_target("auto", 3, 100)["time"] == 0.5
+    assert lsc.resolve_target("auto", 1, 100)["time"] == 1.0
+    unb = lsc.resolve_target("unbalanced", 3, 300)
+    assert unb["depth"] == pytest.approx(3 / 303) and unb["time"] == pytest.approx(300 / 303)
+    assert lsc.resolve_target({"time": 0.9, "decoder": 1}, 3, 10) == {"time": 0.9, "decoder": 1.0}
+    for bad, msg in [(0, "> 0"), (-1, "> 0"), (float("nan"), "> 0"), ("half", "unknown target"),
+                     ({"tim": 1.0}, "Did you mean 'time'"), ({"time": 0}, "> 0"), ({}, "empty")]:
+        with pytest.raises(ValueError, match=msg):
+            lsc.resolve_target(bad, 3, 10)
+
+
+def test_satisfies_checks_only_the_kinds_a_mapping_names():
+    report = lsc.measure(small_lstm(), torch.randn(4, 12, 8))
+    time_mean = report.edge("time", 1).mean
+    assert not report.satisfies({"time": time_mean}, tol=1e-9)  # other time edges differ slightly
+    worst = max(abs(report.edge("time", l).mean - time_mean) for l in range(3))
+    assert report.satisfies({"time": time_mean}, tol=worst + 1e-9)
+    assert [g is None for g in report.gaps({"time": 1.0})] == [e.kind != "time" for e in report.edges]
+    with pytest.raises(ValueError, match="tol must be >= 0"):
+        report.satisfies(0.5, tol=-1)
+
+
+def test_token_models_measure_the_encoder_at_the_embedding():
+    torch.manual_seed(0)
+    model = StackedRNN("gru", input_size=6, hidden_size=16, num_layers=2, output_size=50, vocab_size=50)
+    report = lsc.measure(model, torch.randint(0, 50, (4, 15)))
+    assert report.edge("encoder", 0).shape == (6, 6)
+    assert report.edge("decoder", 1).shape == (16, 16)
+
+
+def test_measurement_is_deterministic_given_seed():
+    model, x = small_lstm(), torch.randn(4, 12, 8)
+    a = lsc.measure(model, x, method="arnoldi", seed=1).to_dict()
+    b = lsc.measure(model, x, method="arnoldi", seed=1).to_dict()
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+
+
+def test_time_points_choice():
+    model, x = small_lstm(), torch.randn(2, 12, 8)
+    picks = lsc.measure(model, x).time_points
+    assert len(picks) == 8 and picks[-1] == 11 and picks[0] > 0  # evenly spread, ending at the last step
+    assert max(b - a for a, b in zip(picks, picks[1:])) <= 2
+    assert lsc.measure(model, x, time_points="all").edges[1].count == 2 * 12
+    assert lsc.measure(model, x, time_points=[0, 11]).time_points == (0, 11)
+    with pytest.raises(ValueError, match=r"time points must lie in \[0, 12\)"):
+        lsc.measure(model, x, time_points=[12])
+
+
+def test_bad_input_gets_clear_errors():
+    model = small_lstm()
+    x = torch.randn(4, 12, 8)
+    cases = [
+        (lambda: lsc.measure(model, torch.randn(4, 12)), ValueError, "shape"),
+        (lambda: lsc.measure(model, torch.randn(4, 12, 7)), ValueError, "7 features"),
+        (lambda: lsc.measure(model, torch.full((4, 12, 8), float("inf"))), NonFiniteError, "non-finite"),
+        (lambda: lsc.measure(model, torch.randn(0, 12, 8)), ValueError, "empty"),
+        (lambda: lsc.measure(model, x, target=0), ValueError, "> 0"),
+        (lambda: lsc.measure(model, x, target=-0.5), ValueError, "> 0"),
+        (lambda: lsc.measure(model, x, kinds=["depht"]), ValueError, "Did you mean 'depth'"),
+        (lambda: lsc.measure(model, x, method="eig"), ValueError, "unknown method"),
+        (lambda: lsc.measure(nn.Linear(8, 8), x), TypeError, "cannot see the recurrence"),
+        (lambda: lsc.measure(nn.LSTM(8, 8), x.tolist()), TypeError, "torch.Tensor"),
+        (lambda: lsc.measure(nn.LSTM(8, 8, batch_first=True), x, kinds=["depth"]), ValueError, "one layer"),
+        (lambda: lsc.measure(nn.LSTM(8, 8, batch_first=True), x, kinds=["decoder"]), ValueError, "no decoder"),
+    ]
+    for call, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            call()
+    with torch.no_grad():
+        model.cells[1].weight_hh[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"cells\.1\.weight_hh"):
+        lsc.measure(model, x)
+
+
+def test_a_diverging_model_is_reported_not_measured_as_nan():
+    torch.manual_seed(0)
+    model = StackedRNN("elman", input_size=4, hidden_size=32, num_layers=2, nonlinearity="relu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e3)
+    with pytest.raises(NonFiniteError, match="diverges"):
+        lsc.measure(model, torch.randn(4, 200, 4))

@@ -44,14 +44,24 @@ def time_edge(cell, *, batch: int = 8, warmup: int = 5, seed: int = 1) -> LocalJ
 def reference_dense(J: LocalJacobian) -> torch.Tensor:
     """Per-sample Jacobians by plain autograd (diagonal blocks of the full batch Jacobian)."""
     full = torch.autograd.functional.jacobian(J.fn, J.point)  # (B, m, B, n)
-    B = J.batch
-    blocks = torch.stack([full[b, :, b, :] for b in range(B)])
-    if J.rows is not None:
-        blocks = blocks[:, J.rows, :]
-    if J.cols is not None:
-        blocks = blocks[:, :, J.cols]
-    return blocks
+    blocks = []
+    for b in range(J.batch):
+        block = full[b, :, b, :]
+        if J.rows is not None:
+            block = block[J.rows[b], :]
+        if J.cols is not None:
+            block = block[:, J.cols[b]]
+        blocks.append(block)
+    return torch.stack(blocks)
 
 
 def flat_grad(value: torch.Tensor, params) -> torch.Tensor:
     return torch.cat([g.flatten() for g in torch.autograd.grad(value, params)])
+
+
+def reference_radius(J: LocalJacobian) -> torch.Tensor:
+    """Per-sample spectral radius from plain autograd Jacobians and ``eigvals``: an
+    independent reference, differentiable with respect to the parameters."""
+    full = torch.autograd.functional.jacobian(J.fn, J.point, create_graph=True)
+    blocks = torch.stack([full[b, :, b, :] for b in range(J.batch)])
+    return torch.linalg.eigvals(blocks).abs().amax(-1)

@@ -169,6 +169,54 @@ def test_bad_input_gets_clear_errors():
         lsc.measure(model, x)
 
 
+def test_more_bad_input_cases():
+    x = torch.randn(4, 12, 8)
+    meta = StackedRNN("gru", input_size=8, hidden_size=16, num_layers=2, device="meta")
+    with pytest.raises(ValueError, match="'meta' device"):
+        lsc.measure(meta, x)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        lsc.measure(nn.GRU(8, 16, batch_first=True).half(), x.half())
+    for bad in (2.5, True):
+        with pytest.raises(ValueError, match="time points"):
+            lsc.measure(small_lstm(), x, time_points=bad)
+    with pytest.raises(ValueError, match="no edge kinds"):
+        lsc.measure(small_lstm(), x, kinds=[])
+    user = nn.LSTM(8, 16, num_layers=2, batch_first=True)
+    with torch.no_grad():
+        user.weight_hh_l1[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="'weight_hh_l1'"):  # the user's own parameter name
+        lsc.measure(user, x)
+
+
+def test_custom_model_with_its_own_encoder():
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(5, 8), nn.Tanh())
+            self.cells = nn.ModuleList([lsc.models.GRUCell(8, 16), lsc.models.GRUCell(16, 16)])
+
+    torch.manual_seed(0)
+    report = lsc.measure(Custom(), torch.randn(4, 6, 5))
+    assert report.edge("encoder", 0).shape == (5, 5)  # through the custom encoder, from the raw input
+    assert [e.kind for e in report.edges] == ["encoder", "time", "depth", "time"]
+
+
+def test_measurement_in_bounded_memory_matches_one_call(monkeypatch):
+    model, x = small_lstm(), torch.randn(4, 12, 8)
+    kinds = ["time", "depth"]  # square edges: no random sub-matrix, so dense values are exact
+    whole = lsc.measure(model, x, method="dense", time_points="all", kinds=kinds)
+    monkeypatch.setattr("lsc.jacobian.MEMORY_BUDGET", 1)  # one time point per estimator call
+    parts = lsc.measure(model, x, method="dense", time_points="all", kinds=kinds)
+    for a, b in zip(whole.edges, parts.edges):
+        assert a.mean == pytest.approx(b.mean, rel=1e-6) and a.count == b.count == 4 * 12
+
+
+def test_estimator_stream_differs_from_the_users_seeded_stream():
+    gen = lsc.condition.estimator_generator(0, torch.device("cpu"))
+    torch.manual_seed(0)
+    assert not torch.equal(torch.randn(8), torch.randn(8, generator=gen))
+
+
 def test_a_diverging_model_is_reported_not_measured_as_nan():
     torch.manual_seed(0)
     model = StackedRNN("elman", input_size=4, hidden_size=32, num_layers=2, nonlinearity="relu")

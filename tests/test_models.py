@@ -139,3 +139,16 @@ def test_make_cell_builds_registered_kinds():
     assert make_cell("gru", 3, 5).state_size == 5
     assert make_cell("lstm", 3, 5).state_size == 10
     assert make_cell("lstm", 3, 5, proj_size=2).state_size == 7
+
+
+def test_registered_cells_become_available_by_name():
+    from lsc.models import cell_names, register_cell
+    from lsc.models.registry import _CELLS
+
+    register_cell("elman_relu_test", lambda i, h, bias=True: make_cell("elman", i, h, bias=bias, nonlinearity="relu"))
+    try:
+        assert "elman_relu_test" in cell_names()
+        model = StackedRNN("elman_relu_test", input_size=3, hidden_size=5, num_layers=2)
+        assert model.cells[1].nonlinearity == "relu"
+    finally:
+        del _CELLS["elman_relu_test"]

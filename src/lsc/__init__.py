@@ -1,13 +1,29 @@
 """lsc: make deep and recurrent networks trainable by controlling how their gradients flow.
 
 Measure the spectral radius of every local Jacobian of a network (across time and
-depth) with :func:`measure`; see ``README.md`` and ``DESIGN.md``.
+depth) with :func:`measure`, and pre-train the network so every radius sits at a
+target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
 from . import jacobian, models
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
+from .models.io import load, save
+from .pretrain import PretrainResult, pretrain
 
 __version__ = "0.1.0"
 
-__all__ = ["KINDS", "EdgeStat", "StabilityReport", "jacobian", "measure", "models", "resolve_target", "__version__"]
+__all__ = [
+    "KINDS",
+    "EdgeStat",
+    "PretrainResult",
+    "StabilityReport",
+    "__version__",
+    "jacobian",
+    "load",
+    "measure",
+    "models",
+    "pretrain",
+    "resolve_target",
+    "save",
+]

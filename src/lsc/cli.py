@@ -6,15 +6,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+from torch import nn
 
 from . import __version__
 from .checks import NonFiniteError
 from .condition import DEFAULT_TOL, Target, measure
 from .grid import DEFAULT_TIME_POINTS, KINDS
 from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, METHODS, QUANTITIES
-from .models import StackedRNN, cell_names
+from .batches import copy_task_inputs
+from .models import FFN, StackedRNN, cell_names
+from .models.io import save
+from .pretrain import CHECKPOINT, history_jsonl, pretrain
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -57,13 +62,14 @@ def parse_kinds(text: str) -> list[str]:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (built fresh with --seed, on Gaussian input)")
-    g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())} (default lstm)")
+    g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())}, or ffn (default lstm)")
     g.add_argument("--layers", type=int, default=3, help="number of stacked layers (default 3)")
     g.add_argument("--width", type=int, default=64, help="hidden width of every layer (default 64)")
     g.add_argument("--input-size", type=int, default=8, help="input features per step (default 8)")
     g.add_argument("--output-size", type=int, default=10, help="linear readout size; 0 for none (default 10)")
     g.add_argument("--nonlinearity", default=None, help="Elman nonlinearity: tanh, relu, sigmoid, silu, identity")
-    g.add_argument("--time", type=int, default=50, help="sequence length T (default 50)")
+    g.add_argument("--activation", default="relu", help="ffn activation: relu, tanh, sin, cos, ... (default relu)")
+    g.add_argument("--time", type=int, default=50, help="sequence length T (default 50; ffn: 1)")
     g.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
@@ -111,12 +117,51 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(m)
     _measure_options(m)
     m.set_defaults(run=run_measure)
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train a model so every local Jacobian's radius sits at a target",
+        description="Build a model, pre-train it to the Local Stability Condition (every local "
+        "Jacobian's spectral radius at --target) and print the before/after tables. With --out, "
+        "write DIR/pretrained.pt (load with lsc.load), DIR/history.jsonl, DIR/report.json and a "
+        "checkpoint: an interrupted run continues when the same command runs again.",
+    )
+    _model_options(p)
+    g = p.add_argument_group("pre-training")
+    g.add_argument("--target", type=parse_target, default="auto", help="a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,...")
+    g.add_argument("--data", choices=("gaussian", "copy"), default="gaussian", help="input: Gaussian noise or copy-task sequences (default gaussian)")
+    g.add_argument("--kinds", type=parse_kinds, default=None, help="edge kinds to pre-train (default encoder,time,depth; add decoder)")
+    g.add_argument("--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)")
+    g.add_argument("--patience", type=int, default=5, help="...for this many consecutive steps (default 5)")
+    g.add_argument("--max-steps", type=int, default=1000, help="step budget (default 1000)")
+    g.add_argument("--max-seconds", type=float, default=None, help="time budget in seconds (default none)")
+    g.add_argument("--optimizer", default="adam", help="adam, adamw, sgd or rmsprop (default adam)")
+    g.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 1e-2)")
+    g.add_argument("--time-points", type=int, default=2, help="random time points per step (default 2)")
+    g.add_argument("--method", choices=METHODS, default="auto", help="radius estimator (default auto)")
+    g.add_argument("--rescale", action="store_true", help="the reference code's weight rescaling towards target (off by default)")
+    g.add_argument("--shuffle", type=float, default=0.0, help="probability per step of the reference's weight shuffling (default 0)")
+    g.add_argument("--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint")
+    g.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_pretrain)
     return parser
 
 
-def build_model(args: argparse.Namespace) -> tuple[StackedRNN, torch.Tensor]:
-    """The model and Gaussian input ``lsc measure`` uses: seeded, so the run is reproducible."""
+def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+    """The model and Gaussian input the CLI uses: seeded, so runs are reproducible."""
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {args.device!r}; use e.g. cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but this torch has no CUDA device; use --device cpu")
     torch.manual_seed(args.seed)
+    dtype = DTYPES[args.dtype]
+    if args.cell == "ffn":
+        model: nn.Module = FFN(args.layers, args.width, args.activation, args.input_size, args.output_size or None)
+        model = model.to(device=args.device, dtype=dtype)
+        return model, torch.randn(args.batch, args.input_size, dtype=dtype, device=args.device)
     options = {} if args.nonlinearity is None else {"nonlinearity": args.nonlinearity}
     model = StackedRNN(
         args.cell,
@@ -124,11 +169,11 @@ def build_model(args: argparse.Namespace) -> tuple[StackedRNN, torch.Tensor]:
         hidden_size=args.width,
         num_layers=args.layers,
         output_size=args.output_size or None,
-        dtype=DTYPES[args.dtype],
+        dtype=dtype,
         device=args.device,
         **options,
     )
-    x = torch.randn(args.batch, args.time, args.input_size, dtype=DTYPES[args.dtype], device=args.device)
+    x = torch.randn(args.batch, args.time, args.input_size, dtype=dtype, device=args.device)
     return model, x
 
 
@@ -151,6 +196,61 @@ def run_measure(args: argparse.Namespace) -> int:
     else:
         print(report.table(tol=args.tol))
     return 1 if args.check and not report.satisfies(tol=args.tol) else 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    model, x = build_model(args)
+    data = None
+    if args.data == "copy":
+        if args.cell == "ffn":
+            raise ValueError("--data copy makes sequences; use --data gaussian for an ffn")
+        gen = torch.Generator().manual_seed(args.seed)
+        data = copy_task_inputs(args.batch * 16, args.time, args.input_size, generator=gen)
+        data = data.to(device=args.device, dtype=DTYPES[args.dtype])
+        x = data[: args.batch]
+    before = measure(model, x, target=args.target, kinds=args.kinds, seed=args.seed)
+    out = Path(args.out) if args.out else None
+    if out is not None and (out / CHECKPOINT).exists() and not args.json:
+        print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
+    result = pretrain(
+        model,
+        data,
+        target=args.target,
+        kinds=args.kinds,
+        tol=args.tol,
+        patience=args.patience,
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch,
+        time_steps=args.time,
+        time_points=args.time_points,
+        method=args.method,
+        seed=args.seed,
+        rescale=args.rescale,
+        shuffle=args.shuffle,
+        checkpoint=out,
+        progress=False if args.quiet or args.json else None,
+    )
+    if out is not None:
+        save(model, out / "pretrained.pt", pretrain=result.summary())
+        (out / "history.jsonl").write_text(history_jsonl(result.history))
+        if result.report is not None:
+            (out / "report.json").write_text(json.dumps(result.report.to_dict(), indent=2))
+    if result.stopped == "interrupted":
+        print(f"interrupted after {result.steps} steps; run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps({"before": before.to_dict(), "result": result.summary()}, indent=2))
+        return 0
+    print("before pre-training:\n" + before.table(target=result.target, tol=args.tol))
+    print(f"\n{result.stopped} after {result.steps} steps in {result.seconds:.1f} s: {result.message}\n")
+    assert result.report is not None
+    print("after pre-training:\n" + result.report.table(tol=args.tol))
+    if out is not None:
+        print(f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}, {out / 'report.json'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

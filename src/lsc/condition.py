@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .checks import NonFiniteError, check_positive, unknown_name
 from .grid import DEFAULT_TIME_POINTS, KINDS, check_kinds, edges, pick_time_points, prepare, trajectory
-from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, estimate, resolve_method
+from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, estimate_all, resolve_method, rows_within_budget
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -139,6 +139,8 @@ class StabilityReport:
 
     def table(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> str:
         """The report as a text table with the gap to ``target`` (the report's own by default)."""
+        if not (tol >= 0):
+            raise ValueError(f"tol must be >= 0, got {tol}")
         goal = self.targets_for(target)
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         lines = [
@@ -163,6 +165,15 @@ class StabilityReport:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def estimator_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """The generator for start vectors, probes and sub-matrices: seeded from ``seed`` but
+    offset, so its stream never repeats the one ``torch.manual_seed(seed)`` gave the
+    user's data or weights."""
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed) + 0x5EED_15C)
 
 
 def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method: str) -> EdgeStat:
@@ -222,16 +233,26 @@ def measure(
     B, T = xb.shape[0], xb.shape[1]
     goal = resolve_target(target, stack.num_layers, T)
     times = pick_time_points(T, time_points)
-    p = next(stack.parameters(), None)
-    dev = p.device if p is not None else xb.device
-    gen = None if seed is None else torch.Generator(device=dev).manual_seed(int(seed))
-    stats = []
+    gen = estimator_generator(seed, stack.device)
+    size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
+    per_call = max(1, rows_within_budget(size, steps, xb.element_size() if xb.is_floating_point() else 4) // B)
+    found, shapes, values = [], [], []
     with torch.no_grad():
         traj = trajectory(stack, xb, times)
-        for e in edges(stack, traj, kinds):
-            J = e.jacobian.square(gen) if quantity == "radius" else e.jacobian
-            values = estimate(J, quantity, method, steps=steps, probes=probes, generator=gen)
-            stats.append(_stat(e.kind, e.layer, values, J.shape, resolve_method(method, J)))
+        for i in range(0, len(times), per_call):  # bounded memory: a few time points per call
+            part = edges(stack, traj.part(i, i + per_call), kinds)
+            ops = [e.jacobian.square(gen) if quantity == "radius" else e.jacobian for e in part]
+            vals = estimate_all(ops, quantity, method, steps=steps, probes=probes, generator=gen)
+            if not found:
+                found, shapes = part, ops
+                values = [[v] for v in vals]
+            else:
+                for acc, v in zip(values, vals):
+                    acc.append(v)
+    stats = [
+        _stat(e.kind, e.layer, torch.cat(v), J.shape, resolve_method(method, J, quantity, probes))
+        for e, J, v in zip(found, shapes, values)
+    ]
     seconds = time.perf_counter() - start
     return StabilityReport(stats, method, quantity, goal, stack.num_layers, T, times, B, steps, seed, seconds)
 

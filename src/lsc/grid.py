@@ -55,6 +55,15 @@ class Trajectory:
     previous: list[Tensor]
     states: list[Tensor]
     raw: Tensor
+    batch: int
+
+    def part(self, start: int, stop: int) -> "Trajectory":
+        """Only the time points ``times[start:stop]``."""
+        rows = slice(start * self.batch, stop * self.batch)
+        cut = lambda ts: [t[rows] for t in ts]  # noqa: E731
+        return Trajectory(
+            self.times[start:stop], cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch
+        )
 
 
 def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_TIME_POINTS) -> tuple[int, ...]:
@@ -64,6 +73,8 @@ def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_
         if spec != "all":
             raise ValueError(f"time points must be 'all', a count or a list of steps, got {spec!r}")
         return tuple(range(time_steps))
+    if isinstance(spec, bool) or isinstance(spec, float):
+        raise ValueError(f"time points must be 'all', a count or a list of steps, got {spec!r}")
     if isinstance(spec, int):
         if spec < 1:
             raise ValueError(f"the number of time points must be >= 1, got {spec}")
@@ -77,23 +88,20 @@ def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_
     return tuple(steps)
 
 
-def _dtype(stack: nn.Module) -> torch.dtype:
-    p = next((p for p in stack.parameters() if p.is_floating_point()), None)
-    return p.dtype if p is not None else torch.get_default_dtype()
-
-
-def _device(stack: nn.Module) -> torch.device:
-    p = next(stack.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
     """The model as a :class:`Stack` and its input validated, batch-first, on its device."""
     stack = as_stack(model)
-    check_parameters_finite(stack)
-    x = stack.check_input(x).to(_device(stack))
+    if any(p.is_meta for p in stack.parameters()):
+        raise ValueError(
+            "the model's parameters are on the 'meta' device (no values); materialise them first "
+            "(model.to_empty(device=...) and load or initialise the weights)"
+        )
+    if stack.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"lsc measures float32 or float64 models, got {stack.dtype}; use model.float() for the measurement")
+    check_parameters_finite(getattr(stack, "source", stack))
+    x = stack.check_input(x).to(stack.device)
     if x.is_floating_point():
-        x = x.to(_dtype(stack))
+        x = x.to(stack.dtype)
     return stack, x
 
 
@@ -101,7 +109,7 @@ def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
 def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
     """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid."""
     B = x.shape[0]
-    states = stack.init_states(B, device=x.device, dtype=_dtype(stack))
+    states = stack.init_states(B, device=x.device, dtype=stack.dtype)
     L = stack.num_layers
     rec: dict[str, list[list[Tensor]]] = {k: [[] for _ in range(L)] for k in ("inputs", "previous", "states")}
     raw = []
@@ -124,11 +132,9 @@ def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
             u = cell.output(u, new)
             states[l] = new
     cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
-    return Trajectory(tuple(sorted(wanted)), cat(rec["inputs"]), cat(rec["previous"]), cat(rec["states"]), torch.cat(raw))
-
-
-def _time(cell: Cell, u: Tensor, s: Tensor) -> Tensor:
-    return cell.transition(u, s)
+    return Trajectory(
+        tuple(sorted(wanted)), cat(rec["inputs"]), cat(rec["previous"]), cat(rec["states"]), torch.cat(raw), B
+    )
 
 
 def _depth(below: Cell, cell: Cell, u_below: Tensor, s_prev: Tensor, s_below: Tensor) -> Tensor:
@@ -144,12 +150,10 @@ def _decoder(decoder: nn.Module, cell: Cell, u: Tensor, s: Tensor) -> Tensor:
 
 
 def available_kinds(stack: Stack) -> tuple[str, ...]:
-    """The edge kinds ``stack`` has (no depth edge with one layer, no decoder edge without one)."""
-    return tuple(
-        k
-        for k in KINDS
-        if not (k == "depth" and stack.num_layers < 2) and not (k == "decoder" and stack.decoder is None)
-    )
+    """The edge kinds ``stack`` has (no depth edge with one layer, no decoder edge without
+    one, no time edge in a feed-forward stack)."""
+    missing = {"depth": stack.num_layers < 2, "decoder": stack.decoder is None, "time": not stack.recurrent}
+    return tuple(k for k in KINDS if not missing.get(k, False))
 
 
 def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
@@ -159,11 +163,13 @@ def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
         return have
     if isinstance(kinds, str):
         kinds = [kinds]
+    if not kinds:
+        raise ValueError(f"no edge kinds given; choose from {', '.join(have)}")
     for k in kinds:
         if k not in KINDS:
             raise unknown_name("edge kind", k, KINDS)
         if k not in have:
-            why = "it has one layer" if k == "depth" else "it has no decoder"
+            why = {"depth": "it has one layer", "decoder": "it has no decoder", "time": "it is feed-forward"}[k]
             raise ValueError(f"the model has no {k} edge ({why}); it has {', '.join(have)}")
     return tuple(k for k in KINDS if k in kinds)
 
@@ -186,7 +192,7 @@ def edges(stack: Stack, traj: Trajectory, kinds: Sequence[str]) -> list[Edge]:
             fn = partial(_depth, cells[l - 1], cell, traj.inputs[l - 1], traj.previous[l])
             out.append(Edge("depth", l, LocalJacobian.of(fn, traj.states[l - 1])))
         if "time" in kinds:
-            out.append(Edge("time", l, LocalJacobian.of(partial(_time, cell, traj.inputs[l]), traj.previous[l])))
+            out.append(Edge("time", l, LocalJacobian.of(partial(cell.transition, traj.inputs[l]), traj.previous[l])))
     if "decoder" in kinds:
         assert stack.decoder is not None
         fn = partial(_decoder, stack.decoder, cells[-1], traj.inputs[-1])

@@ -1,8 +1,10 @@
 """Models that follow the step protocol, and adapters for ``torch.nn`` recurrent modules."""
 
+from .activations import ACTIVATIONS
 from .adapters import adapt_torch_rnn, as_stack
 from .cell import Cell
-from .elman import ACTIVATIONS, ElmanCell
+from .elman import ElmanCell
+from .ffn import FFN, DenseCell
 from .gru import GRUCell
 from .lstm import LSTMCell
 from .registry import cell_names, make_cell, register_cell
@@ -11,6 +13,8 @@ from .stacked import Stack, StackedRNN
 __all__ = [
     "ACTIVATIONS",
     "Cell",
+    "DenseCell",
+    "FFN",
     "ElmanCell",
     "GRUCell",
     "LSTMCell",

@@ -56,8 +56,9 @@ def as_stack(model: nn.Module) -> Stack:
     """The :class:`Stack` the stability grid should see for ``model``.
 
     Accepts a :class:`Stack` (e.g. :class:`StackedRNN`), a ``torch.nn`` LSTM/GRU/RNN
-    module or cell, or any module with a ``cells`` sequence of :class:`Cell`
-    (plus optional ``encoder``/``decoder``/``batch_first``).
+    module or cell, or any module with a ``cells`` sequence of :class:`Cell` (plus
+    optional ``encoder``/``decoder``/``batch_first``/``input_size``). A stack made
+    for another module keeps it as ``stack.source``.
     """
     if isinstance(model, Stack):
         return model
@@ -67,12 +68,15 @@ def as_stack(model: nn.Module) -> Stack:
     if cells is not None and len(cells) and all(
         hasattr(c, "transition") and hasattr(c, "output") and hasattr(c, "state_size") for c in cells
     ):
-        return Stack(
+        stack = Stack(
             list(cells),
             getattr(model, "encoder", None),
             getattr(model, "decoder", None),
             batch_first=getattr(model, "batch_first", True),
+            input_size=getattr(model, "input_size", None),
         )
+        stack.source = model
+        return stack
     raise TypeError(
         f"lsc cannot see the recurrence of a {type(model).__name__}: it is not a torch.nn.LSTM/GRU/RNN "
         "(or LSTMCell/GRUCell/RNNCell), not an lsc.models.StackedRNN, and has no `cells` that follow "

@@ -2,30 +2,20 @@
 
     h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
 
-with phi one of :data:`ACTIVATIONS`. The LSC paper's "RNN ReLU" (rsimplernn) and
+with phi one of :data:`lsc.models.activations.ACTIVATIONS`. The LSC paper's "RNN ReLU" (rsimplernn) and
 "RNN sigma" (ssimplernn) are phi = relu and phi = sigmoid (lsc_paper.md 3).
 ``identity`` gives a linear recurrence (analytic test cases).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..checks import unknown_name
+from .activations import activation
 from .torch_layout import TorchLayoutCell
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-    "silu": F.silu,
-    "swish": F.silu,
-    "identity": lambda a: a,
-}
 _FUSED = {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu}
 
 
@@ -44,12 +34,11 @@ class ElmanCell(TorchLayoutCell):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if nonlinearity not in ACTIVATIONS:
-            raise unknown_name("Elman nonlinearity", nonlinearity, ACTIVATIONS)
+        phi = activation(nonlinearity, "Elman nonlinearity")
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         self.hidden_size = self.state_size = hidden_size
         self.nonlinearity = nonlinearity
-        self._phi = ACTIVATIONS[nonlinearity]
+        self._phi = phi
 
     def transition(self, x: Tensor, state: Tensor) -> Tensor:
         return self._phi(F.linear(x, self.weight_ih, self.bias_ih) + F.linear(state, self.weight_hh, self.bias_hh))

@@ -28,6 +28,7 @@ class Stack(nn.Module):
         decoder: nn.Module | None = None,
         *,
         batch_first: bool = True,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         if len(cells) == 0:
@@ -36,19 +37,41 @@ class Stack(nn.Module):
         self.encoder = encoder if encoder is not None else nn.Identity()
         self.decoder = decoder
         self.batch_first = batch_first
+        self._input_size = input_size
 
     @property
     def num_layers(self) -> int:
         return len(self.cells)
 
     @property
-    def input_size(self) -> int:
-        """Feature size of the raw float input (embedding dimension for token input)."""
+    def recurrent(self) -> bool:
+        """False when no cell reads its previous state (a feed-forward stack: no time edges)."""
+        return any(getattr(c, "recurrent", True) for c in self.cells)
+
+    @property
+    def input_size(self) -> int | None:
+        """Feature size of the raw float input (embedding dimension for token input);
+        ``None`` when a custom encoder hides it and none was declared."""
+        if self._input_size is not None:
+            return self._input_size
         if isinstance(self.encoder, nn.Linear):
             return self.encoder.in_features
         if isinstance(self.encoder, nn.Embedding):
             return self.encoder.embedding_dim
-        return self.cells[0].input_size
+        if isinstance(self.encoder, nn.Identity):
+            return self.cells[0].input_size
+        return None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the first floating parameter (the default dtype if none)."""
+        p = next((p for p in self.parameters() if p.is_floating_point()), None)
+        return p.dtype if p is not None else torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
 
     @property
     def takes_tokens(self) -> bool:
@@ -93,11 +116,9 @@ class Stack(nn.Module):
         else:
             if x.dim() != 3:
                 hint = " (for one sequence use x.unsqueeze(0))" if x.dim() == 2 else ""
-                raise ValueError(
-                    f"input must have shape {bt}, features) with features = {self.input_size}, "
-                    f"got shape {tuple(x.shape)}{hint}"
-                )
-            if x.shape[-1] != self.input_size:
+                want = f" with features = {self.input_size}" if self.input_size is not None else ""
+                raise ValueError(f"input must have shape {bt}, features){want}, got shape {tuple(x.shape)}{hint}")
+            if self.input_size is not None and x.shape[-1] != self.input_size:
                 raise ValueError(
                     f"input has {x.shape[-1]} features but the model's first layer takes "
                     f"{self.input_size}; got shape {tuple(x.shape)}"
@@ -114,17 +135,13 @@ class Stack(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Outputs for a whole sequence (time axis as given), stepping every cell."""
         xb = self.check_input(x)
-        states = self.init_states(xb.shape[0], device=xb.device, dtype=self._float_dtype())
+        states = self.init_states(xb.shape[0], device=xb.device, dtype=self.dtype)
         ys = []
         for t in range(xb.shape[1]):
             y, states = self.step(xb[:, t], states)
             ys.append(y)
         y = torch.stack(ys, dim=1)
         return y if self.batch_first else y.transpose(0, 1)
-
-    def _float_dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
-        return p.dtype if p is not None else torch.get_default_dtype()
 
 
 class StackedRNN(Stack):

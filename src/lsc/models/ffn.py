@@ -1,0 +1,97 @@
+"""Feed-forward networks as the T = 1 case of the grid (DESIGN.md section 1).
+
+Layer l computes h^l = phi(W_l h^{l-1} + b_l) with a ``torch.nn.Linear``; its depth
+Jacobian is diag(phi'(a_l)) W_l. The first layer's Jacobian is the encoder edge, the
+readout's the decoder edge. Each layer is a :class:`DenseCell` whose transition
+ignores the (unused) previous state, so the stack has no time edges.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .activations import activation
+from .cell import Cell
+from .stacked import Stack
+
+
+class DenseCell(Cell):
+    """One feed-forward layer ``phi(linear(x))`` seen as a cell without recurrence."""
+
+    recurrent = False  # its transition ignores the previous state: no time edge
+
+    def __init__(self, input_size: int, width: int, activation_name: str = "relu", bias: bool = True) -> None:
+        phi = activation(activation_name)
+        super().__init__()
+        self.linear = nn.Linear(input_size, width, bias=bias)
+        self.input_size = input_size
+        self.hidden_size = self.state_size = width
+        self.activation = activation_name
+        self._phi = phi
+
+    def transition(self, x: Tensor, state: Tensor | None) -> Tensor:
+        return self._phi(self.linear(x))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation!r}"
+
+
+class FFN(Stack):
+    """``depth`` x [Linear(width) -> activation] -> Linear(output_size).
+
+    Input is (batch, features); the grid sees it as a sequence of length 1.
+
+    Example::
+
+        net = FFN(depth=30, width=128, activation="relu", input_size=784, output_size=10)
+        logits = net(torch.randn(64, 784))
+    """
+
+    def __init__(
+        self,
+        depth: int = 30,
+        width: int = 128,
+        activation: str = "relu",
+        input_size: int = 784,
+        output_size: int | None = 10,
+        *,
+        bias: bool = True,
+    ) -> None:
+        for name, value in (("depth", depth), ("width", width), ("input_size", input_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"FFN {name} must be an integer >= 1, got {value!r}")
+        cells = [DenseCell(input_size if l == 0 else width, width, activation, bias) for l in range(depth)]
+        decoder = nn.Linear(width, output_size, bias=bias) if output_size else None
+        super().__init__(cells, None, decoder)
+        self.config = {
+            "depth": depth,
+            "width": width,
+            "activation": activation,
+            "input_size": input_size,
+            "output_size": output_size,
+            "bias": bias,
+        }
+
+    def check_input(self, x: object) -> Tensor:
+        """(batch, features) -> (batch, 1, features); (batch, 1, features) is accepted too."""
+        if isinstance(x, Tensor) and x.dim() == 2:
+            x = x.unsqueeze(1)
+        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] != 1:
+            raise ValueError(f"a feed-forward network takes (batch, features) input, got shape {tuple(x.shape)}")
+        return super().check_input(x)
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        """(batch, features) -> (batch, output_size) (or the last hidden layer)."""
+        squeeze = x.dim() == 2
+        u = self.check_input(x)[:, 0]
+        for cell in self.cells:
+            u = cell.transition(u, None)  # feed-forward: no previous state
+        y = self.decoder(u) if self.decoder is not None else u
+        return y if squeeze else y.unsqueeze(1)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The ``torch.nn.Linear`` layers in order, the readout last."""
+        out = [c.linear for c in self.cells]
+        return out + [self.decoder] if isinstance(self.decoder, nn.Linear) else out
+

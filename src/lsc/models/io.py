@@ -1,0 +1,63 @@
+"""Model files: ``save(model, path)`` writes the weights and what is needed to rebuild
+the model; ``load(path)`` rebuilds it. Works for ``StackedRNN``, ``FFN`` and
+``torch.nn.LSTM/GRU/RNN``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checks import unknown_name
+from .ffn import FFN
+from .stacked import StackedRNN
+
+FORMAT = "lsc-model/1"
+_TORCH = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN": nn.RNN}
+_TORCH_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
+
+
+def describe(model: nn.Module) -> dict[str, object]:
+    """The constructor call that rebuilds ``model``: {"class": ..., "config": {...}}."""
+    if isinstance(model, (StackedRNN, FFN)):
+        return {"class": type(model).__name__, "config": dict(model.config)}
+    for name, cls in _TORCH.items():
+        if type(model) is cls:
+            config = {k: getattr(model, k) for k in _TORCH_KEYS}
+            if name == "LSTM":
+                config["proj_size"] = model.proj_size
+            if name == "RNN":
+                config["nonlinearity"] = model.nonlinearity
+            return {"class": name, "config": config}
+    raise TypeError(
+        f"lsc cannot describe a {type(model).__name__} for saving; save its state_dict with torch.save instead"
+    )
+
+
+def save(model: nn.Module, path: str | Path, **extra: object) -> None:
+    """Write ``model`` (weights + constructor config) and ``extra`` entries to ``path``."""
+    blob = {"format": FORMAT, **describe(model), "state_dict": model.state_dict(), **extra}
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def build(description: dict[str, object]) -> nn.Module:
+    """A fresh model from a :func:`describe` dictionary."""
+    name = description.get("class")
+    classes = {"StackedRNN": StackedRNN, "FFN": FFN, **_TORCH}
+    if name not in classes:
+        raise unknown_name("model class", name, classes)
+    return classes[name](**description["config"])  # type: ignore[operator, arg-type]
+
+
+def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> nn.Module:
+    """Rebuild the model saved at ``path`` (by :func:`save` or ``lsc pretrain``)."""
+    blob = torch.load(Path(path), map_location=map_location, weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an lsc model file (expected format {FORMAT!r})")
+    model = build(blob)
+    model.load_state_dict(blob["state_dict"])
+    return model

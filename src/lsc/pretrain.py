@@ -1,0 +1,381 @@
+"""Pre-training to the Local Stability Condition (Herranz-Celotti & Rouat; lsc_paper.md 2).
+
+Each step draws a batch, runs the model without a graph along its own trajectory to a
+few random time points, estimates every chosen edge's per-sample spectral radius
+differentiably (matrix-free, :mod:`lsc.jacobian`), and takes one optimiser step on
+
+    loss = mean over edges of mean over samples of (rho_b - target_edge)^2
+
+which is E[(rho - rho*)^2], so it also narrows the spread of the radii (lsc_paper.md
+1.3). The model's own parameters change in place; nothing else of it does.
+
+Stopping: every edge's batch-mean radius within ``tol`` of its target for ``patience``
+consecutive steps (converged), or ``max_steps`` / ``max_seconds``. The weights whose
+worst edge gap was smallest are kept and left in the model at the end. A loss or a
+trajectory that turns NaN/inf (or explodes) stops the run and restores those weights.
+With ``checkpoint=DIR`` the run saves its state there and a later call with the same
+directory resumes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .batches import input_batches
+from .checks import NonFiniteError, check_positive, unknown_name
+from .condition import StabilityReport, Target, estimator_generator, measure, resolve_target
+from .grid import check_kinds, edges, trajectory
+from .heuristics import rescale_towards_target, shuffle_weights
+from .jacobian import estimate_all
+from .models import Stack, as_stack
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+DEFAULT_KINDS = ("encoder", "time", "depth")
+EXPLODED = 1e6  # a loss above this means the radii ran away
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` did. ``best_state`` are the weights left in the model."""
+
+    converged: bool
+    stopped: str  # "converged" | "max_steps" | "max_seconds" | "diverged" | "interrupted"
+    message: str
+    steps: int
+    seconds: float
+    best_step: int
+    best_gap: float
+    target: dict[str, float]
+    history: list[dict[str, object]] = field(repr=False)
+    best_state: dict[str, Tensor] = field(repr=False)
+    report: StabilityReport | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready summary (no weights, no history)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("history", "best_state", "report")}
+        d["report"] = self.report.to_dict() if self.report is not None else None
+        return d
+
+
+def edge_key(kind: str, layer: int) -> str:
+    """How history rows name an edge: ``"time:3"``."""
+    return f"{kind}:{layer}"
+
+
+def _targets(stack: Stack, target: Target, kinds: Sequence[str], time_steps: int, decoder_target: float) -> dict[str, float]:
+    goal = resolve_target(target, stack.num_layers, time_steps)
+    if "decoder" in kinds and "decoder" not in goal:
+        goal["decoder"] = check_positive(decoder_target, "decoder_target")
+    missing = [k for k in kinds if k not in goal]
+    if missing:
+        raise ValueError(f"the target names no value for the {', '.join(missing)} edges being pre-trained")
+    return {k: v for k, v in goal.items() if k in kinds}
+
+
+def _optimizer(spec: str | Callable[..., torch.optim.Optimizer], params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if isinstance(spec, str):
+        if spec not in OPTIMIZERS:
+            raise unknown_name("optimizer", spec, OPTIMIZERS)
+        return OPTIMIZERS[spec](params, lr=lr)
+    return spec(params, lr=lr)
+
+
+def _progress(enabled: bool | None, total: int) -> object | None:
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: stay quiet
+        return None
+    return tqdm(total=total, desc="pretrain", unit="step", leave=False, dynamic_ncols=True)
+
+
+def pretrain(
+    model: nn.Module,
+    data: Tensor | Iterable[object] | None = None,
+    *,
+    target: Target = "auto",
+    kinds: Sequence[str] | None = None,
+    decoder_target: float = 1.0,
+    tol: float = 0.02,
+    patience: int = 5,
+    max_steps: int = 1000,
+    max_seconds: float | None = None,
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    time_steps: int = 50,
+    time_points: int = 2,
+    edges_per_step: int | None = None,
+    method: str = "auto",
+    krylov_steps: int = 40,
+    rtol: float = 1e-2,
+    seed: int | None = 0,
+    rescale: bool = False,
+    shuffle: float = 0.0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 25,
+    progress: bool | None = None,
+    callback: Callable[[dict[str, object]], None] | None = None,
+) -> PretrainResult:
+    """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
+
+    Args:
+        model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
+            step protocol sees (:func:`lsc.models.as_stack`).
+        data: input batches: a tensor (random mini-batches of ``batch_size``), a
+            ``DataLoader`` or iterable (tuples give their first element), or ``None``
+            for Gaussian input of (batch_size, time_steps, features).
+        target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
+            ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
+        kinds: edge kinds that take part (default: time, depth, encoder; add
+            ``"decoder"`` to include it, with ``decoder_target`` unless ``target`` names it).
+        tol, patience: converged when every edge's mean is within ``tol`` of its
+            target for ``patience`` consecutive steps.
+        max_steps, max_seconds: budgets.
+        optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop`` or a callable
+            ``(params, lr=...) -> Optimizer``.
+        time_points: random time points per step (the trajectory runs to the latest).
+        edges_per_step: train on this many randomly chosen edges per step (the
+            reference samples one layer pair per FFN step); ``None``: all of them.
+        method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`).
+        seed: seeds batches, time points, sub-matrices and Krylov start vectors.
+        rescale, shuffle: the reference code's weight rescaling / shuffling
+            (:mod:`lsc.heuristics`), off by default.
+        checkpoint: a directory; the run saves its state there every
+            ``checkpoint_every`` steps and when stopped, and resumes from it.
+        progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
+        callback: called with each step's history row.
+    """
+    stack = as_stack(model)
+    params = [p for p in stack.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
+    for name, value in (("max_steps", max_steps), ("patience", patience), ("time_points", time_points)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    if not 0.0 <= shuffle <= 1.0:
+        raise ValueError(f"shuffle is a probability per step, got {shuffle}")
+    check_positive(lr, "lr")
+    device = params[0].device
+    gen = estimator_generator(seed, device)
+    batches = input_batches(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen, device=device)
+    kinds = check_kinds(stack, [k for k in DEFAULT_KINDS if k in check_kinds(stack, None)] if kinds is None else kinds)
+
+    first = stack.check_input(next(batches))
+    goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
+    opt = _optimizer(optimizer, params, lr)
+    state = _RunState()
+    ckpt = Path(checkpoint) / CHECKPOINT if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = _resume(ckpt, model, opt, gen, goal)
+    stopped, message = "max_steps", f"reached max_steps={max_steps}"
+    if state.stopped:  # a finished run: nothing left to do
+        stopped, message = state.stopped, state.message
+        max_steps = state.step
+
+    bar = _progress(progress, max_steps)
+    if bar is not None:
+        bar.update(state.step)  # type: ignore[attr-defined]
+    start = time.perf_counter() - state.seconds
+    pending: Tensor | None = first if state.step == 0 else None
+    try:
+        while state.step < max_steps:
+            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+                stopped, message = "max_seconds", f"reached max_seconds={max_seconds}"
+                break
+            xb = pending if pending is not None else stack.check_input(next(batches))
+            pending = None
+            xb = xb.to(device)
+            row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
+            row["step"] = state.step
+            row["seconds"] = round(time.perf_counter() - start, 4)
+            state.history.append(row)
+            if callback is not None:
+                callback(row)
+            if bar is not None:
+                bar.set_postfix(_postfix(row), refresh=False)  # type: ignore[attr-defined]
+                bar.update(1)  # type: ignore[attr-defined]
+            if not math.isfinite(row["loss"]) or row["loss"] > EXPLODED:  # type: ignore[arg-type]
+                stopped, message = "diverged", f"the radius loss became {row['loss']} at step {state.step}"
+                break
+            gap = float(row["worst_gap"])  # type: ignore[arg-type]
+            if gap < state.best_gap:
+                state.best_gap, state.best_step = gap, state.step
+                state.best_state = copy.deepcopy(model.state_dict())
+            state.within = state.within + 1 if gap <= tol else 0
+            if state.within >= patience:
+                stopped, message = "converged", f"every edge within {tol} of its target for {patience} steps"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if rescale:
+                rescale_towards_target(stack, _edge_means(row), goal)
+            if shuffle:
+                shuffle_weights(stack, shuffle, gen)
+            state.step += 1
+            if ckpt is not None and state.step % checkpoint_every == 0:
+                _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
+    except NonFiniteError as exc:
+        stopped, message = "diverged", str(exc)
+    except KeyboardInterrupt:
+        stopped, message = "interrupted", "interrupted; run again with the same checkpoint directory to resume"
+    finally:
+        if bar is not None:
+            bar.close()  # type: ignore[attr-defined]
+    seconds = time.perf_counter() - start
+    if ckpt is not None:
+        if stopped != "interrupted":
+            state.stopped, state.message = stopped, message
+        _save(ckpt, model, opt, gen, goal, state, seconds)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+        if stopped == "diverged":
+            message += f"; restored the best weights (step {state.best_step}, worst gap {state.best_gap:.4f})"
+    best_state = state.best_state if state.best_state is not None else copy.deepcopy(model.state_dict())
+    report = None
+    if stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
+        report = measure(model, next(batches).to(device), target=goal, kinds=kinds, seed=seed)
+    return PretrainResult(
+        converged=stopped == "converged",
+        stopped=stopped,
+        message=message,
+        steps=state.step,
+        seconds=seconds,
+        best_step=state.best_step,
+        best_gap=state.best_gap,
+        target=goal,
+        history=state.history,
+        best_state=best_state,
+        report=report,
+    )
+
+
+def _step(
+    stack: Stack,
+    xb: Tensor,
+    goal: Mapping[str, float],
+    kinds: Sequence[str],
+    time_points: int,
+    edges_per_step: int | None,
+    method: str,
+    krylov_steps: int,
+    rtol: float,
+    gen: torch.Generator | None,
+) -> tuple[dict[str, object], Tensor]:
+    """One measurement of the chosen edges at random time points; returns the history
+    row and the differentiable loss."""
+    T = xb.shape[1]
+    dev = gen.device if gen is not None else "cpu"
+    k = min(time_points, T)
+    times = sorted(torch.randperm(T, generator=gen, device=dev)[:k].tolist())
+    traj = trajectory(stack, xb, times)
+    found = edges(stack, traj, kinds)
+    if edges_per_step is not None and edges_per_step < len(found):
+        pick = torch.randperm(len(found), generator=gen, device=dev)[:edges_per_step].tolist()
+        found = [found[i] for i in sorted(pick)]
+    values = estimate_all(
+        [e.jacobian for e in found], "radius", method, steps=krylov_steps, rtol=rtol, generator=gen
+    )
+    losses = [((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]
+    loss = torch.stack(losses).mean()
+    radii = {edge_key(e.kind, e.layer): float(v.detach().mean()) for e, v in zip(found, values)}
+    gaps = [abs(float(v.detach().mean()) - goal[e.kind]) for e, v in zip(found, values)]
+    row: dict[str, object] = {
+        "loss": float(loss.detach()),
+        "worst_gap": max(gaps),
+        "radii": radii,
+        "times": times,
+    }
+    return row, loss
+
+
+def _edge_means(row: Mapping[str, object]) -> dict[tuple[str, int], float]:
+    out = {}
+    for key, v in row["radii"].items():  # type: ignore[union-attr]
+        kind, layer = key.split(":")
+        out[(kind, int(layer))] = v
+    return out
+
+
+def _postfix(row: Mapping[str, object]) -> dict[str, str]:
+    by_kind: dict[str, list[float]] = {}
+    for (kind, _), v in _edge_means(row).items():
+        by_kind.setdefault(kind, []).append(v)
+    post = {"loss": f"{row['loss']:.2e}", "gap": f"{row['worst_gap']:.3f}"}
+    post.update({k: f"{sum(v) / len(v):.3f}" for k, v in by_kind.items()})
+    return post
+
+
+@dataclass
+class _RunState:
+    step: int = 0
+    within: int = 0
+    best_gap: float = math.inf
+    best_step: int = -1
+    best_state: dict[str, Tensor] | None = None
+    history: list[dict[str, object]] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: str = ""  # set once the run has finished
+    message: str = ""
+
+
+def _save(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator | None,
+    goal: Mapping[str, float],
+    state: _RunState,
+    seconds: float,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state() if gen is not None else None,
+        "goal": dict(goal),
+        "state": {**asdict(state), "seconds": seconds},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def _resume(
+    path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator | None, goal: Mapping[str, float]
+) -> _RunState:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if blob["goal"] != dict(goal):
+        raise ValueError(
+            f"{path} holds a run towards {blob['goal']}, not {dict(goal)}; use another directory or delete it"
+        )
+    model.load_state_dict(blob["model"])
+    opt.load_state_dict(blob["optimizer"])
+    if gen is not None and blob["generator"] is not None:
+        gen.set_state(blob["generator"])
+    return _RunState(**blob["state"])
+
+
+def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:
+    """The history as JSON lines."""
+    return "".join(json.dumps(row) + "\n" for row in history)

@@ -47,8 +47,8 @@ def input_batches(
 ) -> Iterator[Tensor]:
     """An endless stream of input batches in the model's own layout.
 
-    * a tensor: random mini-batches of ``batch_size`` along its batch axis (the whole
-      tensor when it is smaller), drawn with ``generator``;
+    * a tensor: random mini-batches of ``batch_size`` along its batch axis, each an
+      independent draw with ``generator`` (the whole tensor when it is smaller);
     * an iterable (e.g. a ``DataLoader``): its items in order, again and again; a
       tuple or list item contributes its first element;
     * ``None``: standard Gaussian input (batch_size, time_steps, features) (random
@@ -72,17 +72,19 @@ def input_batches(
 
 
 def _tensor_batches(stack: Stack, data: Tensor, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
+    """Each batch an independent random draw without replacement (no epoch position to
+    keep, so a run resumed with the generator's state draws the same batches)."""
     axis = 0 if stack.batch_first or data.dim() < 3 else 1
     n = data.shape[axis] if data.dim() else 0
     if n == 0:
         raise ValueError(f"data is empty (shape {tuple(data.shape)}); pass at least one sample")
+    dev = generator.device if generator is not None else "cpu"
     while True:
         if n <= batch_size:
             yield data
-            continue
-        order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-        for i in range(0, n - batch_size + 1, batch_size):
-            yield data.index_select(axis, order[i : i + batch_size].to(data.device))
+        else:
+            pick = torch.randperm(n, generator=generator, device=dev)[:batch_size]
+            yield data.index_select(axis, pick.to(data.device))
 
 
 def _noise(

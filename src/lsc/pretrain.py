@@ -119,12 +119,14 @@ def pretrain(
     max_seconds: float | None = None,
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
     lr: float = 1e-2,
+    plateau: int | None = 25,
+    smoothing: float = 0.5,
     batch_size: int = 32,
     time_steps: int = 50,
-    time_points: int = 2,
+    time_points: int = 1,
     edges_per_step: int | None = None,
-    method: str = "auto",
-    krylov_steps: int = 40,
+    method: str = "arnoldi",
+    krylov_steps: int = 30,
     rtol: float = 1e-2,
     seed: int | None = 0,
     rescale: bool = False,
@@ -147,21 +149,27 @@ def pretrain(
         kinds: edge kinds that take part (default: time, depth, encoder; add
             ``"decoder"`` to include it, with ``decoder_target`` unless ``target`` names it).
         tol, patience: converged when every edge's mean is within ``tol`` of its
-            target for ``patience`` consecutive steps.
+            target for ``patience`` consecutive steps; the mean is a running average
+            over steps (weight ``smoothing`` on the past; 0: this step's batch only).
         max_steps, max_seconds: budgets.
         optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop`` or a callable
             ``(params, lr=...) -> Optimizer``.
+        plateau: when the worst gap has not improved by 1% for this many steps, go
+            back to the best weights and go on with half the learning rate (``None``: never).
         time_points: random time points per step (the trajectory runs to the latest).
         edges_per_step: train on this many randomly chosen edges per step (the
             reference samples one layer pair per FFN step); ``None``: all of them.
-        method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`).
+        method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`);
+            Arnoldi is exact for Jacobians of at most ``krylov_steps`` rows and much
+            cheaper than ``dense`` above that.
         seed: seeds batches, time points, sub-matrices and Krylov start vectors.
         rescale, shuffle: the reference code's weight rescaling / shuffling
             (:mod:`lsc.heuristics`), off by default.
         checkpoint: a directory; the run saves its state there every
             ``checkpoint_every`` steps and when stopped, and resumes from it.
         progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
-        callback: called with each step's history row.
+        callback: called with each finished step's history row (it may raise
+            ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
     """
     stack = as_stack(model)
     params = [p for p in stack.parameters() if p.requires_grad]
@@ -172,6 +180,8 @@ def pretrain(
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     if not 0.0 <= shuffle <= 1.0:
         raise ValueError(f"shuffle is a probability per step, got {shuffle}")
     check_positive(lr, "lr")
@@ -182,11 +192,14 @@ def pretrain(
 
     first = stack.check_input(next(batches))
     goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
-    opt = _optimizer(optimizer, params, lr)
-    state = _RunState()
+    state = _RunState(lr=lr)
     ckpt = Path(checkpoint) / CHECKPOINT if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
-        state = _resume(ckpt, model, opt, gen, goal)
+        state = _resume(ckpt, model, gen, goal)
+    opt = _optimizer(optimizer, params, state.lr)
+    if state.optimizer is not None:
+        opt.load_state_dict(state.optimizer)
+        state.optimizer = None
     stopped, message = "max_steps", f"reached max_steps={max_steps}"
     if state.stopped:  # a finished run: nothing left to do
         stopped, message = state.stopped, state.message
@@ -202,37 +215,55 @@ def pretrain(
             if max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 stopped, message = "max_seconds", f"reached max_seconds={max_seconds}"
                 break
+            state.generator = gen.get_state() if gen is not None else None  # a resumed step redraws the same
             xb = pending if pending is not None else stack.check_input(next(batches))
             pending = None
-            xb = xb.to(device)
-            row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
-            row["step"] = state.step
-            row["seconds"] = round(time.perf_counter() - start, 4)
+            row, loss = _step(stack, xb.to(device), goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
+            row.update(step=state.step, seconds=round(time.perf_counter() - start, 4), lr=state.lr)
+            if not math.isfinite(row["loss"]) or row["loss"] > EXPLODED:  # type: ignore[arg-type]
+                state.history.append(row)
+                stopped, message = "diverged", f"the radius loss became {row['loss']} at step {state.step}"
+                break
+            ema = _ema(state.ema, row, smoothing)
+            gap = row["smoothed_gap"] = max(abs(v - goal[key.split(":")[0]]) for key, v in ema.items() if key in row["radii"])  # type: ignore[operator]
+            improved = gap < state.best_gap
+            snapshot = copy.deepcopy(model.state_dict()) if improved else None
+            within = state.within + 1 if gap <= tol else 0
+            if gap < state.plateau_gap * 0.99:
+                state.plateau_gap, state.plateau_step = gap, state.step
+            restart = bool(plateau) and state.step - state.plateau_step >= plateau  # type: ignore[operator]
+            converged = within >= patience
+            if not converged and not restart:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if rescale:
+                    rescale_towards_target(stack, _edge_means(row), goal)
+                if shuffle:
+                    shuffle_weights(stack, shuffle, gen)
+            del loss
+            # the step is done: commit its bookkeeping (an interrupt before here redoes it)
             state.history.append(row)
-            if callback is not None:
-                callback(row)
+            state.ema, state.within = ema, within
+            if improved:
+                state.best_gap, state.best_step, state.best_state = gap, state.step, snapshot
+            if restart and not converged:
+                # stuck, or thrown off (a saturated gate passes no gradient back): return to
+                # the best weights and go on with half the step size and fresh moments
+                model.load_state_dict(state.best_state)  # type: ignore[arg-type]
+                state.lr *= 0.5
+                opt = _optimizer(optimizer, params, state.lr)
+                state.ema, state.plateau_step = {}, state.step
+            state.step += 1
+            state.generator = None
             if bar is not None:
                 bar.set_postfix(_postfix(row), refresh=False)  # type: ignore[attr-defined]
                 bar.update(1)  # type: ignore[attr-defined]
-            if not math.isfinite(row["loss"]) or row["loss"] > EXPLODED:  # type: ignore[arg-type]
-                stopped, message = "diverged", f"the radius loss became {row['loss']} at step {state.step}"
-                break
-            gap = float(row["worst_gap"])  # type: ignore[arg-type]
-            if gap < state.best_gap:
-                state.best_gap, state.best_step = gap, state.step
-                state.best_state = copy.deepcopy(model.state_dict())
-            state.within = state.within + 1 if gap <= tol else 0
-            if state.within >= patience:
+            if callback is not None:
+                callback(row)
+            if converged:
                 stopped, message = "converged", f"every edge within {tol} of its target for {patience} steps"
                 break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if rescale:
-                rescale_towards_target(stack, _edge_means(row), goal)
-            if shuffle:
-                shuffle_weights(stack, shuffle, gen)
-            state.step += 1
             if ckpt is not None and state.step % checkpoint_every == 0:
                 _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
     except NonFiniteError as exc:
@@ -309,6 +340,16 @@ def _step(
     return row, loss
 
 
+def _ema(past: Mapping[str, float], row: Mapping[str, object], smoothing: float) -> dict[str, float]:
+    """Running means of every edge's batch-mean radius (weight ``smoothing`` on the past).
+    Per-step means over one batch are noisy; the stopping rule and the best weights
+    follow the running means."""
+    out = dict(past)
+    for key, value in row["radii"].items():  # type: ignore[union-attr]
+        out[key] = value if key not in past else smoothing * past[key] + (1 - smoothing) * value
+    return out
+
+
 def _edge_means(row: Mapping[str, object]) -> dict[tuple[str, int], float]:
     out = {}
     for key, v in row["radii"].items():  # type: ignore[union-attr]
@@ -335,8 +376,14 @@ class _RunState:
     best_state: dict[str, Tensor] | None = None
     history: list[dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
+    ema: dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0
+    plateau_gap: float = math.inf
+    plateau_step: int = 0
     stopped: str = ""  # set once the run has finished
     message: str = ""
+    optimizer: dict[str, object] | None = None  # optimiser state read from a checkpoint
+    generator: Tensor | None = None  # generator state at the start of the step under way
 
 
 def _save(
@@ -351,29 +398,26 @@ def _save(
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "generator": gen.get_state() if gen is not None else None,
+        "optimizer": opt.state_dict(),  # restored into state.optimizer on resume
+        "generator": state.generator if state.generator is not None else (gen.get_state() if gen is not None else None),
         "goal": dict(goal),
-        "state": {**asdict(state), "seconds": seconds},
+        "state": {**asdict(state), "seconds": seconds, "optimizer": None, "generator": None},
     }
     tmp = path.with_suffix(".tmp")
     torch.save(blob, tmp)
     tmp.replace(path)
 
 
-def _resume(
-    path: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator | None, goal: Mapping[str, float]
-) -> _RunState:
+def _resume(path: Path, model: nn.Module, gen: torch.Generator | None, goal: Mapping[str, float]) -> _RunState:
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if blob["goal"] != dict(goal):
         raise ValueError(
             f"{path} holds a run towards {blob['goal']}, not {dict(goal)}; use another directory or delete it"
         )
     model.load_state_dict(blob["model"])
-    opt.load_state_dict(blob["optimizer"])
     if gen is not None and blob["generator"] is not None:
         gen.set_state(blob["generator"])
-    return _RunState(**blob["state"])
+    return _RunState(**{**blob["state"], "optimizer": blob["optimizer"]})
 
 
 def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:

@@ -1,0 +1,205 @@
+"""lsc.pretrain: reaches the targets (checked by an independent dense measurement),
+changes the user's own module in place, is deterministic, resumes, and refuses bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import lsc
+from lsc.checks import NonFiniteError
+from lsc.cli import main
+from lsc.models import FFN, StackedRNN
+
+
+def rnn(cell: str, layers: int = 5, width: int = 64) -> StackedRNN:
+    torch.manual_seed(0)
+    opts = {"nonlinearity": "tanh"} if cell == "elman" else {}
+    return StackedRNN(cell, input_size=8, hidden_size=width, num_layers=layers, **opts)
+
+
+def worst_time_depth_gap(model: nn.Module, target, T: int = 20) -> float:
+    """An independent check on fresh data from the training distribution."""
+    check = lsc.measure(model, torch.randn(32, T, 8), method="dense", target=target, kinds=["time", "depth"], seed=7)
+    return max(abs(g) for g in check.gaps())
+
+
+def check_pretraining(cell: str, target, layers: int, width: int, max_steps: int = 300) -> None:
+    model = rnn(cell, layers, width)
+    result = lsc.pretrain(model, torch.randn(64, 20, 8), target=target, max_steps=max_steps, progress=False)
+    assert result.steps > 0 and result.report is not None
+    assert worst_time_depth_gap(model, target) <= 0.05, result.message
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "elman"])
+def test_pretraining_reaches_half_on_a_small_stack(cell):
+    # time and depth edges settle within ~60 steps; the 8 x 8 encoder blocks keep the run
+    # from declaring convergence (their spread holds their mean a little below target)
+    check_pretraining(cell, 0.5, layers=3, width=32, max_steps=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [0.5, 1.0, "unbalanced"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "elman"])
+def test_pretraining_reaches_every_target_on_five_layers_of_64(cell, target):
+    check_pretraining(cell, target, layers=5, width=64)
+
+
+def test_unbalanced_targets_follow_depth_and_length():
+    model = rnn("gru", layers=3, width=32)
+    result = lsc.pretrain(model, torch.randn(64, 20, 8), target="unbalanced", max_steps=300, progress=False)
+    assert result.target == {"encoder": 3 / 23, "time": 20 / 23, "depth": 3 / 23}
+    assert worst_time_depth_gap(model, "unbalanced") <= 0.05
+
+
+def test_users_lstm_is_pretrained_in_place_and_stays_an_lstm():
+    torch.manual_seed(0)
+    user = nn.LSTM(8, 32, num_layers=3, batch_first=True)
+    before = {k: v.clone() for k, v in user.state_dict().items()}
+    result = lsc.pretrain(user, torch.randn(64, 20, 8), target=0.5, max_steps=60, progress=False)
+    assert type(user) is nn.LSTM
+    assert any(not torch.equal(before[k], v) for k, v in user.state_dict().items())
+    for k, v in result.best_state.items():
+        assert torch.equal(v, user.state_dict()[k])  # the best weights are the ones left in the model
+    assert worst_time_depth_gap(user, 0.5) <= 0.05
+    out, _ = user(torch.randn(2, 5, 8))  # still runs as a plain nn.LSTM
+    assert out.shape == (2, 5, 32)
+
+
+@pytest.mark.parametrize("activation", ["relu", pytest.param("sin", marks=pytest.mark.slow), pytest.param("cos", marks=pytest.mark.slow)])
+def test_deep_ffn_reaches_radius_one_on_every_layer(activation):
+    torch.manual_seed(0)
+    net = FFN(depth=30, width=128, activation=activation, input_size=64, output_size=10)
+    lsc.pretrain(net, torch.randn(512, 64), target=1.0, max_steps=400, progress=False)
+    check = lsc.measure(net, torch.randn(256, 64), method="dense", target=1.0)
+    assert max(abs(g) for g in check.gaps() if g is not None) <= 0.05
+
+
+def test_one_edge_per_step_as_the_reference_does_for_ffns():
+    torch.manual_seed(0)
+    net = FFN(depth=6, width=32, activation="tanh", input_size=16, output_size=4)
+    res = lsc.pretrain(net, torch.randn(128, 16), target=1.0, edges_per_step=1, max_steps=40, progress=False)
+    assert all(len(row["radii"]) == 1 for row in res.history)
+    assert len({key for row in res.history for key in row["radii"]}) > 3  # a random edge each step
+
+
+def test_pretraining_is_deterministic_given_seed():
+    results = []
+    for _ in range(2):
+        model = rnn("gru", layers=2, width=16)
+        res = lsc.pretrain(model, None, batch_size=8, time_steps=10, max_steps=15, seed=3, progress=False)
+        results.append((res.history[-1]["radii"], [p.clone() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        assert torch.equal(a, b)
+
+
+def test_data_may_be_a_dataloader_of_tuples():
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 12, 8), torch.zeros(40)), batch_size=10)
+    res = lsc.pretrain(rnn("gru", layers=2, width=16), data, max_steps=5, progress=False)
+    assert res.steps == 5 and len(res.history) == 5
+
+
+def test_decoder_takes_part_on_request_with_its_own_target():
+    torch.manual_seed(0)
+    model = StackedRNN("gru", input_size=8, hidden_size=16, num_layers=2, output_size=5)
+    res = lsc.pretrain(model, None, kinds=["time", "decoder"], max_steps=3, progress=False)
+    assert res.target == {"time": 0.5, "decoder": 1.0}
+    assert set(res.history[0]["radii"]) == {"time:0", "time:1", "decoder:1"}
+
+
+def test_bad_input_gets_clear_errors():
+    model = rnn("gru", layers=2, width=16)
+    cases = [
+        (lambda: lsc.pretrain(model, torch.randn(0, 10, 8)), ValueError, "empty"),
+        (lambda: lsc.pretrain(model, torch.randn(16, 10, 5)), ValueError, "5 features"),
+        (lambda: lsc.pretrain(model, [], max_steps=2), ValueError, "no batches"),
+        (lambda: lsc.pretrain(model, None, target=0), ValueError, "> 0"),
+        (lambda: lsc.pretrain(model, None, target=-1.0), ValueError, "> 0"),
+        (lambda: lsc.pretrain(model, None, optimizer="adamm"), ValueError, "Did you mean 'adam'"),
+        (lambda: lsc.pretrain(model, None, target={"time": 0.5}), ValueError, "no value for the encoder, depth"),
+        (lambda: lsc.pretrain(model, None, lr=0), ValueError, "lr"),
+    ]
+    for call, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            call()
+    frozen = rnn("gru", layers=2, width=16).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        lsc.pretrain(frozen, None)
+
+
+def test_divergence_restores_the_best_weights_and_says_so():
+    torch.manual_seed(0)
+    model = StackedRNN("elman", input_size=8, hidden_size=16, num_layers=2, nonlinearity="relu")
+    res = lsc.pretrain(model, torch.randn(16, 30, 8), optimizer="sgd", lr=1e6, max_steps=50, progress=False)
+    assert res.stopped == "diverged" and "restored the best weights" in res.message
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    for k, v in res.best_state.items():
+        assert torch.equal(v, model.state_dict()[k])
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    data = torch.randn(32, 12, 8)
+
+    def stop_at(step):
+        def cb(row):
+            if row["step"] == step:
+                raise KeyboardInterrupt
+        return cb
+
+    model = rnn("gru", layers=2, width=16)
+    first = lsc.pretrain(model, data, max_steps=12, tol=0.0, checkpoint=tmp_path, progress=False, callback=stop_at(5))
+    assert first.stopped == "interrupted" and (tmp_path / "checkpoint.pt").exists()
+    resumed_model = rnn("gru", layers=2, width=16)
+    second = lsc.pretrain(resumed_model, data, max_steps=12, tol=0.0, checkpoint=tmp_path, progress=False)
+    assert second.steps == 12 and [r["step"] for r in second.history] == list(range(12))
+    straight = rnn("gru", layers=2, width=16)
+    lsc.pretrain(straight, data, max_steps=12, tol=0.0, progress=False)
+    for a, b in zip(resumed_model.parameters(), straight.parameters()):
+        torch.testing.assert_close(a, b)  # resuming changes nothing
+    again = lsc.pretrain(rnn("gru", layers=2, width=16), data, max_steps=12, tol=0.0, checkpoint=tmp_path, progress=False)
+    assert again.steps == 12 and again.stopped == second.stopped  # a finished run is not redone
+
+
+def test_cli_pretrain_writes_a_loadable_model_history_and_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pretrain", "--cell", "gru", "--layers", "2", "--width", "16", "--input-size", "4", "--time", "10",
+            "--batch", "8", "--max-steps", "6", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "before pre-training" in text and "after pre-training" in text
+    model = lsc.load(out / "pretrained.pt")
+    assert isinstance(model, StackedRNN) and model.config["hidden_size"] == 16
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and {"loss", "radii", "worst_gap"} <= set(rows[0])
+    assert json.loads((out / "report.json").read_text())["edges"]
+    assert main(args + ["--json"]) == 0  # the finished run is reported again, not redone
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["result"]["steps"] == 6
+
+
+def test_cli_pretrain_ffn_and_copy_data(capsys):
+    assert main(["pretrain", "--cell", "ffn", "--layers", "4", "--width", "16", "--input-size", "8",
+                 "--batch", "16", "--max-steps", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["result"]["target"] == {"encoder": 1.0, "depth": 1.0}
+    assert main(["pretrain", "--cell", "lstm", "--layers", "2", "--width", "8", "--input-size", "5", "--time", "12",
+                 "--batch", "4", "--max-steps", "2", "--data", "copy", "--json"]) == 0
+
+
+def test_save_and_load_round_trip(tmp_path):
+    for model in (rnn("lstm", 2, 8), FFN(3, 8, "tanh", 5, 2), nn.GRU(4, 6, num_layers=2, batch_first=True)):
+        lsc.save(model, tmp_path / "m.pt")
+        loaded = lsc.load(tmp_path / "m.pt")
+        assert type(loaded) is type(model)
+        for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(a, b), k
+    torch.save({"x": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an lsc model file"):
+        lsc.load(tmp_path / "other.pt")
+
+
+def test_nonfinite_error_is_a_value_error():
+    assert issubclass(NonFiniteError, ValueError)

@@ -11,11 +11,12 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,progress]"
 	touch $@
 
 demo: $(VENV)/.ready
-	$(VENV)/bin/lsc measure --cell lstm --layers 5 --width 128 --input-size 16 --time 100 --batch 32
+	$(VENV)/bin/lsc pretrain --cell lstm --layers 5 --width 128 --input-size 16 --time 100 --batch 32 \
+		--target 0.5 --kinds time,depth --max-seconds 120 --out runs/demo
 
 test: $(VENV)/.ready
 	$(PY) -m pytest -q
@@ -25,6 +26,7 @@ test-all: $(VENV)/.ready
 
 bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_radius.py
+	$(PY) benchmarks/bench_pretrain.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -203,3 +203,50 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_nonfinite_error_is_a_value_error():
     assert issubclass(NonFiniteError, ValueError)
+
+
+def test_reference_heuristics_rescale_and_shuffle():
+    from lsc.heuristics import rescale_towards_target, shuffle_weights
+    from lsc.models import ElmanCell, Stack
+
+    torch.manual_seed(0)
+    cell = ElmanCell(3, 20, bias=False, nonlinearity="identity")
+    stack = Stack([cell])
+    before = lsc.measure(stack, torch.randn(2, 5, 3), kinds=["time"], method="dense").edges[0].mean
+    rescale_towards_target(stack, {("time", 0): before}, {"time": before * 1.1})
+    after = lsc.measure(stack, torch.randn(2, 5, 3), kinds=["time"], method="dense").edges[0].mean
+    assert after == pytest.approx(before * 1.1, rel=1e-5)  # linear cell: radius scales with W_hh
+    rescale_towards_target(stack, {("time", 0): after}, {"time": after * 10})
+    assert lsc.measure(stack, torch.randn(2, 5, 3), kinds=["time"], method="dense").edges[0].mean == pytest.approx(
+        after * 1.15, rel=1e-5
+    )  # clipped to x1.15 per call, as the reference does
+    values = cell.weight_hh.detach().flatten().sort().values.clone()
+    assert shuffle_weights(stack, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(cell.weight_hh.detach().flatten().sort().values, values)  # same values, new places
+    assert not shuffle_weights(stack, 0.0)
+
+
+def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lsc", "pretrain", "--cell", "gru", "--layers", "2", "--width", "16", "--input-size", "4",
+           "--time", "10", "--batch", "8", "--max-steps", "100000", "--tol", "0", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 60
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:  # written every 25 steps
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command again to resume" in err
+    blob = torch.load(out / "checkpoint.pt", weights_only=False)
+    done = blob["state"]["step"]
+    assert done >= 25
+    again = subprocess.run(cmd[:cmd.index("100000")] + [str(done + 3)] + cmd[cmd.index("100000") + 1 :] + ["--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["result"]["steps"] == done + 3

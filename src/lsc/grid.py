@@ -113,6 +113,7 @@ def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
     L = stack.num_layers
     rec: dict[str, list[list[Tensor]]] = {k: [[] for _ in range(L)] for k in ("inputs", "previous", "states")}
     raw = []
+    finite = [torch.ones((), dtype=torch.bool, device=x.device) for _ in range(L)]
     wanted = set(times)
     for t in range(max(times) + 1):
         u = stack.encoder(x[:, t])
@@ -120,17 +121,19 @@ def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
             raw.append(x[:, t])
         for l, cell in enumerate(stack.cells):
             new = cell.transition(u, states[l])
-            if not bool(torch.isfinite(new).all()):
-                raise NonFiniteError(
-                    f"the state of layer {l} became NaN/inf at step {t}: the model diverges on this "
-                    "input, so its Jacobians are undefined. Rescale the weights or the input."
-                )
+            finite[l] = finite[l] & torch.isfinite(new).all()  # no sync per step; checked below
             if t in wanted:
                 rec["inputs"][l].append(u)
                 rec["previous"][l].append(states[l])
                 rec["states"][l].append(new)
             u = cell.output(u, new)
             states[l] = new
+    for l, ok in enumerate(finite):
+        if not bool(ok):
+            raise NonFiniteError(
+                f"the state of layer {l} became NaN/inf within the first {max(times) + 1} steps: the model "
+                "diverges on this input, so its Jacobians are undefined. Rescale the weights or the input."
+            )
     cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
     return Trajectory(
         tuple(sorted(wanted)), cat(rec["inputs"]), cat(rec["previous"]), cat(rec["states"]), torch.cat(raw), B

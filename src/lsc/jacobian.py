@@ -234,10 +234,10 @@ def _normalise(w: Tensor) -> tuple[Tensor, Tensor]:
     return w / torch.where(nrm > 0, nrm, torch.ones_like(nrm)).unsqueeze(-1), nrm
 
 
-def _eig(M: Tensor, vectors: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-    """``torch.linalg.eig``/``eigvals`` in float64, with LAPACK failures explained."""
+def _eig(M: Tensor) -> Tensor:
+    """``torch.linalg.eigvals`` in float64, with LAPACK failures explained."""
     try:
-        return torch.linalg.eig(M.double()) if vectors else torch.linalg.eigvals(M.double())
+        return torch.linalg.eigvals(M.double())
     except RuntimeError as exc:
         raise NonFiniteError(
             f"the eigensolver failed on a Jacobian ({exc}); its entries are too large or too "
@@ -315,21 +315,32 @@ def arnoldi(
     return V[:, :k].transpose(1, 2), _finite(H[:, :k, :k], "Krylov matrix")
 
 
+def _eigvec(M: Tensor, lam: Tensor, left: bool = False) -> Tensor:
+    """An eigenvector of each M_b (of M_b^T when ``left``) for the eigenvalue lam_b, by
+    two steps of inverse iteration (cheaper than a full ``eig`` with vectors). NaN where
+    the shifted matrix is exactly singular."""
+    k = M.shape[-1]
+    A = M.to(lam.dtype) - lam[:, None, None] * torch.eye(k, dtype=lam.dtype, device=M.device)
+    if left:
+        A = A.transpose(1, 2)
+    v = torch.ones(M.shape[0], k, 1, dtype=lam.dtype, device=M.device)
+    try:
+        for _ in range(2):
+            v = torch.linalg.solve(A, v)
+            v = v / v.abs().amax(dim=1, keepdim=True)
+    except RuntimeError:
+        return torch.full((M.shape[0], k), float("nan"), dtype=lam.dtype, device=M.device)
+    return v.squeeze(2)
+
+
 def _top_eigenpair(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Eigenvalue of largest modulus of each M_b, with right and left eigenvectors
-    (y, l) scaled so that l^T y = 1 (l is the row of Y^-1, M = Y diag Y^-1). A
-    defective M gives non-finite vectors; callers fall back to the bare value."""
-    evals, Y = _eig(M, vectors=True)
-    idx = evals.abs().argmax(dim=1)
-    k = M.shape[-1]
-    theta = evals.gather(1, idx[:, None]).squeeze(1)
-    y = Y.gather(2, idx[:, None, None].expand(-1, k, 1)).squeeze(2)
-    e = torch.zeros(M.shape[0], k, 1, dtype=Y.dtype, device=Y.device).scatter_(1, idx[:, None, None], 1.0)
-    try:
-        left = torch.linalg.solve(Y.transpose(1, 2), e).squeeze(2)
-    except RuntimeError:  # singular eigenvector matrix: a defective M
-        left = torch.full_like(y, float("nan"))
-    return theta, y, left
+    (y, l) scaled so that l^T y = 1. A defective M gives l^T y = 0 or non-finite
+    vectors; callers fall back to the bare value there."""
+    evals = _eig(M)
+    theta = evals.gather(1, evals.abs().argmax(dim=1, keepdim=True)).squeeze(1)
+    y, left = _eigvec(M.double(), theta), _eigvec(M.double(), theta, left=True)
+    return theta, y, left / (left * y).sum(1, keepdim=True)
 
 
 def _lift(V: Tensor, coeffs: Tensor) -> Tensor:
@@ -372,10 +383,10 @@ def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.
         theta, y, left = _top_eigenpair(H)
         x, u = _lift(V, y), _lift(V, left)
         W, G = arnoldi(lin.rmatvec, _start(J, n, generator), H.shape[-1], generator=generator)
-        evals_t, Z = _eig(G, vectors=True)
+        evals_t = _eig(G)
         gap, j = (evals_t - theta[:, None]).abs().min(dim=1)
-        z = Z.gather(2, j[:, None, None].expand(-1, Z.shape[1], 1)).squeeze(2)
-        agree = (gap <= 1e-2 * theta.abs()).unsqueeze(1)
+        z = _eigvec(G.double(), evals_t.gather(1, j[:, None]).squeeze(1))
+        agree = ((gap <= 1e-2 * theta.abs()) & torch.isfinite(z).all(1)).unsqueeze(1)
         u = torch.where(agree, _lift(W, z), u)
     return _differentiable_radius(J, theta, x, u)
 

@@ -126,7 +126,7 @@ def pretrain(
     time_points: int = 1,
     edges_per_step: int | None = None,
     method: str = "arnoldi",
-    krylov_steps: int = 30,
+    krylov_steps: int = 20,
     rtol: float = 1e-2,
     seed: int | None = 0,
     rescale: bool = False,

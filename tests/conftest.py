@@ -17,6 +17,9 @@ CELL_KINDS = [
     pytest.param("elman", {"nonlinearity": "tanh"}, id="elman-tanh"),
     pytest.param("elman", {"nonlinearity": "relu"}, id="elman-relu"),
     pytest.param("elman", {"nonlinearity": "sigmoid"}, id="elman-sigmoid"),
+    pytest.param("alif", {}, id="alif"),
+    pytest.param("alifb", {}, id="alifb"),
+    pytest.param("lru", {}, id="lru"),
 ]
 
 
@@ -56,7 +59,10 @@ def reference_dense(J: LocalJacobian) -> torch.Tensor:
 
 
 def flat_grad(value: torch.Tensor, params) -> torch.Tensor:
-    return torch.cat([g.flatten() for g in torch.autograd.grad(value, params)])
+    """All parameters' gradients in one vector (zeros where a parameter does not matter,
+    e.g. an additive bias for a Jacobian)."""
+    grads = torch.autograd.grad(value, params, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for g, p in zip(grads, params)])
 
 
 def reference_radius(J: LocalJacobian) -> torch.Tensor:

@@ -12,7 +12,8 @@ from lsc.models import StackedRNN, adapt_torch_rnn, as_stack, make_cell
 from .conftest import CELL_KINDS, random_cell
 
 CELL_NAMES = [("lstm", {}), ("lstm", {"proj_size": 5}), ("gru", {}), ("elman", {"nonlinearity": "tanh"}),
-              ("elman", {"nonlinearity": "relu"}), ("elman", {"nonlinearity": "sigmoid"})]
+              ("elman", {"nonlinearity": "relu"}), ("elman", {"nonlinearity": "sigmoid"}), ("alif", {}),
+              ("alifb", {}), ("lru", {})]
 
 
 @pytest.mark.parametrize("cell,opts", CELL_NAMES)

@@ -43,9 +43,9 @@ def input_batches(
     batch_size: int = 32,
     time_steps: int = 50,
     generator: torch.Generator | None = None,
-    device: torch.device | None = None,
 ) -> Iterator[Tensor]:
-    """An endless stream of input batches in the model's own layout.
+    """An endless stream of batch-first input batches (B, T, F) (tokens (B, T); a
+    feed-forward network's (B, F)), whatever the layout of the model itself.
 
     * a tensor: random mini-batches of ``batch_size`` along its batch axis, each an
       independent draw with ``generator`` (the whole tensor when it is smaller);
@@ -60,7 +60,7 @@ def input_batches(
     if isinstance(data, Tensor):
         yield from _tensor_batches(stack, data, batch_size, generator)
     elif data is None:
-        yield from _noise(stack, batch_size, time_steps, generator, device)
+        yield from _noise(stack, batch_size, time_steps, generator)
     else:
         while True:
             empty = True
@@ -74,8 +74,7 @@ def input_batches(
 def _tensor_batches(stack: Stack, data: Tensor, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
     """Each batch an independent random draw without replacement (no epoch position to
     keep, so a run resumed with the generator's state draws the same batches)."""
-    axis = 0 if stack.batch_first or data.dim() < 3 else 1
-    n = data.shape[axis] if data.dim() else 0
+    n = data.shape[0] if data.dim() else 0
     if n == 0:
         raise ValueError(f"data is empty (shape {tuple(data.shape)}); pass at least one sample")
     dev = generator.device if generator is not None else "cpu"
@@ -84,21 +83,18 @@ def _tensor_batches(stack: Stack, data: Tensor, batch_size: int, generator: torc
             yield data
         else:
             pick = torch.randperm(n, generator=generator, device=dev)[:batch_size]
-            yield data.index_select(axis, pick.to(data.device))
+            yield data.index_select(0, pick.to(data.device))
 
 
-def _noise(
-    stack: Stack, batch: int, time_steps: int, generator: torch.Generator | None, device: torch.device | None
-) -> Iterator[Tensor]:
-    gdev = generator.device if generator is not None else device
-    recurrent = stack.recurrent
+def _noise(stack: Stack, batch: int, time_steps: int, generator: torch.Generator | None) -> Iterator[Tensor]:
+    dev = generator.device if generator is not None else stack.device
     while True:
         if stack.takes_tokens:
             vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
-            x = torch.randint(0, vocab, (batch, time_steps), generator=generator, device=gdev)
+            x = torch.randint(0, vocab, (batch, time_steps), generator=generator, device=dev)
+        elif stack.input_size is None:
+            raise ValueError("the model's input size is unknown (a custom encoder): pass data instead of None")
         else:
-            shape = (batch, time_steps, stack.input_size) if recurrent else (batch, stack.input_size)
-            x = torch.randn(shape, generator=generator, device=gdev)
-        if recurrent and not stack.batch_first:
-            x = x.transpose(0, 1)
-        yield x.to(device) if device is not None else x
+            shape = (batch, time_steps, stack.input_size) if stack.recurrent else (batch, stack.input_size)
+            x = torch.randn(shape, generator=generator, device=dev, dtype=stack.dtype)
+        yield x

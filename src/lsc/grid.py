@@ -177,27 +177,35 @@ def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(k for k in KINDS if k in kinds)
 
 
+def edge_list(stack: Stack, kinds: Sequence[str]) -> list[tuple[str, int]]:
+    """(kind, layer) of every edge of ``stack`` of the given kinds, in grid order:
+    encoder, then per layer depth and time, then decoder."""
+    out = [("encoder", 0)] if "encoder" in kinds else []
+    for l in range(stack.num_layers):
+        out += [("depth", l)] if "depth" in kinds and l > 0 else []
+        out += [("time", l)] if "time" in kinds else []
+    return out + ([("decoder", stack.num_layers - 1)] if "decoder" in kinds else [])
+
+
 def edges(stack: Stack, traj: Trajectory, kinds: Sequence[str]) -> list[Edge]:
-    """The requested edges of ``stack`` along ``traj``: encoder, then per layer time and
-    depth, then decoder."""
+    """The requested edges of ``stack`` along ``traj``, in :func:`edge_list` order."""
     cells = stack.cells
     out: list[Edge] = []
-    if "encoder" in kinds:
-        if traj.raw.is_floating_point():
-            fn = partial(_encoder, stack.encoder, cells[0], traj.previous[0])
-            point = traj.raw
-        else:  # tokens: differentiate with respect to the embedded vector
-            fn = partial(_encoder, nn.Identity(), cells[0], traj.previous[0])
-            point = traj.inputs[0]
-        out.append(Edge("encoder", 0, LocalJacobian.of(fn, point)))
-    for l, cell in enumerate(cells):
-        if "depth" in kinds and l > 0:
-            fn = partial(_depth, cells[l - 1], cell, traj.inputs[l - 1], traj.previous[l])
-            out.append(Edge("depth", l, LocalJacobian.of(fn, traj.states[l - 1])))
-        if "time" in kinds:
-            out.append(Edge("time", l, LocalJacobian.of(partial(cell.transition, traj.inputs[l]), traj.previous[l])))
-    if "decoder" in kinds:
-        assert stack.decoder is not None
-        fn = partial(_decoder, stack.decoder, cells[-1], traj.inputs[-1])
-        out.append(Edge("decoder", len(cells) - 1, LocalJacobian.of(fn, traj.states[-1])))
+    for kind, l in edge_list(stack, kinds):
+        if kind == "encoder":
+            if traj.raw.is_floating_point():
+                fn = partial(_encoder, stack.encoder, cells[0], traj.previous[0])
+                point = traj.raw
+            else:  # tokens: differentiate with respect to the embedded vector
+                fn = partial(_encoder, nn.Identity(), cells[0], traj.previous[0])
+                point = traj.inputs[0]
+        elif kind == "depth":
+            fn = partial(_depth, cells[l - 1], cells[l], traj.inputs[l - 1], traj.previous[l])
+            point = traj.states[l - 1]
+        elif kind == "time":
+            fn, point = partial(cells[l].transition, traj.inputs[l]), traj.previous[l]
+        else:
+            assert stack.decoder is not None
+            fn, point = partial(_decoder, stack.decoder, cells[l], traj.inputs[l]), traj.states[l]
+        out.append(Edge(kind, l, LocalJacobian.of(fn, point)))
     return out

@@ -9,9 +9,10 @@ differentiably (matrix-free, :mod:`lsc.jacobian`), and takes one optimiser step 
 which is E[(rho - rho*)^2], so it also narrows the spread of the radii (lsc_paper.md
 1.3). The model's own parameters change in place; nothing else of it does.
 
-Stopping: every edge's batch-mean radius within ``tol`` of its target for ``patience``
+Stopping: every edge's running-mean radius within ``tol`` of its target for ``patience``
 consecutive steps (converged), or ``max_steps`` / ``max_seconds``. The weights whose
-worst edge gap was smallest are kept and left in the model at the end. A loss or a
+root-mean-square gap over the edges was smallest are kept and left in the model at the
+end (the worst gap would let one edge that cannot reach its target choose them). A loss or a
 trajectory that turns NaN/inf (or explodes) stops the run and restores those weights.
 With ``checkpoint=DIR`` the run saves its state there and a later call with the same
 directory resumes it.
@@ -22,9 +23,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 from .batches import input_batches
 from .checks import NonFiniteError, check_positive, unknown_name
 from .condition import StabilityReport, Target, estimator_generator, measure, resolve_target
-from .grid import check_kinds, edges, trajectory
+from .grid import available_kinds, check_kinds, edge_list, edges, trajectory
 from .heuristics import rescale_towards_target, shuffle_weights
 from .jacobian import estimate_all
 from .models import Stack, as_stack
@@ -69,6 +72,8 @@ class PretrainResult:
     def summary(self) -> dict[str, object]:
         """JSON-ready summary (no weights, no history)."""
         d = {k: v for k, v in asdict(self).items() if k not in ("history", "best_state", "report")}
+        if not math.isfinite(self.best_gap):  # no step was taken
+            d["best_gap"], d["best_step"] = None, None
         d["report"] = self.report.to_dict() if self.report is not None else None
         return d
 
@@ -106,6 +111,26 @@ def _progress(enabled: bool | None, total: int) -> object | None:
     return tqdm(total=total, desc="pretrain", unit="step", leave=False, dynamic_ncols=True)
 
 
+def _validated(
+    max_steps: int, patience: int, time_points: int, batch_size: int, checkpoint_every: int,
+    plateau: int | None, edges_per_step: int | None, tol: float, smoothing: float, shuffle: float, lr: float,
+) -> None:
+    for name, value in (
+        ("max_steps", max_steps), ("patience", patience), ("time_points", time_points),
+        ("batch_size", batch_size), ("checkpoint_every", checkpoint_every),
+        ("plateau", 1 if plateau is None else plateau), ("edges_per_step", 1 if edges_per_step is None else edges_per_step),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if not 0.0 <= shuffle <= 1.0:
+        raise ValueError(f"shuffle is a probability per step, got {shuffle}")
+    check_positive(lr, "lr")
+
+
 def pretrain(
     model: nn.Module,
     data: Tensor | Iterable[object] | None = None,
@@ -141,17 +166,21 @@ def pretrain(
     Args:
         model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
             step protocol sees (:func:`lsc.models.as_stack`).
-        data: input batches: a tensor (random mini-batches of ``batch_size``), a
-            ``DataLoader`` or iterable (tuples give their first element), or ``None``
-            for Gaussian input of (batch_size, time_steps, features).
+        data: input batches, always batch-first whatever the module's own layout: a
+            tensor (B, T, F) (random mini-batches of ``batch_size``), a ``DataLoader``
+            or other re-iterable (tuples give their first element), or ``None`` for
+            Gaussian input of (batch_size, time_steps, features).
         target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
             ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
-        kinds: edge kinds that take part (default: time, depth, encoder; add
-            ``"decoder"`` to include it, with ``decoder_target`` unless ``target`` names it).
+        kinds: edge kinds that take part (default: time, depth, encoder, and the
+            decoder when ``target`` names it; add ``"decoder"`` to include it, with
+            ``decoder_target``). The decoder is in the loss, not in the stopping rule,
+            as in the reference code.
         tol, patience: converged when every edge's mean is within ``tol`` of its
             target for ``patience`` consecutive steps; the mean is a running average
             over steps (weight ``smoothing`` on the past; 0: this step's batch only).
-        max_steps, max_seconds: budgets.
+        max_steps, max_seconds: budgets for the whole run (a resumed run counts what
+            it did before; a finished run continues when given a larger budget).
         optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop`` or a callable
             ``(params, lr=...) -> Optimizer``.
         plateau: when the worst gap has not improved by 1% for this many steps, go
@@ -164,9 +193,10 @@ def pretrain(
             cheaper than ``dense`` above that.
         seed: seeds batches, time points, sub-matrices and Krylov start vectors.
         rescale, shuffle: the reference code's weight rescaling / shuffling
-            (:mod:`lsc.heuristics`), off by default.
+            (:mod:`lsc.heuristics`), off by default; frozen parameters are left alone.
         checkpoint: a directory; the run saves its state there every
-            ``checkpoint_every`` steps and when stopped, and resumes from it.
+            ``checkpoint_every`` steps and when it stops, and resumes from it. Runs on a
+            tensor or on noise resume exactly; an iterable restarts from its beginning.
         progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
         callback: called with each finished step's history row (it may raise
             ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
@@ -175,87 +205,89 @@ def pretrain(
     params = [p for p in stack.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
-    for name, value in (("max_steps", max_steps), ("patience", patience), ("time_points", time_points)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    if not 0.0 <= shuffle <= 1.0:
-        raise ValueError(f"shuffle is a probability per step, got {shuffle}")
-    check_positive(lr, "lr")
-    device = params[0].device
-    gen = estimator_generator(seed, device)
-    batches = input_batches(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen, device=device)
-    kinds = check_kinds(stack, [k for k in DEFAULT_KINDS if k in check_kinds(stack, None)] if kinds is None else kinds)
-
-    first = stack.check_input(next(batches))
+    _validated(max_steps, patience, time_points, batch_size, checkpoint_every, plateau, edges_per_step, tol, smoothing, shuffle, lr)
+    gen = estimator_generator(seed, stack.device)
+    batches = input_batches(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
+    if kinds is None:
+        named = set(target) if isinstance(target, Mapping) else set()
+        kinds = [k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named]
+    kinds = check_kinds(stack, kinds)
+    first = _next_input(stack, batches, 0)
     goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
-    state = _RunState(lr=lr)
-    ckpt = Path(checkpoint) / CHECKPOINT if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = _resume(ckpt, model, gen, goal)
-    opt = _optimizer(optimizer, params, state.lr)
-    if state.optimizer is not None:
-        opt.load_state_dict(state.optimizer)
-        state.optimizer = None
-    stopped, message = "max_steps", f"reached max_steps={max_steps}"
-    if state.stopped:  # a finished run: nothing left to do
-        stopped, message = state.stopped, state.message
-        max_steps = state.step
+    stopping = [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds) if kind != "decoder"]
+    stopping = stopping or [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds)]
 
-    bar = _progress(progress, max_steps)
+    ckpt = _checkpoint_path(checkpoint)
+    state, opt_state = _RunState(lr=lr), None
+    if ckpt is not None and ckpt.exists():
+        state, opt_state = _resume(ckpt, model, gen, goal)
+    opt = _optimizer(optimizer, params, state.lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    if state.stopped in ("max_steps", "max_seconds") and state.step < max_steps and (
+        max_seconds is None or state.seconds < max_seconds
+    ):
+        state.stopped = ""  # a larger budget: carry on
+    stopped, message = state.stopped, state.message
+
+    bar = _progress(progress if not stopped else False, max_steps)
     if bar is not None:
         bar.update(state.step)  # type: ignore[attr-defined]
     start = time.perf_counter() - state.seconds
     pending: Tensor | None = first if state.step == 0 else None
     try:
-        while state.step < max_steps:
+        while not stopped:
+            if state.step >= max_steps:
+                stopped, message = "max_steps", f"reached max_steps={max_steps}"
+                break
             if max_seconds is not None and time.perf_counter() - start >= max_seconds:
                 stopped, message = "max_seconds", f"reached max_seconds={max_seconds}"
                 break
             state.generator = gen.get_state() if gen is not None else None  # a resumed step redraws the same
-            xb = pending if pending is not None else stack.check_input(next(batches))
+            xb = pending if pending is not None else _next_input(stack, batches, state.step)
             pending = None
-            row, loss = _step(stack, xb.to(device), goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
-            row.update(step=state.step, seconds=round(time.perf_counter() - start, 4), lr=state.lr)
+            row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
             if not math.isfinite(row["loss"]) or row["loss"] > EXPLODED:  # type: ignore[arg-type]
-                state.history.append(row)
-                stopped, message = "diverged", f"the radius loss became {row['loss']} at step {state.step}"
-                break
+                raise NonFiniteError(f"the radius loss became {row['loss']} at step {state.step}: the radii ran away")
+            row.update(step=state.step, seconds=round(time.perf_counter() - start, 4), lr=state.lr)
             ema = _ema(state.ema, row, smoothing)
-            gap = row["smoothed_gap"] = max(abs(v - goal[key.split(":")[0]]) for key, v in ema.items() if key in row["radii"])  # type: ignore[operator]
+            gaps = [abs(ema[key] - goal[key.split(":")[0]]) if key in ema else math.inf for key in stopping]
+            worst = max(gaps)  # convergence: every edge within tol
+            gap = math.sqrt(sum(g * g for g in gaps) / len(gaps))  # best weights, plateaus: all edges count
+            row["smoothed_gap"] = worst if math.isfinite(worst) else None
             improved = gap < state.best_gap
-            snapshot = copy.deepcopy(model.state_dict()) if improved else None
-            within = state.within + 1 if gap <= tol else 0
-            if gap < state.plateau_gap * 0.99:
-                state.plateau_gap, state.plateau_step = gap, state.step
-            restart = bool(plateau) and state.step - state.plateau_step >= plateau  # type: ignore[operator]
+            within = state.within + 1 if worst <= tol else 0
             converged = within >= patience
-            if not converged and not restart:
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if rescale:
-                    rescale_towards_target(stack, _edge_means(row), goal)
-                if shuffle:
-                    shuffle_weights(stack, shuffle, gen)
-            del loss
-            # the step is done: commit its bookkeeping (an interrupt before here redoes it)
-            state.history.append(row)
-            state.ema, state.within = ema, within
-            if improved:
-                state.best_gap, state.best_step, state.best_state = gap, state.step, snapshot
-            if restart and not converged:
-                # stuck, or thrown off (a saturated gate passes no gradient back): return to
-                # the best weights and go on with half the step size and fresh moments
-                model.load_state_dict(state.best_state)  # type: ignore[arg-type]
-                state.lr *= 0.5
-                opt = _optimizer(optimizer, params, state.lr)
-                state.ema, state.plateau_step = {}, state.step
-            state.step += 1
-            state.generator = None
+            restart = not converged and plateau is not None and state.step - state.plateau_step >= plateau
+            restart = restart and not gap < state.plateau_gap * 0.99 and state.best_state is not None
+            with _interrupts_deferred():  # the update and its bookkeeping happen together or not at all
+                snapshot = copy.deepcopy(model.state_dict()) if improved else None
+                if restart:
+                    # stuck, or thrown off (a saturated gate passes no gradient back): return to
+                    # the best weights and go on with half the step size and fresh moments
+                    model.load_state_dict(state.best_state)  # type: ignore[arg-type]
+                    state.lr *= 0.5
+                    opt = _optimizer(optimizer, params, state.lr)
+                    ema = {}
+                elif not converged:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if rescale:
+                        rescale_towards_target(stack, _edge_means(row), goal)
+                    if shuffle:
+                        shuffle_weights(stack, shuffle, gen)
+                del loss
+                state.history.append(row)
+                state.ema, state.within = ema, within
+                if improved:
+                    state.best_gap, state.best_step, state.best_state = gap, state.step, snapshot
+                if restart:  # measure the plateau afresh from the restored weights
+                    state.plateau_gap, state.plateau_step = math.inf, state.step
+                elif gap < state.plateau_gap * 0.99:
+                    state.plateau_gap, state.plateau_step = gap, state.step
+                state.step += 1
+                state.generator = None
             if bar is not None:
                 bar.set_postfix(_postfix(row), refresh=False)  # type: ignore[attr-defined]
                 bar.update(1)  # type: ignore[attr-defined]
@@ -263,13 +295,18 @@ def pretrain(
                 callback(row)
             if converged:
                 stopped, message = "converged", f"every edge within {tol} of its target for {patience} steps"
-                break
-            if ckpt is not None and state.step % checkpoint_every == 0:
+            elif ckpt is not None and state.step % checkpoint_every == 0:
                 _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
     except NonFiniteError as exc:
         stopped, message = "diverged", str(exc)
     except KeyboardInterrupt:
         stopped, message = "interrupted", "interrupted; run again with the same checkpoint directory to resume"
+    except BaseException:  # anything else: keep the run resumable and the best weights in place, then re-raise
+        if ckpt is not None:
+            _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
+        if state.best_state is not None:
+            model.load_state_dict(state.best_state)
+        raise
     finally:
         if bar is not None:
             bar.close()  # type: ignore[attr-defined]
@@ -281,11 +318,11 @@ def pretrain(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
         if stopped == "diverged":
-            message += f"; restored the best weights (step {state.best_step}, worst gap {state.best_gap:.4f})"
-    best_state = state.best_state if state.best_state is not None else copy.deepcopy(model.state_dict())
+            message += f"; restored the best weights (step {state.best_step}, rms gap {state.best_gap:.4f})"
     report = None
     if stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
-        report = measure(model, next(batches).to(device), target=goal, kinds=kinds, seed=seed)
+        fresh = _next_input(stack, batches, state.step)
+        report = measure(model, fresh if stack.batch_first else fresh.transpose(0, 1), target=goal, kinds=kinds, seed=seed)
     return PretrainResult(
         converged=stopped == "converged",
         stopped=stopped,
@@ -296,9 +333,53 @@ def pretrain(
         best_gap=state.best_gap,
         target=goal,
         history=state.history,
-        best_state=best_state,
+        best_state=state.best_state if state.best_state is not None else copy.deepcopy(model.state_dict()),
         report=report,
     )
+
+
+def _next_input(stack: Stack, batches: Iterator[Tensor], step: int) -> Tensor:
+    """The next batch, validated and batch-first on the model's device and dtype; a bad
+    batch is the caller's input error, never the model's divergence."""
+    try:
+        x = next(batches)
+    except StopIteration:
+        raise ValueError(f"data ran out after {step} batches; pass a re-iterable (a tensor, list or DataLoader)") from None
+    try:
+        x = stack.check_input(x, batch_first=True)
+    except NonFiniteError as exc:
+        raise ValueError(f"input batch {step}: {exc}") from None
+    return x.to(device=stack.device, dtype=stack.dtype if x.is_floating_point() else x.dtype)
+
+
+def _checkpoint_path(checkpoint: str | Path | None) -> Path | None:
+    if checkpoint is None:
+        return None
+    folder = Path(checkpoint)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot use {folder} as the checkpoint directory: {exc}") from None
+    return folder / CHECKPOINT
+
+
+class _interrupts_deferred:
+    """Hold a Ctrl-C until the block is done (main thread only), then raise it."""
+
+    def __enter__(self) -> "_interrupts_deferred":
+        self.hit, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, *_: object) -> None:
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.hit:
+            raise KeyboardInterrupt
 
 
 def _step(
@@ -327,13 +408,12 @@ def _step(
     values = estimate_all(
         [e.jacobian for e in found], "radius", method, steps=krylov_steps, rtol=rtol, generator=gen
     )
-    losses = [((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]
-    loss = torch.stack(losses).mean()
-    radii = {edge_key(e.kind, e.layer): float(v.detach().mean()) for e, v in zip(found, values)}
-    gaps = [abs(float(v.detach().mean()) - goal[e.kind]) for e, v in zip(found, values)]
+    loss = torch.stack([((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]).mean()
+    means = torch.stack([v.detach().mean() for v in values]).tolist()
+    radii = {edge_key(e.kind, e.layer): m for e, m in zip(found, means)}
     row: dict[str, object] = {
         "loss": float(loss.detach()),
-        "worst_gap": max(gaps),
+        "worst_gap": max(abs(m - goal[e.kind]) for e, m in zip(found, means)),
         "radii": radii,
         "times": times,
     }
@@ -382,7 +462,6 @@ class _RunState:
     plateau_step: int = 0
     stopped: str = ""  # set once the run has finished
     message: str = ""
-    optimizer: dict[str, object] | None = None  # optimiser state read from a checkpoint
     generator: Tensor | None = None  # generator state at the start of the step under way
 
 
@@ -395,29 +474,35 @@ def _save(
     state: _RunState,
     seconds: float,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "model": model.state_dict(),
-        "optimizer": opt.state_dict(),  # restored into state.optimizer on resume
+        "shapes": {k: tuple(v.shape) for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
         "generator": state.generator if state.generator is not None else (gen.get_state() if gen is not None else None),
         "goal": dict(goal),
-        "state": {**asdict(state), "seconds": seconds, "optimizer": None, "generator": None},
+        "state": {**asdict(state), "seconds": seconds, "generator": None},
     }
     tmp = path.with_suffix(".tmp")
     torch.save(blob, tmp)
     tmp.replace(path)
 
 
-def _resume(path: Path, model: nn.Module, gen: torch.Generator | None, goal: Mapping[str, float]) -> _RunState:
+def _resume(
+    path: Path, model: nn.Module, gen: torch.Generator | None, goal: Mapping[str, float]
+) -> tuple[_RunState, dict[str, object]]:
+    """The saved run state and optimiser state; the model and generator are restored."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if blob["goal"] != dict(goal):
         raise ValueError(
             f"{path} holds a run towards {blob['goal']}, not {dict(goal)}; use another directory or delete it"
         )
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if blob["shapes"] != shapes:
+        raise ValueError(f"{path} was written by a different model (other parameters or shapes); use another directory")
     model.load_state_dict(blob["model"])
     if gen is not None and blob["generator"] is not None:
         gen.set_state(blob["generator"])
-    return _RunState(**{**blob["state"], "optimizer": blob["optimizer"]})
+    return _RunState(**blob["state"]), blob["optimizer"]
 
 
 def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:

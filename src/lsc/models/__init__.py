@@ -1,6 +1,8 @@
 """Models that follow the step protocol, and adapters for ``torch.nn`` recurrent modules."""
 
 from .activations import ACTIVATIONS
+from .alif import ALIFCell
+from .lru import LRUCell
 from .adapters import adapt_torch_rnn, as_stack
 from .cell import Cell
 from .elman import ElmanCell
@@ -12,6 +14,8 @@ from .stacked import Stack, StackedRNN
 
 __all__ = [
     "ACTIVATIONS",
+    "ALIFCell",
+    "LRUCell",
     "Cell",
     "DenseCell",
     "FFN",

@@ -52,6 +52,13 @@ class Cell(nn.Module):
         new_state = self.transition(x, state)
         return self.output(x, new_state), new_state
 
+    def scale_recurrence(self, factor: float) -> None:
+        """Multiply the gain from s_{t-1} to s_t by about ``factor`` (in place). Optional:
+        the default does nothing; cells with an obvious recurrent gain override it."""
+
+    def scale_input(self, factor: float) -> None:
+        """Multiply the gain from x_t to s_t by about ``factor`` (in place). Optional."""
+
     def forward_sequence(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run over a whole sequence x: (B, T, input_size) -> (y: (B, T, hidden_size), s_T).
 

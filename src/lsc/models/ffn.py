@@ -8,6 +8,7 @@ ignores the (unused) previous state, so the stack has no time edges.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from .activations import activation
@@ -31,6 +32,10 @@ class DenseCell(Cell):
 
     def transition(self, x: Tensor, state: Tensor | None) -> Tensor:
         return self._phi(self.linear(x))
+
+    @torch.no_grad()
+    def scale_input(self, factor: float) -> None:
+        self.linear.weight.mul_(factor)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", activation={self.activation!r}"
@@ -72,13 +77,13 @@ class FFN(Stack):
             "bias": bias,
         }
 
-    def check_input(self, x: object) -> Tensor:
+    def check_input(self, x: object, batch_first: bool | None = None) -> Tensor:
         """(batch, features) -> (batch, 1, features); (batch, 1, features) is accepted too."""
         if isinstance(x, Tensor) and x.dim() == 2:
             x = x.unsqueeze(1)
         if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] != 1:
             raise ValueError(f"a feed-forward network takes (batch, features) input, got shape {tuple(x.shape)}")
-        return super().check_input(x)
+        return super().check_input(x, batch_first=True)
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         """(batch, features) -> (batch, output_size) (or the last hidden layer)."""
@@ -89,9 +94,4 @@ class FFN(Stack):
         y = self.decoder(u) if self.decoder is not None else u
         return y if squeeze else y.unsqueeze(1)
 
-    @property
-    def linears(self) -> list[nn.Linear]:
-        """The ``torch.nn.Linear`` layers in order, the readout last."""
-        out = [c.linear for c in self.cells]
-        return out + [self.decoder] if isinstance(self.decoder, nn.Linear) else out
 

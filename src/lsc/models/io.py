@@ -20,8 +20,9 @@ _TORCH_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
 
 def describe(model: nn.Module) -> dict[str, object]:
     """The constructor call that rebuilds ``model``: {"class": ..., "config": {...}}."""
+    dtype = str(next((p.dtype for p in model.parameters()), torch.float32)).replace("torch.", "")
     if isinstance(model, (StackedRNN, FFN)):
-        return {"class": type(model).__name__, "config": dict(model.config)}
+        return {"class": type(model).__name__, "config": dict(model.config), "dtype": dtype}
     for name, cls in _TORCH.items():
         if type(model) is cls:
             config = {k: getattr(model, k) for k in _TORCH_KEYS}
@@ -29,7 +30,7 @@ def describe(model: nn.Module) -> dict[str, object]:
                 config["proj_size"] = model.proj_size
             if name == "RNN":
                 config["nonlinearity"] = model.nonlinearity
-            return {"class": name, "config": config}
+            return {"class": name, "config": config, "dtype": dtype}
     raise TypeError(
         f"lsc cannot describe a {type(model).__name__} for saving; save its state_dict with torch.save instead"
     )
@@ -50,7 +51,8 @@ def build(description: dict[str, object]) -> nn.Module:
     classes = {"StackedRNN": StackedRNN, "FFN": FFN, **_TORCH}
     if name not in classes:
         raise unknown_name("model class", name, classes)
-    return classes[name](**description["config"])  # type: ignore[operator, arg-type]
+    model = classes[name](**description["config"])  # type: ignore[operator, arg-type]
+    return model.to(getattr(torch, str(description.get("dtype", "float32"))))
 
 
 def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> nn.Module:

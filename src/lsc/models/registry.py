@@ -6,14 +6,23 @@ import inspect
 from collections.abc import Callable
 
 from ..checks import unknown_name
+from .alif import ALIFCell, alifb
 from .cell import Cell
 from .elman import ElmanCell
 from .gru import GRUCell
+from .lru import LRUCell
 from .lstm import LSTMCell
 
 CellFactory = Callable[..., Cell]
 
-_CELLS: dict[str, CellFactory] = {"lstm": LSTMCell, "gru": GRUCell, "elman": ElmanCell}
+_CELLS: dict[str, CellFactory] = {
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "elman": ElmanCell,
+    "alif": ALIFCell,
+    "alifb": alifb,
+    "lru": LRUCell,
+}
 
 
 def register_cell(name: str, factory: CellFactory) -> None:

@@ -91,15 +91,17 @@ class Stack(nn.Module):
             new_states.append(s)
         return (self.decoder(u) if self.decoder is not None else u), new_states
 
-    def check_input(self, x: object) -> Tensor:
+    def check_input(self, x: object, batch_first: bool | None = None) -> Tensor:
         """Validate a raw input sequence and return it batch-first.
 
-        Float input: (batch, time, features) (time-first if ``batch_first`` is
-        False); token input: (batch, time) integers below the vocabulary size.
+        Float input: (batch, time, features) (time-first if the layout, by default the
+        stack's ``batch_first``, says so); token input: (batch, time) integers below
+        the vocabulary size.
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-        bt = "(batch, time" if self.batch_first else "(time, batch"
+        batch_first = self.batch_first if batch_first is None else batch_first
+        bt = "(batch, time" if batch_first else "(time, batch"
         if self.takes_tokens:
             emb = self.encoder
             assert isinstance(emb, nn.Embedding)
@@ -126,7 +128,7 @@ class Stack(nn.Module):
             if not x.is_floating_point():
                 raise ValueError(f"float input expected, got dtype {x.dtype}")
             check_finite(x, "input")
-        if not self.batch_first:
+        if not batch_first:
             x = x.transpose(0, 1)
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"input is empty: batch {x.shape[0]}, time {x.shape[1]}")

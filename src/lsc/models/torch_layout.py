@@ -64,6 +64,14 @@ class TorchLayoutCell(Cell):
         for p in self.parameters(recurse=False):
             nn.init.uniform_(p, -bound, bound)
 
+    @torch.no_grad()
+    def scale_recurrence(self, factor: float) -> None:
+        self.weight_hh.mul_(factor)
+
+    @torch.no_grad()
+    def scale_input(self, factor: float) -> None:
+        self.weight_ih.mul_(factor)
+
     def flat_weights(self) -> list[Tensor]:
         """Parameters in the order PyTorch's fused kernels expect."""
         ws = [self.weight_ih, self.weight_hh]

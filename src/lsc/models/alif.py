@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .cell import Cell
+from .cell import Cell, check_sizes
 from .surrogate import check_surrogate, spike
 
 
@@ -72,9 +72,7 @@ class ALIFCell(Cell):
         sharpness: float = 1.0,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ALIFCell: {name} must be an integer >= 1, got {value!r}")
+        check_sizes("ALIFCell", input_size=input_size, hidden_size=hidden_size)
         tau_v, tau_a = _positive(tau_v, "tau_v"), _positive(tau_a, "tau_a")
         self.surrogate = check_surrogate(surrogate)
         self.dampening, self.sharpness = float(dampening), float(sharpness)
@@ -125,22 +123,3 @@ class ALIFCell(Cell):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", surrogate={self.surrogate!r}"
-
-
-def alifb(
-    input_size: int,
-    hidden_size: int,
-    bias: bool = True,
-    *,
-    tau_v: float = 20.0,
-    tau_a: float = 100.0,
-    threshold: float = 0.01,
-    surrogate: str = "fast_sigmoid",
-    dampening: float = 0.5,
-    sharpness: float = 1.0,
-) -> ALIFCell:
-    """ALIF with zero-mean Gaussian beta (std 1.8/sqrt(n_in)), the reference's maLSNNb."""
-    return ALIFCell(
-        input_size, hidden_size, bias, tau_v=tau_v, tau_a=tau_a, threshold=threshold, beta="gaussian",
-        surrogate=surrogate, dampening=dampening, sharpness=sharpness,
-    )

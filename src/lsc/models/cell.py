@@ -20,6 +20,13 @@ import torch
 from torch import Tensor, nn
 
 
+def check_sizes(owner: str, **sizes: object) -> None:
+    """Raise a ValueError naming the first size that is not an integer >= 1."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+
+
 class Cell(nn.Module):
     """Base class of a recurrent cell.
 

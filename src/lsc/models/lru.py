@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .cell import Cell
+from .cell import Cell, check_sizes
 
 
 def _uniform(shape: tuple[int, int]) -> Tensor:
@@ -67,13 +67,9 @@ class LRUCell(Cell):
         max_phase: float = math.pi / 10,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"LRUCell: {name} must be an integer >= 1, got {value!r}")
         d = hidden_size
         N = 2 * d if state_size is None else state_size
-        if not isinstance(N, int) or N < 1:
-            raise ValueError(f"LRUCell: state_size must be an integer >= 1, got {state_size!r}")
+        check_sizes("LRUCell", input_size=input_size, hidden_size=hidden_size, state_size=N)
         self.input_size, self.hidden_size, self.complex_size, self.state_size = input_size, d, N, 2 * N
         self.adapter = nn.Linear(input_size, d, bias=bias) if input_size != d else None
         self.norm = nn.LayerNorm(d)

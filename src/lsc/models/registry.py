@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import partial
 
 from ..checks import unknown_name
-from .alif import ALIFCell, alifb
+from .alif import ALIFCell
 from .cell import Cell
 from .elman import ElmanCell
 from .gru import GRUCell
@@ -20,7 +21,7 @@ _CELLS: dict[str, CellFactory] = {
     "gru": GRUCell,
     "elman": ElmanCell,
     "alif": ALIFCell,
-    "alifb": alifb,
+    "alifb": partial(ALIFCell, beta="gaussian"),  # the reference's maLSNNb: zero-mean Gaussian beta
     "lru": LRUCell,
 }
 

@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .cell import Cell
+from .cell import Cell, check_sizes
 
 
 class TorchLayoutCell(Cell):
@@ -35,9 +35,7 @@ class TorchLayoutCell(Cell):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be an integer >= 1, got {value!r}")
+        check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size = input_size
         self.cell_size = hidden_size
         rec = hidden_size if recurrent_size is None else recurrent_size

@@ -5,7 +5,7 @@ depth) with :func:`measure`, and pre-train the network so every radius sits at a
 target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
-from . import jacobian, models
+from . import init, jacobian, models
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
@@ -19,6 +19,7 @@ __all__ = [
     "PretrainResult",
     "StabilityReport",
     "__version__",
+    "init",
     "jacobian",
     "load",
     "measure",

@@ -1,4 +1,4 @@
-"""The ``lsc`` command line: ``lsc measure`` (more subcommands arrive with their issues)."""
+"""The ``lsc`` command line: ``lsc measure``, ``lsc pretrain``, ``lsc init`` (more subcommands arrive with their issues)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,53 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    _init_options(g)
+
+
+def _init_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--init", default=None, metavar="NAME", help="initialise the model with a named init (see lsc init --list)")
+    g.add_argument(
+        "--init-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the init, e.g. gain=0.5 (repeatable); seq_len/t_max default to --time",
+    )
+
+
+def parse_init_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``["gain=0.5", "distribution=normal"]`` -> {"gain": 0.5, "distribution": "normal"}."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad --init-opt {pair!r}: expected KEY=VALUE")
+        value: object = text
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+def apply_init(model: nn.Module, name: str | None, options: dict[str, object], time_steps: int, seed: int) -> object:
+    """Apply ``--init NAME`` with its options; the horizon of chrono/critical defaults to ``time_steps``.
+    Returns what the init returned (a :class:`lsc.init.CriticalInit` for ``critical``)."""
+    if name is None:
+        if options:
+            raise ValueError("--init-opt given without --init")
+        return None
+    from .init import registry
+
+    options = dict(options)
+    takes = registry.options(name)
+    for horizon in ("seq_len", "t_max"):
+        if horizon in takes and horizon not in options:
+            options[horizon] = time_steps
+    return registry.run(model, name, seed=seed, **options)[1]
 
 
 def _measure_options(p: argparse.ArgumentParser) -> None:
@@ -118,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     _measure_options(m)
     m.set_defaults(run=run_measure)
 
+    i = sub.add_parser(
+        "init",
+        help="list the named initialisations",
+        description="List the named initialisations (use one with --init NAME on measure, pretrain or train).",
+    )
+    i.add_argument("--list", action="store_true", help="list the inits with their source paper (the default)")
+    i.set_defaults(run=run_init)
+
     p = sub.add_parser(
         "pretrain",
         help="pre-train a model so every local Jacobian's radius sits at a target",
@@ -161,6 +216,7 @@ def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
     if args.cell == "ffn":
         model: nn.Module = FFN(args.layers, args.width, args.activation, args.input_size, args.output_size or None)
         model = model.to(device=args.device, dtype=dtype)
+        apply_init(model, args.init, parse_init_options(args.init_opt), 1, args.seed)
         return model, torch.randn(args.batch, args.input_size, dtype=dtype, device=args.device)
     options = {} if args.nonlinearity is None else {"nonlinearity": args.nonlinearity}
     model = StackedRNN(
@@ -173,8 +229,17 @@ def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
         device=args.device,
         **options,
     )
+    apply_init(model, args.init, parse_init_options(args.init_opt), args.time, args.seed)
     x = torch.randn(args.batch, args.time, args.input_size, dtype=dtype, device=args.device)
     return model, x
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from .init import available
+
+    for info in available().values():
+        print(info)
+    return 0
 
 
 def run_measure(args: argparse.Namespace) -> int:

@@ -38,14 +38,20 @@ def _uniform(shape: tuple[int, int]) -> Tensor:
     return torch.empty(shape).uniform_(-lim, lim)
 
 
-def ring_init(n: int, r_min: float = 0.4, r_max: float = 0.99, max_phase: float = math.pi / 10) -> tuple[Tensor, Tensor]:
+def ring_init(
+    n: int,
+    r_min: float = 0.4,
+    r_max: float = 0.99,
+    max_phase: float = math.pi / 10,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """(nu, theta) so that lambda = exp(-exp(nu) + i exp(theta)) lies on the ring
     r_min <= |lambda| <= r_max with |lambda|^2 uniform and phase uniform in [0, max_phase]."""
-    if not (0.0 <= r_min < r_max <= 1.0):
-        raise ValueError(f"LRU ring needs 0 <= r_min < r_max <= 1, got r_min={r_min}, r_max={r_max}")
+    if not (0.0 <= r_min < r_max < 1.0):
+        raise ValueError(f"LRU ring needs 0 <= r_min < r_max < 1, got r_min={r_min}, r_max={r_max}")
     if not max_phase > 0:
         raise ValueError(f"LRU max_phase must be > 0, got {max_phase}")
-    u1, u2 = torch.rand(n), torch.rand(n)
+    u1, u2 = torch.rand(n, generator=generator), torch.rand(n, generator=generator)
     modulus_sq = u1 * (r_max**2 - r_min**2) + r_min**2
     nu = torch.log(-0.5 * torch.log(modulus_sq.clamp_min(1e-30)))
     theta = torch.log((max_phase * u2).clamp_min(1e-12))

@@ -5,11 +5,13 @@ depth) with :func:`measure`, and pre-train the network so every radius sits at a
 target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
-from . import init, jacobian, models
+from . import analysis, init, jacobian, models
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
 from .pretrain import PretrainResult, pretrain
+from . import tasks
+from .train import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -18,7 +20,9 @@ __all__ = [
     "EdgeStat",
     "PretrainResult",
     "StabilityReport",
+    "TrainResult",
     "__version__",
+    "analysis",
     "init",
     "jacobian",
     "load",
@@ -27,4 +31,6 @@ __all__ = [
     "pretrain",
     "resolve_target",
     "save",
+    "tasks",
+    "train",
 ]

@@ -20,6 +20,8 @@ from .batches import copy_task_inputs
 from .models import FFN, StackedRNN, cell_names
 from .models.io import save
 from .pretrain import CHECKPOINT, history_jsonl, pretrain
+from .cli_analyze import add_commands as add_analyze_commands
+from .cli_train import add_commands as add_train_commands
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_pretrain)
+    add_train_commands(sub)  # lsc tasks, lsc train (cli_train.py)
+    add_analyze_commands(sub)  # lsc analyze grid|lyapunov|smoothness|attractors (cli_analyze.py)
     return parser
 
 

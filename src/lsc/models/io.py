@@ -56,10 +56,14 @@ def build(description: dict[str, object]) -> nn.Module:
 
 
 def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``path`` (by :func:`save` or ``lsc pretrain``)."""
+    """Rebuild the model saved at ``path`` (by :func:`save`, ``lsc pretrain`` or ``lsc train``).
+    A file written by ``lsc.train`` records its window, the sequence length it was trained
+    on; the model gets it as ``model.max_length``, and ``lsc.train`` refuses longer tasks."""
     blob = torch.load(Path(path), map_location=map_location, weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not an lsc model file (expected format {FORMAT!r})")
     model = build(blob)
     model.load_state_dict(blob["state_dict"])
+    if blob.get("window") is not None:  # written by lsc.train: the longest sequence it was trained on
+        model.max_length = int(blob["window"])
     return model

@@ -1,0 +1,489 @@
+"""Training a model on a task: the reference protocol (lsc_paper.md 4.5) with its bugs fixed.
+
+Each epoch makes one pass over the training split in a seeded random order (contiguous
+windows with the state carried for language models), takes one optimiser step per batch
+on the task's loss (:mod:`lsc.tasks.objectives`), then evaluates validation and test:
+
+    accuracy   = correct / samples (mode accuracy: argmax of the time-averaged logits)
+    perplexity = exp(sum of token cross-entropies / number of tokens)
+    mse        = mean squared error
+
+Gradient clipping really clips: ``clip_grad_norm_(params, clip)`` rescales the gradient to
+norm ``clip`` when it is larger (the reference's ``clipnorm`` was silently dropped by its
+AdaBelief optimiser, lsc_paper.md 8). ``schedule="cosine"`` decays the learning rate from
+``lr`` to ``0.1 lr`` over the run, per step (the reference's ``cosine_no_restarts`` shape).
+The weights of the epoch with the best validation metric are kept ("best checkpoint") and
+restored at the end; ``patience`` stops after that many epochs without a better one
+(the reference: EarlyStopping, patience 10, restore best). The reported test metric is the
+one measured at the best validation epoch, as the paper reports it.
+
+With ``out=DIR`` the run writes ``config.json``, ``metrics.jsonl`` (one row per epoch),
+``best.pt`` (``lsc.load``-able, recording the window it was trained on), ``result.json``
+and ``checkpoint.pt``; every file is written to a temporary name and renamed, so none is
+ever half-written. Called again with the same ``DIR`` and the same settings, it resumes
+after the last finished epoch, and its result equals an uninterrupted run's: each epoch's
+shuffle and dropout are seeded by (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .checks import NonFiniteError, check_positive, unknown_name
+from .models import StackedRNN
+from .models.io import describe, save
+from .tasks import Task
+from .tasks.objectives import Tally, loss_and_tally
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+SCHEDULES = ("cosine",)
+CONFIG, METRICS, BEST, CHECKPOINT, RESULT = "config.json", "metrics.jsonl", "best.pt", "checkpoint.pt", "result.json"
+# settings that must match for a run to resume from its directory
+RESUME_KEYS = ("lr", "batch_size", "optimizer", "weight_decay", "clip", "schedule", "seed")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did. ``val`` and ``test`` are the task's metric at the best
+    validation epoch; the model holds that epoch's weights (``best_state``)."""
+
+    task: str
+    metric: str  # "accuracy" | "perplexity" | "mse"
+    best_epoch: int  # 1-based; 0 when no epoch finished
+    val: float | None
+    test: float | None
+    epochs: int  # epochs finished
+    seconds: float
+    stopped: str  # "epochs" | "early_stopping" | "diverged" | "interrupted"
+    message: str
+    history: list[dict[str, object]] = field(repr=False)
+    best_state: dict[str, Tensor] = field(repr=False)
+    out: str | None = None
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready summary (no weights, no history)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("history", "best_state")}
+
+    def line(self) -> str:
+        """``val accuracy 0.9120 · test accuracy 0.9050 (best epoch 7 of 8, 151.2 s)``."""
+        fmt = {"accuracy": "{:.4f}", "perplexity": "{:.2f}", "mse": "{:.4g}"}[self.metric]
+        show = lambda v: "n/a" if v is None else fmt.format(v)  # noqa: E731
+        return (
+            f"val {self.metric} {show(self.val)} · test {self.metric} {show(self.test)} "
+            f"(best epoch {self.best_epoch} of {self.epochs}, {self.seconds:.1f} s)"
+        )
+
+
+@dataclass
+class _Run:
+    epoch: int = 0  # epochs finished
+    seconds: float = 0.0
+    best_epoch: int = 0
+    best_value: float | None = None
+    bad_epochs: int = 0
+    stopped: str = ""
+    message: str = ""
+    history: list[dict[str, object]] = field(default_factory=list)
+
+
+def check_compatible(model: nn.Module, task: Task, *, max_length: int | None = None) -> None:
+    """Raise a clear ValueError when ``model`` cannot be trained on ``task``.
+
+    The *window* of a model is the longest sequence it was trained on: ``max_length``,
+    else the model's ``max_length`` attribute (``lsc.load`` sets it from a ``best.pt``
+    written by :func:`train`). A task whose sequences (time repeat included) are longer
+    is refused. Then one small validation batch goes through the model, which must
+    return outputs (batch, time, task.output_size).
+    """
+    limit = max_length if max_length is not None else getattr(model, "max_length", None)
+    if limit is not None and task.steps > int(limit):
+        raise ValueError(
+            f"task {task.name!r} gives sequences of {task.steps} steps, longer than the model's trained window of "
+            f"{int(limit)} steps (max_length). Use a task of at most {int(limit)} steps (e.g. a smaller time_repeat "
+            "or bptt), or pass max_length to allow longer sequences deliberately."
+        )
+    try:
+        batch = next(task.batches("val", 2))
+    except StopIteration:
+        raise ValueError(f"task {task.name!r} has an empty validation split") from None
+    dev, dtype = _where(model)
+    batch = batch.to(dev, dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            y = model(batch.x)
+    except (ValueError, RuntimeError, TypeError, IndexError) as exc:
+        shape = tuple(batch.x.shape)
+        want = f"{task.input_size} features a step" if task.input_size is not None else f"token ids below {task.vocab_size}"
+        raise ValueError(f"the model cannot read task {task.name!r}'s input (shape {shape}, {want}): {exc}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(y, Tensor) or y.dim() != 3 or tuple(y.shape[:2]) != tuple(batch.x.shape[:2]):
+        got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(
+            f"the model must return outputs of shape (batch, time, {task.output_size}) for task {task.name!r}; "
+            f"got {got} for input {tuple(batch.x.shape)} (wrap a torch.nn.LSTM with a readout, or use task.model(...))"
+        )
+    if y.shape[-1] != task.output_size:
+        raise ValueError(
+            f"the model has {y.shape[-1]} outputs but task {task.name!r} needs {task.output_size}; "
+            f"build it with output_size={task.output_size} (task.model(...) does)"
+        )
+
+
+def evaluate(model: nn.Module, task: Task, split: str = "test", *, batch_size: int = 256) -> dict[str, float]:
+    """{"loss": ..., task.metric: ...} of ``model`` on ``split``, without gradients."""
+    dev, dtype = _where(model)
+    carry = _carries(model, task)
+    was_training = model.training
+    model.eval()
+    tally, states = Tally(), None
+    try:
+        with torch.no_grad():
+            for batch in task.batches(split, batch_size):
+                b = batch.to(dev, dtype)
+                y, states = _forward(model, b, states, carry)
+                tally.add(loss_and_tally(task.objective, y.float(), b.y, b.mask)[1])
+    finally:
+        model.train(was_training)
+    return {"loss": tally.loss(), task.metric: tally.metric(task.objective)}
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    clip: float | None = None,
+    schedule: str | None = None,
+    patience: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    out: str | Path | None = None,
+    eval_batch_size: int | None = None,
+    test_every_epoch: bool = True,
+    max_length: int | None = None,
+    progress: bool | None = None,
+    callback: Callable[[dict[str, object]], None] | None = None,
+    config: Mapping[str, object] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``task`` in place and return a :class:`TrainResult`.
+
+    Args:
+        model: a module mapping (B, T, F) floats (or (B, T) tokens) to (B, T, outputs),
+            e.g. ``task.model("gru", layers=2, width=128)``.
+        task: from :func:`lsc.tasks.get`.
+        epochs, lr, batch_size: the usual; ``optimizer``: ``adam`` | ``adamw`` | ``sgd``.
+        clip: rescale the gradient to at most this norm (``None``: no clipping).
+        schedule: ``None`` or ``"cosine"`` (lr to 0.1 lr over the run).
+        patience: stop after this many epochs without a better validation metric.
+        seed: seeds each epoch's shuffle and dropout (seed, epoch).
+        device: where to train (default: where the model is).
+        out: a directory for config.json, metrics.jsonl, best.pt, result.json and a
+            checkpoint; a later call with the same directory and settings resumes.
+        eval_batch_size: batch size for validation/test (default: ``batch_size``).
+        test_every_epoch: measure the test split every epoch (else only at the end).
+        max_length: the model's trained window, if it has one (see :func:`check_compatible`).
+        progress: a tqdm bar per epoch (default: when stderr is a terminal).
+        callback: called with every finished epoch's metrics row.
+        config: extra JSON entries for config.json (they must match to resume).
+    """
+    _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size)
+    if device is not None:
+        model.to(_device(device))
+    check_compatible(model, task, max_length=max_length)
+    dev, dtype = _where(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
+    settings = {
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "optimizer": optimizer, "weight_decay": weight_decay,
+        "clip": clip, "schedule": schedule, "patience": patience, "seed": seed, "device": str(dev),
+        "eval_batch_size": eval_batch_size, "test_every_epoch": test_every_epoch,
+    }
+    from . import __version__  # the package is initialised by the time train() runs
+
+    cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
+    folder = Path(out) if out is not None else None
+    saved = _resume_state(folder, cfg, model) if folder is not None else None
+
+    opt = OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)
+    per_epoch = task.train.num_batches(batch_size)
+    sched = _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None
+    run = _Run()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        if sched is not None and saved["schedule"] is not None:
+            sched.load_state_dict(saved["schedule"])
+        run = _Run(**saved["run"])
+        best_state = saved["best_state"]
+        if run.stopped == "epochs" and run.epoch < epochs:
+            run.stopped = ""  # more epochs asked for: carry on
+    else:
+        best_state = copy.deepcopy(model.state_dict())
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
+
+    eval_bs = eval_batch_size or batch_size
+    carry = _carries(model, task)
+    start = time.perf_counter() - run.seconds
+    try:
+        while not run.stopped:
+            if run.epoch >= epochs:
+                run.stopped, run.message = "epochs", f"finished {epochs} epochs"
+                break
+            epoch = run.epoch
+            t0 = time.perf_counter()
+            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+                torch.manual_seed(seed * 100_003 + epoch)  # dropout of this epoch
+                gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
+                bar = _progress(progress, per_epoch, f"epoch {epoch + 1}/{epochs}")
+                try:
+                    tally, norms, clipped = _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+            row: dict[str, object] = {
+                "epoch": epoch + 1,
+                "train_loss": tally.loss(),
+                f"train_{task.metric}": tally.metric(task.objective),
+            }
+            val = evaluate(model, task, "val", batch_size=eval_bs)
+            row.update({"val_loss": val["loss"], f"val_{task.metric}": val[task.metric]})
+            if test_every_epoch:
+                test = evaluate(model, task, "test", batch_size=eval_bs)
+                row.update({"test_loss": test["loss"], f"test_{task.metric}": test[task.metric]})
+            row.update(
+                lr=opt.param_groups[0]["lr"],
+                grad_norm=sum(norms) / max(len(norms), 1),
+                grad_norm_max=max(norms, default=0.0),
+                clipped=clipped / max(len(norms), 1),
+                seconds=round(time.perf_counter() - t0, 3),
+            )
+            value = float(val[task.metric])
+            if not math.isfinite(value):
+                raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch + 1}")
+            improved = run.best_value is None or (value > run.best_value if task.higher_is_better else value < run.best_value)
+            if improved:
+                run.best_value, run.best_epoch, run.bad_epochs = value, epoch + 1, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                run.bad_epochs += 1
+            run.history.append(row)
+            run.epoch = epoch + 1
+            run.seconds = time.perf_counter() - start
+            if patience is not None and run.bad_epochs >= patience:
+                run.stopped = "early_stopping"
+                run.message = f"no better validation {task.metric} for {patience} epochs"
+            if folder is not None:
+                if improved:
+                    _save_model(model, folder / BEST, task, run)
+                write_atomic(folder / METRICS, "".join(json.dumps(r) + "\n" for r in run.history))
+                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+            if callback is not None:
+                callback(row)
+    except NonFiniteError as exc:
+        run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
+        if folder is not None:
+            _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+    except KeyboardInterrupt:
+        run.stopped = "interrupted"
+        run.message = f"interrupted in epoch {run.epoch + 1}; run again with the same out directory to resume"
+    run.seconds = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    best = run.history[run.best_epoch - 1] if run.best_epoch else {}
+    test_value = best.get(f"test_{task.metric}")
+    if not test_every_epoch and run.best_epoch:
+        test_value = evaluate(model, task, "test", batch_size=eval_bs)[task.metric]
+    result = TrainResult(
+        task=task.name, metric=task.metric, best_epoch=run.best_epoch,
+        val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
+        epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
+        history=run.history, best_state=best_state, out=None if folder is None else str(folder),
+    )
+    if folder is not None and run.stopped != "interrupted":
+        if run.best_epoch:
+            _save_model(model, folder / BEST, task, run)
+        if run.stopped in ("epochs", "early_stopping", "diverged"):
+            _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+        write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
+    return result
+
+
+def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar):  # type: ignore[no-untyped-def]
+    """One pass over the training split; returns (tally, gradient norms, clipped steps)."""
+    model.train()
+    tally, norms, clipped, states = Tally(), [], 0, None
+    for i, batch in enumerate(task.batches("train", batch_size, shuffle=True, generator=gen)):
+        b = batch.to(dev, dtype)
+        y, states = _forward(model, b, states, carry)
+        loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # the total norm before clipping; with clip=None nothing is rescaled (max_norm = inf)
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
+        if not math.isfinite(norm):
+            raise NonFiniteError(f"the gradient norm became {norm} in batch {i}")
+        opt.step()
+        if sched is not None:
+            sched.step()
+        tally.add(t)
+        norms.append(norm)
+        clipped += int(clip is not None and norm > clip)
+        if bar is not None:
+            bar.set_postfix(loss=f"{tally.loss():.4f}", refresh=False)
+            bar.update(1)
+    return tally, norms, clipped
+
+
+def _forward(model: nn.Module, b, states, carry: bool):  # type: ignore[no-untyped-def]
+    """Outputs of one batch; with ``carry`` (stateful LM on a StackedRNN) the state of the
+    previous window goes in, detached (truncated BPTT)."""
+    if not carry:
+        return model(b.x), None
+    y, new = model(b.x, states=states if b.carry else None, return_states=True)
+    return y, [s.detach() for s in new]
+
+
+def _carries(model: nn.Module, task: Task) -> bool:
+    return task.stateful and isinstance(model, StackedRNN)
+
+
+def _where(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if p is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return p.device, p.dtype
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but this torch has no CUDA device; use cpu")
+    return dev
+
+
+def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size):  # type: ignore[no-untyped-def]
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", 1 if patience is None else patience),
+                        ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_positive(lr, "lr")
+    if clip is not None:
+        check_positive(clip, "clip")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
+    if schedule is not None and schedule not in SCHEDULES:
+        raise unknown_name("schedule", schedule, SCHEDULES)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+
+
+def _cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr * (0.1 + 0.9 * (1 + cos(pi * step / total)) / 2): from lr to 0.1 lr over the run."""
+    total = max(total, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
+
+
+def _progress(enabled: bool | None, total: int, desc: str):  # type: ignore[no-untyped-def]
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: stay quiet
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def _describe(model: nn.Module) -> dict[str, object]:
+    try:
+        return describe(model)
+    except TypeError:
+        return {"class": type(model).__name__, "parameters": {k: list(v.shape) for k, v in model.state_dict().items()}}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _torch_save(blob: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def _save_model(model: nn.Module, path: Path, task: Task, run: _Run) -> None:
+    """The best weights, loadable with ``lsc.load`` (which restores ``max_length``)."""
+    best = run.history[run.best_epoch - 1] if run.best_epoch else {}
+    extra = {"window": task.steps, "task": task.describe(), "epoch": run.best_epoch, "metrics": best}
+    try:
+        save(model, path, **extra)
+    except TypeError:  # a model lsc cannot describe: its state_dict
+        _torch_save({"state_dict": model.state_dict(), **extra}, path)
+
+
+def _save_checkpoint(path: Path, model: nn.Module, opt, sched, run: _Run, best_state) -> None:  # type: ignore[no-untyped-def]
+    _torch_save({
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "schedule": sched.state_dict() if sched is not None else None,
+        "run": asdict(run),
+        "best_state": best_state,
+    }, path)
+
+
+def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> dict[str, object] | None:
+    """The saved state when ``folder`` holds a checkpoint of the same run; an error
+    naming the differences when it holds another run; ``None`` when it holds none."""
+    ckpt = folder / CHECKPOINT
+    if not ckpt.exists():
+        return None
+    try:
+        old = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        raise ValueError(f"{folder} holds {CHECKPOINT} but no readable {CONFIG}; use another directory or delete it") from None
+    new = json.loads(json.dumps(cfg, default=str))
+    diffs = [k for k in ("task", "model") if old.get(k) != new.get(k)]
+    diffs += [f"train.{k}" for k in RESUME_KEYS if old.get("train", {}).get(k) != new["train"].get(k)]
+    extra = set(old) | set(new)
+    diffs += [k for k in sorted(extra - {"lsc", "task", "model", "train"}) if old.get(k) != new.get(k)]
+    if diffs:
+        raise ValueError(
+            f"{folder} holds another run (different {', '.join(diffs)}); use another --out directory or delete it to start afresh"
+        )
+    blob = torch.load(ckpt, map_location=_where(model)[0], weights_only=False)
+    return blob

@@ -75,7 +75,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)")
     _init_options(g)
 
 
@@ -302,6 +302,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
         checkpoint=out,
         progress=False if args.quiet or args.json else None,
     )
+    from .distributed import is_main
+
+    if not is_main():  # under torchrun: rank 0 writes and prints
+        return 130 if result.stopped == "interrupted" else 0
     if out is not None:
         save(model, out / "pretrained.pt", pretrain=result.summary())
         (out / "history.jsonl").write_text(history_jsonl(result.history))
@@ -325,14 +329,25 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from . import distributed
+
     try:
+        spec = getattr(args, "device", None)
+        if spec is not None and (distributed.launched() or spec == "auto"):
+            # under torchrun: join the process group; cuda means cuda:LOCAL_RANK
+            args.device = str(distributed.setup(spec))
         return int(args.run(args))
+    except distributed.DistributedError as exc:
+        print(f"lsc {args.command}: distributed run failed: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, NonFiniteError) as exc:
         print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.teardown()
 
 
 if __name__ == "__main__":

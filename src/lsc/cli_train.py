@@ -94,7 +94,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     g.add_argument("--schedule", choices=("none", "cosine"), default="none", help="learning-rate schedule (default none)")
     g.add_argument("--patience", type=int, default=None, help="early stopping after this many epochs without a better validation metric")
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the data order and dropout (default 0)")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available; under torchrun cuda:LOCAL_RANK)")
+    g.add_argument("--amp", choices=("none", "bf16"), default="none", help="mixed precision: bf16 autocast on cpu/cuda (default none)")
     g.add_argument("--out", default=None, help="directory for metrics, config, best checkpoint and resuming")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.add_argument("--quiet", action="store_true", help="no progress output")
@@ -150,7 +151,10 @@ def run_train(args: argparse.Namespace) -> int:
     apply_init(model, args.init, init_options, task.steps, args.seed)  # chrono/critical horizon: the task's steps
     check_compatible(model, task)  # before anything is written
     out = Path(args.out) if args.out else None
-    quiet = args.quiet or args.json
+    from .distributed import is_main
+
+    main = is_main()  # under torchrun only rank 0 writes and prints
+    quiet = args.quiet or args.json or not main
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     resuming = out is not None and (out / CHECKPOINT).exists()
     pre_summary = None
@@ -168,7 +172,8 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"pre-training {pre.stopped} after {pre.steps} steps in {pre.seconds:.1f} s: {pre.message}")
         if pre.report is not None and not quiet:
             print(pre.report.table(), file=sys.stderr)
-        if out is not None:
+        if out is not None and main:
+            out.mkdir(parents=True, exist_ok=True)
             write_atomic(out / "pretrain.json", json.dumps(pre_summary, indent=2, default=str) + "\n")
             write_atomic(out / "pretrain_history.jsonl", history_jsonl(pre.history))
     cli_config = {
@@ -190,11 +195,13 @@ def run_train(args: argparse.Namespace) -> int:
         model, task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
         weight_decay=args.weight_decay, clip=args.clip, schedule=None if args.schedule == "none" else args.schedule,
         patience=args.patience, seed=args.seed, out=out, progress=False if quiet else None, callback=on_epoch,
-        config=cli_config,
+        config=cli_config, amp=None if args.amp == "none" else args.amp,
     )
     if result.stopped == "interrupted":
         print(result.message, file=sys.stderr)
         return 130
+    if not main:
+        return 0
     if args.json:
         print(json.dumps({"result": result.summary(), "pretrain": pre_summary}, indent=2, default=str))
         return 0

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import distributed as _dist
 from .batches import input_batches
 from .checks import NonFiniteError, check_positive, unknown_name
 from .condition import StabilityReport, Target, estimator_generator, measure, resolve_target
@@ -160,6 +161,7 @@ def pretrain(
     checkpoint_every: int = 25,
     progress: bool | None = None,
     callback: Callable[[dict[str, object]], None] | None = None,
+    distributed: bool | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -200,13 +202,28 @@ def pretrain(
         progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
         callback: called with each finished step's history row (it may raise
             ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
+        distributed: data-parallel over the initialised process group (``None``: when one
+            of more than one process is active, e.g. under torchrun). Every rank draws its
+            own batches (a tensor or noise: its own seeded stream; an iterable: every
+            world-size-th item), the loss gradients are averaged over ranks, and the
+            radii of each step are averaged over ranks before the running means, so the
+            stopping rule, the best weights and plateau restarts are decided alike and
+            all ranks stop at the same step with identical weights. Only rank 0 writes
+            the checkpoint; ``shuffle`` is not supported.
     """
     stack = as_stack(model)
     params = [p for p in stack.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
     _validated(max_steps, patience, time_points, batch_size, checkpoint_every, plateau, edges_per_step, tol, smoothing, shuffle, lr)
-    gen = estimator_generator(seed, stack.device)
+    ddp = _dist.resolve(distributed)
+    main = not ddp or _dist.is_main()
+    if ddp and shuffle:
+        raise ValueError("shuffle is not supported in distributed pre-training (the ranks would shuffle differently)")
+    # each rank its own stream (rank 0 draws what a single process draws)
+    gen = estimator_generator(None if seed is None else seed + (7_919 * _dist.rank() if ddp else 0), stack.device)
+    if ddp and data is not None and not isinstance(data, Tensor):
+        data = _RankItems(data, _dist.rank(), _dist.world_size())
     batches = input_batches(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
     if kinds is None:
         named = set(target) if isinstance(target, Mapping) else set()
@@ -216,6 +233,7 @@ def pretrain(
     goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
     stopping = [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds) if kind != "decoder"]
     stopping = stopping or [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds)]
+    all_keys = [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds)]
 
     ckpt = _checkpoint_path(checkpoint)
     state, opt_state = _RunState(lr=lr), None
@@ -224,13 +242,17 @@ def pretrain(
     opt = _optimizer(optimizer, params, state.lr)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
+    if ddp:
+        _dist.broadcast_module(model)  # every rank starts from rank 0's weights
+        if gen is not None and state.step > 0:  # resumed: the checkpoint holds rank 0's stream only
+            gen.manual_seed(int(seed) + 0x5EED_15C + 7_919 * _dist.rank() + 1_000_003 * state.step)  # type: ignore[arg-type]
     if state.stopped in ("max_steps", "max_seconds") and state.step < max_steps and (
         max_seconds is None or state.seconds < max_seconds
     ):
         state.stopped = ""  # a larger budget: carry on
     stopped, message = state.stopped, state.message
 
-    bar = _progress(progress if not stopped else False, max_steps)
+    bar = _progress(progress if not stopped and main else False, max_steps)
     if bar is not None:
         bar.update(state.step)  # type: ignore[attr-defined]
     start = time.perf_counter() - state.seconds
@@ -240,13 +262,19 @@ def pretrain(
             if state.step >= max_steps:
                 stopped, message = "max_steps", f"reached max_steps={max_steps}"
                 break
-            if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            late = max_seconds is not None and time.perf_counter() - start >= max_seconds
+            if ddp and max_seconds is not None:  # the clocks differ: stop when any rank is out of time
+                late = _dist.all_reduce_floats([float(late)], op="max", device=stack.device)[0] > 0
+            if late:
                 stopped, message = "max_seconds", f"reached max_seconds={max_seconds}"
                 break
             state.generator = gen.get_state() if gen is not None else None  # a resumed step redraws the same
             xb = pending if pending is not None else _next_input(stack, batches, state.step)
             pending = None
-            row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
+            if not ddp:
+                row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
+            else:
+                row, loss = _step_reduced(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen, all_keys, state.step)
             if not math.isfinite(row["loss"]) or row["loss"] > EXPLODED:  # type: ignore[arg-type]
                 raise NonFiniteError(f"the radius loss became {row['loss']} at step {state.step}: the radii ran away")
             row.update(step=state.step, seconds=round(time.perf_counter() - start, 4), lr=state.lr)
@@ -272,6 +300,8 @@ def pretrain(
                 elif not converged:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    if ddp:
+                        _dist.all_reduce_grads(params, average=True)
                     opt.step()
                     if rescale:
                         rescale_towards_target(stack, _edge_means(row), goal)
@@ -295,14 +325,14 @@ def pretrain(
                 callback(row)
             if converged:
                 stopped, message = "converged", f"every edge within {tol} of its target for {patience} steps"
-            elif ckpt is not None and state.step % checkpoint_every == 0:
+            elif ckpt is not None and main and state.step % checkpoint_every == 0:
                 _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
     except NonFiniteError as exc:
         stopped, message = "diverged", str(exc)
     except KeyboardInterrupt:
         stopped, message = "interrupted", "interrupted; run again with the same checkpoint directory to resume"
     except BaseException:  # anything else: keep the run resumable and the best weights in place, then re-raise
-        if ckpt is not None:
+        if ckpt is not None and main:
             _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
         if state.best_state is not None:
             model.load_state_dict(state.best_state)
@@ -314,7 +344,8 @@ def pretrain(
     if ckpt is not None:
         if stopped != "interrupted":
             state.stopped, state.message = stopped, message
-        _save(ckpt, model, opt, gen, goal, state, seconds)
+        if main:
+            _save(ckpt, model, opt, gen, goal, state, seconds)
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
         if stopped == "diverged":
@@ -417,6 +448,44 @@ def _step(
         "radii": radii,
         "times": times,
     }
+    return row, loss
+
+
+class _RankItems:
+    """Every ``count``-th item of a re-iterable, starting at ``index``: one rank's share."""
+
+    def __init__(self, data: Iterable[object], index: int, count: int) -> None:
+        self.data, self.index, self.count = data, index, count
+
+    def __iter__(self) -> Iterator[object]:
+        for i, item in enumerate(self.data):
+            if i % self.count == self.index:
+                yield item
+
+
+def _step_reduced(
+    stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
+    edges_per_step: int | None, method: str, krylov_steps: int, rtol: float, gen: torch.Generator | None,
+    keys: Sequence[str], step: int,
+) -> tuple[dict[str, object], Tensor | None]:
+    """:func:`_step` on this rank's batch, then the loss and every edge's mean radius
+    averaged over ranks, so every rank holds the same row (and raises alike)."""
+    try:
+        row, loss = _step(stack, xb, goal, kinds, time_points, edges_per_step, method, krylov_steps, rtol, gen)
+        failed = ""
+    except NonFiniteError as exc:
+        row, loss, failed = {"loss": math.nan, "radii": {}, "times": []}, None, str(exc)
+    radii = row["radii"]  # type: ignore[assignment]
+    flat = [float(bool(failed)), 0.0 if failed else float(row["loss"])]  # type: ignore[arg-type]
+    for key in keys:
+        flat += [radii[key], 1.0] if key in radii else [0.0, 0.0]  # type: ignore[operator]
+    total = _dist.all_reduce_floats(flat, device=stack.device)
+    if total[0]:
+        raise NonFiniteError(failed or f"the trajectory or a radius became non-finite on another rank at step {step}")
+    means = {k: total[2 + 2 * i] / total[3 + 2 * i] for i, k in enumerate(keys) if total[3 + 2 * i] > 0}
+    row["loss"] = total[1] / _dist.world_size()
+    row["radii"] = means
+    row["worst_gap"] = max(abs(m - goal[k.split(":")[0]]) for k, m in means.items())
     return row, loss
 
 

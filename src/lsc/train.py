@@ -27,6 +27,7 @@ shuffle and dropout are seeded by (seed, epoch).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -40,10 +41,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import distributed as _dist
 from .checks import NonFiniteError, check_positive, unknown_name
 from .models import StackedRNN
 from .models.io import describe, save
 from .tasks import Task
+from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -147,8 +150,15 @@ def check_compatible(model: nn.Module, task: Task, *, max_length: int | None = N
         )
 
 
-def evaluate(model: nn.Module, task: Task, split: str = "test", *, batch_size: int = 256) -> dict[str, float]:
-    """{"loss": ..., task.metric: ...} of ``model`` on ``split``, without gradients."""
+def evaluate(
+    model: nn.Module, task: Task, split: str = "test", *, batch_size: int = 256, distributed: bool | None = False
+) -> dict[str, float]:
+    """{"loss": ..., task.metric: ...} of ``model`` on ``split``, without gradients.
+
+    ``distributed=True`` (or ``None`` inside an active process group): every rank measures
+    its slice of each batch and the tallies are summed over ranks, so all ranks return the
+    same numbers, those of one process measuring the whole split."""
+    ddp = _dist.resolve(distributed)
     dev, dtype = _where(model)
     carry = _carries(model, task)
     was_training = model.training
@@ -157,11 +167,15 @@ def evaluate(model: nn.Module, task: Task, split: str = "test", *, batch_size: i
     try:
         with torch.no_grad():
             for batch in task.batches(split, batch_size):
-                b = batch.to(dev, dtype)
+                b = (_shard(batch) if ddp else batch).to(dev, dtype)
+                if b.x.shape[0] == 0:
+                    continue
                 y, states = _forward(model, b, states, carry)
                 tally.add(loss_and_tally(task.objective, y.float(), b.y, b.mask)[1])
     finally:
         model.train(was_training)
+    if ddp:
+        tally = _reduce_tally(tally, dev)
     return {"loss": tally.loss(), task.metric: tally.metric(task.objective)}
 
 
@@ -186,6 +200,8 @@ def train(
     progress: bool | None = None,
     callback: Callable[[dict[str, object]], None] | None = None,
     config: Mapping[str, object] | None = None,
+    distributed: bool | None = None,
+    amp: str | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task`` in place and return a :class:`TrainResult`.
 
@@ -207,10 +223,22 @@ def train(
         progress: a tqdm bar per epoch (default: when stderr is a terminal).
         callback: called with every finished epoch's metrics row.
         config: extra JSON entries for config.json (they must match to resume).
+        distributed: data-parallel over the initialised process group (``None``: when one
+            of more than one process is active, e.g. under torchrun). Every global batch of
+            ``batch_size`` is split across the ranks in the same seeded order, gradients
+            are summed so the step equals a single process's step on the whole batch,
+            metrics are reduced over ranks, early stopping is decided on them (all ranks
+            stop together), and only rank 0 writes ``out`` and progress. Checkpoints hold
+            the plain model, so a run resumes with any number of processes.
+        amp: ``"bf16"``: forward passes under ``torch.autocast`` in bfloat16 (cpu, or a
+            cuda device that supports it); the loss is taken in float32. ``None``: off.
     """
     _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size)
     if device is not None:
         model.to(_device(device))
+    ddp = _dist.resolve(distributed)
+    main = not ddp or _dist.is_main()
+    autocast = _autocast(amp, _where(model)[0])
     check_compatible(model, task, max_length=max_length)
     dev, dtype = _where(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -221,6 +249,10 @@ def train(
         "clip": clip, "schedule": schedule, "patience": patience, "seed": seed, "device": str(dev),
         "eval_batch_size": eval_batch_size, "test_every_epoch": test_every_epoch,
     }
+    if ddp:
+        settings["world_size"] = _dist.world_size()
+    if amp is not None:
+        settings["amp"] = amp
     from . import __version__  # the package is initialised by the time train() runs
 
     cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
@@ -242,7 +274,11 @@ def train(
             run.stopped = ""  # more epochs asked for: carry on
     else:
         best_state = copy.deepcopy(model.state_dict())
-    if folder is not None:
+    if ddp:  # every rank starts from rank 0's weights
+        _dist.broadcast_module(model)
+        if saved is None:
+            best_state = copy.deepcopy(model.state_dict())
+    if folder is not None and main:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
 
@@ -257,11 +293,14 @@ def train(
             epoch = run.epoch
             t0 = time.perf_counter()
             with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-                torch.manual_seed(seed * 100_003 + epoch)  # dropout of this epoch
+                # dropout of this epoch (each rank its own masks)
+                torch.manual_seed(seed * 100_003 + epoch + (7_919 * _dist.rank() if ddp else 0))
                 gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
-                bar = _progress(progress, per_epoch, f"epoch {epoch + 1}/{epochs}")
+                bar = _progress(progress if main else False, per_epoch, f"epoch {epoch + 1}/{epochs}")
                 try:
-                    tally, norms, clipped = _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar)
+                    tally, norms, clipped = _train_epoch(
+                        model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp, autocast
+                    )
                 finally:
                     if bar is not None:
                         bar.close()
@@ -270,10 +309,12 @@ def train(
                 "train_loss": tally.loss(),
                 f"train_{task.metric}": tally.metric(task.objective),
             }
-            val = evaluate(model, task, "val", batch_size=eval_bs)
+            with autocast():
+                val = evaluate(model, task, "val", batch_size=eval_bs, distributed=ddp)
             row.update({"val_loss": val["loss"], f"val_{task.metric}": val[task.metric]})
             if test_every_epoch:
-                test = evaluate(model, task, "test", batch_size=eval_bs)
+                with autocast():
+                    test = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)
                 row.update({"test_loss": test["loss"], f"test_{task.metric}": test[task.metric]})
             row.update(
                 lr=opt.param_groups[0]["lr"],
@@ -297,7 +338,7 @@ def train(
             if patience is not None and run.bad_epochs >= patience:
                 run.stopped = "early_stopping"
                 run.message = f"no better validation {task.metric} for {patience} epochs"
-            if folder is not None:
+            if folder is not None and main:
                 if improved:
                     _save_model(model, folder / BEST, task, run)
                 write_atomic(folder / METRICS, "".join(json.dumps(r) + "\n" for r in run.history))
@@ -306,7 +347,7 @@ def train(
                 callback(row)
     except NonFiniteError as exc:
         run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
-        if folder is not None:
+        if folder is not None and main:
             _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
     except KeyboardInterrupt:
         run.stopped = "interrupted"
@@ -316,14 +357,15 @@ def train(
     best = run.history[run.best_epoch - 1] if run.best_epoch else {}
     test_value = best.get(f"test_{task.metric}")
     if not test_every_epoch and run.best_epoch:
-        test_value = evaluate(model, task, "test", batch_size=eval_bs)[task.metric]
+        with autocast():
+            test_value = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)[task.metric]
     result = TrainResult(
         task=task.name, metric=task.metric, best_epoch=run.best_epoch,
         val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
         epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
         history=run.history, best_state=best_state, out=None if folder is None else str(folder),
     )
-    if folder is not None and run.stopped != "interrupted":
+    if folder is not None and main and run.stopped != "interrupted":
         if run.best_epoch:
             _save_model(model, folder / BEST, task, run)
         if run.stopped in ("epochs", "early_stopping", "diverged"):
@@ -332,18 +374,39 @@ def train(
     return result
 
 
-def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar):  # type: ignore[no-untyped-def]
-    """One pass over the training split; returns (tally, gradient norms, clipped steps)."""
+def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp=False,  # type: ignore[no-untyped-def]
+                 autocast=contextlib.nullcontext):
+    """One pass over the training split; returns (tally, gradient norms, clipped steps).
+    With ``ddp`` every rank takes its slice of each global batch; its loss is weighted by
+    its share of the batch's loss terms and the gradients summed over ranks, which gives
+    the gradient of the global batch's mean loss."""
     model.train()
     tally, norms, clipped, states = Tally(), [], 0, None
     for i, batch in enumerate(task.batches("train", batch_size, shuffle=True, generator=gen)):
-        b = batch.to(dev, dtype)
-        y, states = _forward(model, b, states, carry)
-        loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if not ddp:
+            b = batch.to(dev, dtype)
+            with autocast():  # the forward pass only (a null context without amp)
+                y, states = _forward(model, b, states, carry)
+            loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        else:
+            b = _shard(batch).to(dev, dtype)
+            loss, t = None, Tally()
+            if b.x.shape[0] > 0:
+                with autocast():
+                    y, states = _forward(model, b, states, carry)
+                loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
+            bad = loss is not None and not bool(torch.isfinite(loss))
+            total, nbad = _dist.all_reduce_floats([t.loss_count, float(bad)], device=dev)
+            if nbad:  # decided on every rank alike
+                raise NonFiniteError(f"the training loss became non-finite in batch {i} (on {int(nbad)} rank(s))")
+            opt.zero_grad(set_to_none=True)
+            if loss is not None and total > 0:
+                (loss * (t.loss_count / total)).backward()
+            _dist.all_reduce_grads(params, average=False)
         # the total norm before clipping; with clip=None nothing is rescaled (max_norm = inf)
         norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
         if not math.isfinite(norm):
@@ -357,7 +420,33 @@ def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, 
         if bar is not None:
             bar.set_postfix(loss=f"{tally.loss():.4f}", refresh=False)
             bar.update(1)
-    return tally, norms, clipped
+    return (_reduce_tally(tally, dev) if ddp else tally), norms, clipped
+
+
+AMP = ("bf16",)
+
+
+def _autocast(amp: str | None, dev: torch.device) -> Callable[[], object]:
+    """A factory of the autocast context for ``amp`` on ``dev`` (a null context when off)."""
+    if amp is None:
+        return contextlib.nullcontext
+    if amp not in AMP:
+        raise unknown_name("amp", amp, AMP)
+    if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"amp bf16 asked for, but {dev} does not support bfloat16; leave amp off")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"amp bf16 is supported on cpu and cuda, not {dev.type}")
+    return lambda: torch.autocast(dev.type, dtype=torch.bfloat16)
+
+
+def _shard(batch: Batch) -> Batch:
+    """This rank's slice of a global batch."""
+    return Batch(_dist.shard(batch.x), _dist.shard(batch.y), _dist.shard(batch.mask), batch.carry)  # type: ignore[arg-type]
+
+
+def _reduce_tally(tally: Tally, dev: torch.device) -> Tally:
+    s = _dist.all_reduce_floats([tally.loss_sum, tally.loss_count, tally.metric_sum, tally.metric_count], device=dev)
+    return Tally(s[0], int(round(s[1])), s[2], int(round(s[3])))
 
 
 def _forward(model: nn.Module, b, states, carry: bool):  # type: ignore[no-untyped-def]

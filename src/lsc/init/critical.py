@@ -173,10 +173,15 @@ def critical_units(
     if recurrent not in ("orthogonal", "gaussian"):
         raise ValueError(f"recurrent must be 'orthogonal' or 'gaussian', got {recurrent!r}")
     layers = [u for u in units if u.role == "layer"]
-    kinds = [_cell_kind(u) for u in layers]  # raises before anything is written
-    for u in layers:
-        if u.module.weight_hh.shape[0] // u.module.gates != u.module.weight_hh.shape[1]:
-            raise NotApplicable("the critical init needs a square recurrent matrix per gate (no proj_size)")
+    kinds = []
+    for u in layers:  # every check before anything is written
+        try:
+            kinds.append(_cell_kind(u))
+            if u.module.weight_hh.shape[0] // u.module.gates != u.module.weight_hh.shape[1]:
+                raise NotApplicable("the critical init needs a square recurrent matrix per gate (no proj_size)")
+        except NotApplicable as exc:
+            exc.unit = u  # type: ignore[attr-defined]
+            raise
     choices = []
     for i, (u, kind) in enumerate(zip(layers, kinds)):
         c = choose(kind, seq_len, q_x=q_x, kappa=kappa, m1=m1, gate_var=gate_var, max_scale=max_scale, layer=i)

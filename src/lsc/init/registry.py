@@ -124,7 +124,7 @@ def run(model: nn.Module, name: str, *, seed: int | None = None, **options: obje
         check_parameters_finite(model, f"the model after init {name!r}")
     except NotApplicable as exc:
         model.load_state_dict(saved)
-        bad = next((u for u in found if u.role == "layer"), found[0])
+        bad = getattr(exc, "unit", None) or next((u for u in found if u.role == "layer"), found[0])
         raise _not_applicable(name, bad, exc) from None
     except BaseException:
         model.load_state_dict(saved)

@@ -21,6 +21,7 @@ from .models import FFN, StackedRNN, cell_names
 from .models.io import save
 from .pretrain import CHECKPOINT, history_jsonl, pretrain
 from .cli_analyze import add_commands as add_analyze_commands
+from .cli_experiment import add_commands as add_experiment_commands
 from .cli_train import add_commands as add_train_commands
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_pretrain)
     add_train_commands(sub)  # lsc tasks, lsc train (cli_train.py)
     add_analyze_commands(sub)  # lsc analyze grid|lyapunov|smoothness|attractors (cli_analyze.py)
+    add_experiment_commands(sub)  # lsc experiment list|run|report (cli_experiment.py)
     return parser
 
 

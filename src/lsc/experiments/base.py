@@ -1,0 +1,284 @@
+"""The experiment framework: an :class:`Experiment` names a claim of a paper, expands a
+preset (``smoke`` | ``cpu`` | ``paper``) into independent :class:`Run` s, runs one of them
+(:meth:`Experiment.execute`, in its own process through :mod:`lsc.experiments.worker`) and
+turns whatever runs exist into markdown and PNG plots (:meth:`Experiment.report`).
+
+Directory of a run: ``OUT/<experiment>/<preset>/<run id>/`` holding
+
+* ``config.json``  -- the run's configuration (and the command that ran it),
+* ``metrics.jsonl`` -- one JSON row per logged step / epoch / point,
+* ``result.json``  -- the final metrics,
+* ``status.json``  -- ``{"state": "ok" | "diverged" | "failed", "seconds": ..., "error": ...}``,
+* ``stdout.log``, ``stderr.log`` (when run by ``lsc experiment run``).
+
+A run is *finished* when its status is ``ok`` or ``diverged``; a ``failed``, missing or
+``stale`` run (its config.json differs from the preset's config now) is run again by the
+next ``lsc experiment run``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESETS = ("smoke", "cpu", "paper")
+FINISHED = ("ok", "diverged")
+CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One independent run: ``id`` names its directory, ``config`` is all it needs."""
+
+    id: str
+    config: dict[str, Any]
+
+
+@dataclass
+class RunRecord:
+    """What a run left on disk (read by the report)."""
+
+    id: str
+    dir: Path
+    config: dict[str, Any]
+    state: str  # ok | diverged | failed | missing | stale (ran with a different config)
+    result: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    error: str | None = None
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.dir / METRICS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Logger:
+    """Appends rows to ``metrics.jsonl`` (flushed per row, so a killed run keeps them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.write_text("")
+
+    def __call__(self, **row: Any) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row, default=_json_default) + "\n")
+
+
+def _json_default(v: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(v)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n"
+
+
+class Experiment:
+    """Subclass and set ``name``, ``claim``, ``source``, ``presets``; implement
+    :meth:`runs`, :meth:`execute` and :meth:`report`."""
+
+    name: str = ""
+    claim: str = ""
+    source: str = ""
+    presets: dict[str, dict[str, Any]] = {}
+
+    def params(self, preset: str) -> dict[str, Any]:
+        if preset not in self.presets:
+            raise ValueError(f"experiment {self.name} has no preset {preset!r}; presets: {', '.join(self.presets)}")
+        return dict(self.presets[preset])
+
+    def runs(self, preset: str) -> list[Run]:
+        raise NotImplementedError
+
+    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
+        """Run one config in this process; return the final metrics (``{"diverged": True, ...}``
+        marks a diverged run). ``out`` is the run's directory for any extra files."""
+        raise NotImplementedError
+
+    def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
+        """Markdown (tables, plot links) from the runs that exist; plots go to ``figures``."""
+        raise NotImplementedError
+
+    def command(self, run: Run, out: Path, python: str | None = None) -> list[str]:
+        """The independent command of ``run`` writing into ``out`` (its run directory)."""
+        return [
+            python or sys.executable, "-m", "lsc.experiments.worker", self.name,
+            "--run-id", run.id, "--out", str(out), "--config", json.dumps(run.config, sort_keys=True),
+        ]
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{p} ({len(self.runs(p))} runs)" for p in self.presets)
+        return f"{self.name}\n  claim:   {self.claim}\n  source:  {self.source}\n  presets: {sizes}"
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(exp: Experiment) -> Experiment:
+    REGISTRY[exp.name] = exp
+    return exp
+
+
+def get(name: str) -> Experiment:
+    from . import _load_all
+
+    _load_all()
+    if name not in REGISTRY:
+        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def available() -> list[str]:
+    from . import _load_all
+
+    _load_all()
+    return list(REGISTRY)
+
+
+def lsc_train(argv: Sequence[str], train_dir: Path, log: Logger) -> dict[str, Any]:
+    """Run ``lsc train ARGV --out train_dir --json`` in this process (a run's process), copy
+    its per-epoch rows into ``log`` and return its final numbers (``diverged`` when
+    training stopped on a non-finite loss). An interrupted run resumes from ``train_dir``."""
+    import contextlib
+    import io
+
+    from ..cli import main
+
+    argv = ["train", *argv, "--out", str(train_dir), "--json"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(argv)
+    if rc != 0:
+        raise RuntimeError(f"lsc {quote(argv)} exited with status {rc}")
+    summary = json.loads(buf.getvalue())
+    if (train_dir / METRICS).exists():
+        for line in (train_dir / METRICS).read_text().splitlines():
+            if line.strip():
+                log(**json.loads(line))
+    res, pre = summary["result"], summary.get("pretrain")
+    return {"command": "lsc " + quote(argv), "metric": res["metric"], "val": res["val"], "test": res["test"],
+            "epochs": res["epochs"], "seconds": res["seconds"], "stopped": res["stopped"],
+            "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
+            "diverged": res["stopped"] == "diverged"}
+
+
+# ---------------------------------------------------------------- helpers for reports
+
+
+def read_record(run_dir: Path, run_id: str | None = None, config: dict[str, Any] | None = None) -> RunRecord:
+    rid = run_id or run_dir.name
+    cfg = config
+    stored = json.loads((run_dir / CONFIG).read_text()).get("config", {}) if (run_dir / CONFIG).exists() else None
+    if cfg is None:
+        cfg = stored
+    if not (run_dir / STATUS).exists():
+        return RunRecord(rid, run_dir, cfg or {}, "missing")
+    if config is not None and stored is not None and stored != json.loads(json.dumps(config)):
+        return RunRecord(rid, run_dir, cfg or {}, "stale")  # ran with another config: run again
+    status = json.loads((run_dir / STATUS).read_text())
+    result = json.loads((run_dir / RESULT).read_text()) if (run_dir / RESULT).exists() else {}
+    return RunRecord(rid, run_dir, cfg or {}, status.get("state", "failed"), result, status.get("seconds"), status.get("error"))
+
+
+def records(exp: Experiment, out: Path, preset: str) -> list[RunRecord]:
+    """One record per run of the preset (``missing`` where none ran), in run order."""
+    base = out / exp.name / preset
+    return [read_record(base / r.id, r.id, r.config) for r in exp.runs(preset)]
+
+
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def mean_std(values: Iterable[Any], fmt: str = "{:.3g}") -> str:
+    """``"m ± s (n)"`` over the finite values; ``"—"`` when there are none."""
+    vals = [float(v) for v in values if finite(v)]
+    if not vals:
+        return "—"
+    m = sum(vals) / len(vals)
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return f"{fmt.format(m)} ± {fmt.format(s)} (n={len(vals)})"
+
+
+def mean(values: Iterable[Any]) -> float:
+    vals = [float(v) for v in values if finite(v)]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def std(values: Iterable[Any]) -> float:
+    vals = [float(v) for v in values if finite(v)]
+    if len(vals) < 2:
+        return 0.0 if vals else float("nan")
+    m = sum(vals) / len(vals)
+    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table (``|`` inside a cell is escaped)."""
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def state_summary(recs: Sequence[RunRecord]) -> str:
+    """``"12 runs: 10 ok, 1 diverged, 1 failed, 0 missing; 83 s of run time"``."""
+    counts = {s: sum(r.state == s for r in recs) for s in ("ok", "diverged", "failed", "missing", "stale")}
+    if not counts["stale"]:
+        del counts["stale"]
+    secs = sum(r.seconds or 0.0 for r in recs)
+    text = f"{len(recs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {secs:.0f} s of run time"
+    failed = [r for r in recs if r.state == "failed"]
+    if failed:
+        text += "\n\nFailed runs: " + "; ".join(f"`{r.id}` ({(r.error or '').splitlines()[-1:] or ['?']})" for r in failed[:10])
+    return text
+
+
+def group(recs: Iterable[RunRecord], key: Callable[[RunRecord], Any]) -> dict[Any, list[RunRecord]]:
+    out: dict[Any, list[RunRecord]] = {}
+    for r in recs:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def quote(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def figure(figsize: tuple[float, float] = (6.4, 4.0)) -> Any:
+    from ..analysis.plots import _figure
+
+    return _figure(figsize)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    from ..analysis.plots import _save
+
+    return _save(fig, path)
+
+
+def rel(path: Path, start: Path | None) -> str:
+    """``path`` relative to ``start`` (for markdown links), else as given."""
+    if start is None:
+        return str(path)
+    import os
+
+    return os.path.relpath(path, start)
+
+
+Params = Mapping[str, Any]

@@ -1,0 +1,131 @@
+"""fig3-deep-rnn: deep RNNs from PyTorch's default init vs pre-trained to rho = 1 vs
+rho = 0.5 (lsc_paper.md 4.5 and 5, Fig. 3).
+
+Every run is ``lsc train`` (the command line, run in the worker's process) with the same
+seed across the three conditions of a (cell, depth, seed): same starting weights, same data
+order. The paired comparison the paper reports is the share of (task, cell, depth, seed)
+pairs where rho = 0.5 beats rho = 1, where rho = 0.5 beats the default, and where rho = 1
+beats the default (ALIF and non-ALIF apart), by test accuracy (a diverged run loses).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from .base import Experiment, Logger, Run, RunRecord, figure, group, lsc_train, mean_std, register, save_figure, table
+
+CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
+PAIRS = (("rho0.5", "rho1"), ("rho0.5", "default"), ("rho1", "default"))
+
+
+class Fig3DeepRNN(Experiment):
+    name = "fig3-deep-rnn"
+    claim = (
+        "Pre-training deep RNNs (LSTM, GRU, Elman, ALIF; depth 2 and 5) to rho = 0.5 beats pre-training to rho = 1 and "
+        "beats the default init in most paired runs, the advantage growing with depth (Fig. 3 as read in lsc_paper.md 5)."
+    )
+    source = "Herranz-Celotti & Rouat, Fig. 3 (lsc_paper.md 4.5, 5)"
+    presets = {
+        "smoke": {"task": "delayed-xor", "options": {"delay": 5, "train_size": 128, "val_size": 64, "test_size": 64},
+                  "cells": ["gru"], "layers": [2], "width": 8, "epochs": 1, "batch": 32, "lr": 3e-3, "seeds": [0],
+                  "pretrain_seconds": 1.0, "pretrain_steps": 5},
+        "cpu": {"task": "slmnist", "options": {}, "cells": ["gru", "lstm", "elman", "alif"], "layers": [2, 5],
+                "width": 64, "epochs": 3, "batch": 64, "lr": 1e-3, "seeds": [0, 1],
+                "pretrain_seconds": 60.0, "pretrain_steps": 500},
+        "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "cells": ["gru", "lstm", "elman", "alif"],
+                  "layers": [2, 5], "width": 256, "epochs": 50, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3],
+                  "pretrain_seconds": 3600.0, "pretrain_steps": 5000},
+    }
+
+    def runs(self, preset: str) -> list[Run]:
+        p = self.params(preset)
+        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps")
+        return [Run(f"{cell}-L{layers}-{cond}-s{seed}", {"cell": cell, "layers": layers, "condition": cond,
+                                                         "pretrain": CONDITIONS[cond], "seed": seed, **{k: p[k] for k in keep}})
+                for cell, layers, seed, cond in itertools.product(p["cells"], p["layers"], p["seeds"], CONDITIONS)]
+
+    @staticmethod
+    def argv(config: dict[str, Any]) -> list[str]:
+        """The ``lsc train`` arguments of a run (``--out`` and ``--json`` are added)."""
+        argv = ["--task", config["task"]]
+        for k, v in config["options"].items():
+            argv += ["-o", f"{k}={v}"]
+        argv += ["--cell", config["cell"], "--layers", str(config["layers"]), "--width", str(config["width"]),
+                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
+                 "--seed", str(config["seed"])]
+        if config["pretrain"] is not None:
+            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
+                     "--pretrain-steps", str(config["pretrain_steps"])]
+        return argv
+
+    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
+        return lsc_train(self.argv(config), out / "train", log)  # lsc train's own dir: resumes there
+
+    def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
+        recs = [r for r in records if r.state not in ("missing", "stale")]
+        if not recs:
+            return ""
+        by = group(recs, lambda r: (r.config["cell"], r.config["layers"], r.config["condition"]))
+        rows = []
+        for (cell, layers, cond), rs in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1], list(CONDITIONS).index(kv[0][2]))):
+            ok = [r for r in rs if r.state == "ok"]
+            conv = sum(bool((r.result.get("pretrain") or {}).get("converged")) for r in ok)
+            rows.append((cell, layers, cond, mean_std((100 * r.result["test"] for r in ok if r.result.get("test") is not None), "{:.1f}"),
+                         mean_std((100 * r.result["val"] for r in ok if r.result.get("val") is not None), "{:.1f}"),
+                         "—" if cond == "default" else f"{conv}/{len(ok)}",
+                         sum(r.state == "diverged" for r in rs), sum(r.state == "failed" for r in rs)))
+        parts = [table(("cell", "layers", "condition", "test acc %", "val acc %", "pre-training converged", "diverged", "failed"), rows)]
+        score = lambda r: (r.result.get("test") or 0.0) if r.state == "ok" else -1.0  # noqa: E731  (diverged loses)
+        keyed = group([r for r in recs if r.state in ("ok", "diverged")],
+                      lambda r: (r.config["cell"], r.config["layers"], r.config["seed"]))
+        share_rows = []
+        depths = sorted({r.config["layers"] for r in recs})
+        shares: dict[tuple[str, str, int], float] = {}
+        for a, b in PAIRS:
+            for alif in (False, True):
+                row = [f"{a} beats {b}" + (" (ALIF)" if alif else " (non-ALIF)")]
+                for L in depths:
+                    n = w = 0
+                    for (cell, layers, seed), rs in keyed.items():
+                        d = {r.config["condition"]: r for r in rs}
+                        if layers == L and (cell == "alif") == alif and a in d and b in d:
+                            n += 1
+                            w += score(d[a]) > score(d[b])
+                    row.append(f"{100 * w / n:.0f}% ({w}/{n})" if n else "—")
+                    if n:
+                        shares[(f"{a}>{b}{' alif' if alif else ''}", "", L)] = 100 * w / n
+                share_rows.append(row)
+        parts.append(table(("paired comparison", *(f"depth {L}" for L in depths)), share_rows))
+        fig = figure()
+        ax = fig.subplots()
+        labels = sorted({k[0] for k in shares})
+        for j, L in enumerate(depths):
+            ax.bar([i + 0.4 * j for i in range(len(labels))], [shares.get((lab, "", L), 0) for lab in labels], 0.4, label=f"depth {L}")
+        ax.axhline(50, color="k", ls=":", lw=0.8)
+        ax.set_xticks([i + 0.2 for i in range(len(labels))])
+        ax.set_xticklabels(labels, rotation=20, fontsize=7)
+        ax.set_ylabel("% of paired runs")
+        ax.legend()
+        fig.tight_layout()
+        parts.append(f"![paired shares]({save_figure(fig, figures / 'paired_shares.png')})")
+        overall = {}
+        for a, b in PAIRS[:2]:
+            n = w = 0
+            for rs in keyed.values():
+                d = {r.config["condition"]: r for r in rs}
+                if a in d and b in d:
+                    n, w = n + 1, w + (score(d[a]) > score(d[b]))
+            overall[(a, b)] = (w, n)
+        (w1, n1), (w2, n2) = overall[PAIRS[0]], overall[PAIRS[1]]
+        if n1 and n2:
+            word = ("agrees with" if w1 / n1 > 0.5 and w2 / n2 > 0.5 else
+                    "disagrees with" if w1 / n1 < 0.5 and w2 / n2 < 0.5 else "is mixed on")
+            parts.append(f"**Verdict.** Over all cells and depths, rho = 0.5 beats rho = 1 in {w1}/{n1} paired runs and the "
+                         f"default in {w2}/{n2} (ties count as not beating; a diverged run loses): this {word} the claim"
+                         + (" at this scale (few seeds: treat as indicative)." if n1 < 10 else "."))
+        return "\n\n".join(parts)
+
+
+register(Fig3DeepRNN())

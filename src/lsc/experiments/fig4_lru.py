@@ -1,0 +1,117 @@
+"""fig4-lru: residual LRU stacks on language modelling, default vs LSC targets, with and
+without gradient clipping (lsc_paper.md 1.5, 4.6, Fig. 4 and Table 1).
+
+Every run is ``lsc train --cell lru`` on a language-modelling task (``ptb`` when its files
+are present, else the offline character-level corpus ``char``) from the default init or
+after pre-training to rho = 1, rho = 0.5 or ``unbalanced`` (rho_depth = L / (L + T),
+rho_time = T / (L + T)), each with no clipping and with ``--clip`` (``lsc train`` really
+clips: the per-epoch share of clipped steps is reported). Same seed across conditions.
+Metric: test perplexity at the best validation epoch (lower is better).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from .base import Experiment, Logger, Run, RunRecord, figure, group, lsc_train, mean, mean_std, register, save_figure, table
+
+CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
+
+
+class Fig4LRU(Experiment):
+    name = "fig4-lru"
+    claim = (
+        "Residual LRU stacks (depth 3 and 6) pre-trained to the LSC reach a lower language-modelling perplexity than "
+        "the default init, rho = 0.5 / unbalanced at least as well as rho = 1, with or without gradient clipping "
+        "(Fig. 4 / Table 1 as read in lsc_paper.md 5; the paper's numbers were not retrieved)."
+    )
+    source = "Herranz-Celotti & Rouat, Fig. 4 and Table 1 (lsc_paper.md 1.5, 4.6)"
+    presets = {
+        "smoke": {"task": "char", "options": {"max_chars": 20000, "bptt": 20}, "layers": [2], "width": 16, "epochs": 1,
+                  "batch": 32, "lr": 3e-3, "clips": [None, 1.0], "seeds": [0], "pretrain_seconds": 1.0,
+                  "pretrain_steps": 3, "conditions": ["default", "rho0.5"]},
+        "cpu": {"task": "char", "options": {"max_chars": 300000, "bptt": 100}, "layers": [3, 6], "width": 64, "epochs": 2,
+                "batch": 32, "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1], "pretrain_seconds": 60.0,
+                "pretrain_steps": 500, "conditions": list(CONDITIONS)},
+        "paper": {"task": "ptb", "options": {"bptt": 300}, "layers": [3, 6], "width": 256, "epochs": 50, "batch": 32,
+                  "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1, 2, 3], "pretrain_seconds": 3600.0,
+                  "pretrain_steps": 5000, "conditions": list(CONDITIONS)},
+    }
+
+    def runs(self, preset: str) -> list[Run]:
+        p = self.params(preset)
+        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps")
+        return [Run(f"L{L}-{cond}-{'clip' if clip else 'noclip'}-s{seed}",
+                    {"layers": L, "condition": cond, "pretrain": CONDITIONS[cond], "clip": clip, "seed": seed,
+                     **{k: p[k] for k in keep}})
+                for L, seed, cond, clip in itertools.product(p["layers"], p["seeds"], p["conditions"], p["clips"])]
+
+    @staticmethod
+    def argv(config: dict[str, Any]) -> list[str]:
+        argv = ["--task", config["task"]]
+        for k, v in config["options"].items():
+            argv += ["-o", f"{k}={v}"]
+        argv += ["--cell", "lru", "--layers", str(config["layers"]), "--width", str(config["width"]),
+                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
+                 "--seed", str(config["seed"])]
+        if config["clip"]:
+            argv += ["--clip", str(config["clip"])]
+        if config["pretrain"] is not None:
+            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
+                     "--pretrain-steps", str(config["pretrain_steps"])]
+        return argv
+
+    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
+        return lsc_train(self.argv(config), out / "train", log)
+
+    def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
+        recs = [r for r in records if r.state not in ("missing", "stale")]
+        if not recs:
+            return ""
+        by = group(recs, lambda r: (r.config["layers"], r.config["condition"], bool(r.config["clip"])))
+        depths = sorted({r.config["layers"] for r in recs})
+        conds = [c for c in CONDITIONS if any(r.config["condition"] == c for r in recs)]
+        rows = []
+        for L in depths:
+            for c in conds:
+                row: list[Any] = [L, c]
+                for clip in (False, True):
+                    rs = by.get((L, c, clip), [])
+                    ok = [r for r in rs if r.state == "ok" and r.result.get("test") is not None]
+                    bad = sum(r.state in ("failed", "diverged") for r in rs)
+                    row.append(mean_std((r.result["test"] for r in ok), "{:.2f}") + (f" [{bad} failed/diverged]" if bad else ""))
+                clipped = [m.get("clipped") for r in by.get((L, c, True), []) if r.state == "ok" for m in r.metrics()]
+                row.append(f"{100 * mean(clipped):.0f}%" if clipped else "—")
+                rows.append(tuple(row))
+        parts = [table(("layers", "condition", "test perplexity, no clip", "test perplexity, clip", "steps clipped (clip runs)"), rows)]
+        fig = figure((4.2 * len(depths), 3.6))
+        axes = fig.subplots(1, len(depths), squeeze=False)[0]
+        for ax, L in zip(axes, depths):
+            for k, c in enumerate(conds):
+                for clip, style in ((False, "-"), (True, "--")):
+                    for i, r in enumerate(r for r in by.get((L, c, clip), []) if r.state == "ok"):
+                        m = [q for q in r.metrics() if q.get("val_perplexity") is not None]
+                        ax.plot([q["epoch"] for q in m], [q["val_perplexity"] for q in m], style, color=f"C{k}",
+                                label=f"{c}{' clip' if clip else ''}" if i == 0 else None)
+            ax.set_yscale("log")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("validation perplexity")
+            ax.set_title(f"LRU depth {L}", fontsize=10)
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        parts.append(f"![validation curves]({save_figure(fig, figures / 'lru_validation.png')})")
+        best = {c: mean(r.result["test"] for r in recs if r.config["condition"] == c and r.state == "ok" and r.result.get("test") is not None) for c in conds}
+        lsc_best = min((v for c, v in best.items() if c != "default"), default=float("nan"))
+        seeds = {r.config["seed"] for r in recs if r.state == "ok"}
+        word = "agrees with" if lsc_best < best.get("default", float("nan")) else "disagrees with"
+        if len(seeds) < 2:
+            word = f"is inconclusive (one seed) on, though it leans towards {'agreeing' if word == 'agrees with' else 'disagreeing'} with,"
+        parts.append("**Verdict.** Mean test perplexity over depths, seeds and clipping: "
+                     + ", ".join(f"{c} {v:.2f}" for c, v in best.items()) + f": the best LSC condition {word} the claim"
+                     + " that pre-training beats the default.")
+        return "\n\n".join(parts)
+
+
+register(Fig4LRU())

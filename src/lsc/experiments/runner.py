@@ -1,0 +1,84 @@
+"""Running an experiment's runs as independent subprocesses (``--jobs N`` at a time),
+skipping finished ones, and emitting their commands for a scheduler."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .base import FINISHED, Experiment, Run, quote, read_record
+
+
+def run_dir(out: Path, exp: Experiment, preset: str, run: Run) -> Path:
+    return out / exp.name / preset / run.id
+
+
+def select(exp: Experiment, preset: str, only: Sequence[str] | None = None) -> list[Run]:
+    """The runs of ``preset`` whose id matches one of the glob patterns ``only`` (all when None)."""
+    runs = exp.runs(preset)
+    if only:
+        runs = [r for r in runs if any(fnmatch.fnmatchcase(r.id, pat) for pat in only)]
+    return runs
+
+
+def commands(exp: Experiment, preset: str, out: Path, python: str = "python", only: Sequence[str] | None = None) -> list[str]:
+    """One shell command per run (for a SLURM array or any scheduler)."""
+    return [quote(exp.command(r, run_dir(out, exp, preset, r), python)) for r in select(exp, preset, only)]
+
+
+def pending(exp: Experiment, preset: str, out: Path, only: Sequence[str] | None = None) -> list[Run]:
+    return [r for r in select(exp, preset, only)
+            if read_record(run_dir(out, exp, preset, r), r.id, r.config).state not in FINISHED]
+
+
+def run(
+    exp: Experiment,
+    preset: str,
+    out: Path,
+    jobs: int = 1,
+    *,
+    force: bool = False,
+    threads: int = 1,
+    only: Sequence[str] | None = None,
+    say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+) -> dict[str, int]:
+    """Run every unfinished run of ``preset`` (all with ``force``; only ids matching ``only``),
+    ``jobs`` processes at a time; return counts by state (and ``skipped``)."""
+    all_runs = select(exp, preset, only)
+    todo = all_runs if force else pending(exp, preset, out, only)
+    skipped = len(all_runs) - len(todo)
+    if skipped:
+        say(f"{exp.name}/{preset}: {skipped} of {len(all_runs)} runs already finished, skipped")
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    src = str(Path(__file__).resolve().parents[2])  # so the worker imports this lsc, installed or not
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    counts = {"ok": 0, "diverged": 0, "failed": 0, "skipped": skipped}
+    done = 0
+    start = time.perf_counter()
+
+    def one(r: Run) -> str:
+        d = run_dir(out, exp, preset, r)
+        if not force and read_record(d, r.id, r.config).state in FINISHED:
+            return "skipped"  # finished meanwhile (by another runner on the same directory)
+        d.mkdir(parents=True, exist_ok=True)
+        with (d / "stdout.log").open("w") as so, (d / "stderr.log").open("w") as se:
+            subprocess.run(exp.command(r, d, sys.executable), stdout=so, stderr=se, env=env, check=False)
+        return read_record(d, r.id, r.config).state
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for r, state in zip(todo, pool.map(one, todo)):
+            state = state if state in counts else "failed"
+            counts[state] += 1
+            if state == "skipped":
+                continue
+            done += 1
+            say(f"[{done}/{len(todo)}] {exp.name}/{preset}/{r.id}: {state} ({time.perf_counter() - start:.0f} s)")
+    return counts

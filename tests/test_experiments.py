@@ -59,6 +59,8 @@ def test_smoke_preset_runs_and_reports(name, tmp_path):
         assert json.loads((base / r.id / "config.json").read_text())["config"] == r.config
     text = experiments.report(tmp_path, tmp_path / "figs", [name], ["smoke"])
     assert f"## {name} (preset `smoke`)" in text and "| " in text and "Verdict" in text
+    if name == "glorot-long-range":  # both halves: the driven state and the trained task
+        assert "Task half" in text and "Verdict (task)" in text
     pngs = list((tmp_path / "figs").rglob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
 

@@ -54,6 +54,16 @@ def test_help_explains_every_option():
         assert option in proc.stdout
 
 
+def test_a_closed_pipe_is_not_an_error():
+    """`lsc experiment list | head -1`: the reader leaves early; no traceback, status 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "lsc", "experiment", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    assert proc.stdout is not None and proc.stdout.readline()  # read one line, then hang up
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize(
     "extra,message",
     [

@@ -111,3 +111,23 @@ def test_cli_list_emit_and_report(tmp_path, capsys):
     assert not (tmp_path / "fig1-paths").exists()  # emitting runs nothing
     rc, out = _cli(["experiment", "report", "--out", str(tmp_path)], capsys)
     assert rc == 0 and "no runs" in out
+
+
+def test_worker_reruns_a_stale_run_from_scratch(tmp_path):
+    """A run directory left by another config (here another lr) is emptied first: its
+    ``lsc.train`` checkpoint would otherwise be refused as another run, every time."""
+    exp = experiments.get("glorot-long-range")
+    r = next(r for r in exp.runs("smoke") if r.id == "task-glorot-s0")
+    d = tmp_path / r.id
+    assert run_one(exp.name, r.id, {**r.config, "lr": 2 * r.config["lr"]}, d) in ("ok", "diverged")
+    assert read_record(d, r.id, r.config).state == "stale"
+    assert run_one(exp.name, r.id, r.config, d) in ("ok", "diverged"), (d / STATUS).read_text()
+    assert read_record(d, r.id, r.config).state in ("ok", "diverged")
+
+
+def test_fig2_best_lr_ignores_lrs_without_finished_runs():
+    from lsc.experiments.fig2_ffn import _best
+
+    nan = float("nan")
+    assert _best([nan, 50.0, 40.0]) == _best([40.0, 50.0, nan]) == 50.0
+    assert _best([nan, nan]) != _best([nan, nan])  # NaN: no finished run at any lr

@@ -17,10 +17,7 @@ from .base import PRESETS, REGISTRY, Experiment, Run, RunRecord, available, get,
 from .runner import commands, pending, run
 
 MODULES = ("fig1_paths", "fig2_ffn", "fig3_deep_rnn", "fig4_lru", "glorot_long_range", "meanfield_critical", "smoothness_attractors")
-NOT_YET = {
-    "glorot-long-range (task accuracy)": "the second half of issue 8's glorot-long-range: accuracy on a long-range task "
-    "(copy with a long delay, pixel MNIST) of a linear / LRU recurrence initialised Glorot vs rescaled Glorot",
-}
+NOT_YET: dict[str, str] = {}  # glorot-long-range's task half is implemented (runs task-INIT-sSEED)
 """Experiments of issue 8 not implemented yet (listed by ``lsc experiment list``)."""
 
 

@@ -146,14 +146,15 @@ class Fig1Paths(Experiment):
             g1, g5 = pas[1.0].result["gradient_t0"], pas[0.5].result["gradient_t0"]
             bits.append(f"PascalRNN: |dy/dx_0| = {g1:.3g} at rho = 1 vs {g5:.3g} at rho = 0.5 "
                         f"({'agrees' if g1 > 1e3 * g5 and g5 < 10 else 'disagrees'} with the path-count claim).")
-        r1 = [_early_mid(r) for r in by.get("rho1", []) if r.state == "ok"]
-        r5 = [_early_mid(r) for r in by.get("rho0.5", []) if r.state == "ok"]
-        if r1 and r5:
-            m1, m5 = mean(r1), mean(r5)
-            wins = sum(a > b for a, b in zip(r1, r5))
-            word = "agrees" if m1 > m5 and wins == len(r5) else ("is inconclusive" if m1 > m5 else "disagrees")
+        r1 = {r.config["seed"]: _early_mid(r) for r in by.get("rho1", []) if r.state == "ok"}
+        r5 = {r.config["seed"]: _early_mid(r) for r in by.get("rho0.5", []) if r.state == "ok"}
+        seeds = sorted(set(r1) & set(r5))  # paired by seed: same starting weights and inputs
+        if seeds:
+            m1, m5 = mean(r1.values()), mean(r5.values())
+            wins = sum(r1[s] > r5[s] for s in seeds)
+            word = "agrees" if m1 > m5 and wins == len(seeds) else ("is inconclusive" if m1 > m5 else "disagrees")
             bits.append(f"GRU: the layer-0 gradient ratio g(t = 0) / g(t = T/2) is {m1:.3g} at rho = 1 vs {m5:.3g} at rho = 0.5 "
-                        f"(rho = 1 larger in {wins}/{min(len(r1), len(r5))} paired seeds): this {word} with the claim.")
+                        f"(rho = 1 larger in {wins}/{len(seeds)} paired seeds): this {word} with the claim.")
         return "**Verdict.** " + " ".join(bits) if bits else ""
 
 

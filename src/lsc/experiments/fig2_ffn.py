@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ class Fig2FFN(Experiment):
         return {**result, "val_acc": best_val, "test_acc": best_test, "final_test_acc": te}
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = [r for r in records if r.state != "missing"]
+        recs = [r for r in records if r.state not in ("missing", "stale")]
         if not recs:
             return ""
         acts = list(dict.fromkeys(r.config["activation"] for r in recs))
@@ -179,19 +180,20 @@ class Fig2FFN(Experiment):
         # paired comparisons: same activation, lr and seed
         pairs = group([r for r in recs if r.state in ("ok", "diverged")],
                       lambda r: (r.config["activation"], r.config["lr"], r.config["seed"]))
-        acc = lambda r: r.result.get("test_acc") if r.state == "ok" else 0.0  # noqa: E731  (diverged = chance or worse)
+        acc = lambda r: (r.result.get("test_acc") or 0.0) if r.state == "ok" else 0.0  # noqa: E731  (diverged = chance or worse)
         lines = []
         for other in ("glorot", "he"):
-            n = wins = 0
+            n = wins = ties = 0
             for key, rs in pairs.items():
                 d = {r.config["init"]: r for r in rs}
                 if "lsc" in d and other in d:
                     n += 1
-                    wins += acc(d["lsc"]) >= acc(d[other])
+                    wins += acc(d["lsc"]) > acc(d[other])
+                    ties += acc(d["lsc"]) == acc(d[other])
             if n:
-                lines.append(f"LSC >= {other} in {wins}/{n} paired runs")
-        best = {act: {init: max(mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
-                               for lr in lrs) for init in INITS} for act in acts}
+                lines.append(f"LSC > {other} in {wins}/{n} paired runs ({ties} ties)")
+        best = {act: {init: _best(mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
+                                 for lr in lrs) for init in INITS} for act in acts}
         best_txt = "; ".join(f"{act}: " + ", ".join(f"{i} {best[act][i]:.1f}%" for i in INITS) for act in acts)
         gap = min(best[a]["lsc"] - max(best[a]["glorot"], best[a]["he"]) for a in acts)
         pre_ok = [r.result["pretrain"]["converged"] for r in recs if r.state == "ok" and r.result.get("pretrain")]
@@ -202,6 +204,12 @@ class Fig2FFN(Experiment):
                      f"counts as 0): {', '.join(lines)}. The worst gap of LSC to the better analytic init is {gap:+.1f} points: "
                      f"this {word} the claim at this scale.{caveat}")
         return "\n\n".join(parts)
+
+
+def _best(values: Iterable[float]) -> float:
+    """The largest finite value (an lr where every run diverged gives NaN, which ``max`` would
+    return or skip depending on its position); NaN when there is none."""
+    return max((v for v in values if math.isfinite(v)), default=float("nan"))
 
 
 def _std(v: list[float]) -> float:

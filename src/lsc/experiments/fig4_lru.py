@@ -11,6 +11,8 @@ Metric: test perplexity at the best validation epoch (lower is better).
 
 from __future__ import annotations
 
+import math
+
 import itertools
 from pathlib import Path
 from typing import Any
@@ -102,16 +104,36 @@ class Fig4LRU(Experiment):
             ax.legend(fontsize=6)
         fig.tight_layout()
         parts.append(f"![validation curves]({save_figure(fig, figures / 'lru_validation.png')})")
-        best = {c: mean(r.result["test"] for r in recs if r.config["condition"] == c and r.state == "ok" and r.result.get("test") is not None) for c in conds}
-        lsc_best = min((v for c, v in best.items() if c != "default"), default=float("nan"))
-        seeds = {r.config["seed"] for r in recs if r.state == "ok"}
-        word = "agrees with" if lsc_best < best.get("default", float("nan")) else "disagrees with"
-        if len(seeds) < 2:
-            word = f"is inconclusive (one seed) on, though it leans towards {'agreeing' if word == 'agrees with' else 'disagreeing'} with,"
-        parts.append("**Verdict.** Mean test perplexity over depths, seeds and clipping: "
-                     + ", ".join(f"{c} {v:.2f}" for c, v in best.items()) + f": the best LSC condition {word} the claim"
-                     + " that pre-training beats the default.")
+        parts.append(self.verdict(recs, conds))
         return "\n\n".join(parts)
+
+
+    @staticmethod
+    def verdict(recs: list[RunRecord], conds: list[str]) -> str:
+        """Each LSC condition against the default, paired by (layers, clip, seed); lower
+        perplexity wins, a diverged or failed run loses, both lost is a tie."""
+        score = {(r.config["condition"], r.config["layers"], bool(r.config["clip"]), r.config["seed"]):
+                 (r.result["test"] if r.state == "ok" and r.result.get("test") is not None else math.inf) for r in recs}
+        keys = {k[1:] for k in score if k[0] == "default"}
+        bits, shares = [], []
+        for c in conds:
+            if c == "default":
+                continue
+            both = sorted(k for k in keys if (c, *k) in score)
+            wins = sum(score[(c, *k)] < score[("default", *k)] for k in both)
+            if both:
+                bits.append(f"{c} beats the default in {wins}/{len(both)}")
+                shares.append(wins / len(both))
+        if not shares:
+            return ""
+        mean_test = {c: mean(r.result["test"] for r in recs if r.config["condition"] == c and r.state == "ok"
+                             and r.result.get("test") is not None) for c in conds}
+        n = len(keys)
+        word = ("agrees with" if all(x > 0.5 for x in shares) else "disagrees with" if all(x < 0.5 for x in shares)
+                else "is mixed on")
+        return ("**Verdict.** Paired by depth, clipping and seed (lower test perplexity wins; a diverged run loses): "
+                + "; ".join(bits) + ". Mean test perplexity: " + ", ".join(f"{c} {v:.2f}" for c, v in mean_test.items())
+                + f". This {word} the claim that pre-training beats the default" + (" (few pairs: indicative)." if n < 10 else "."))
 
 
 register(Fig4LRU())

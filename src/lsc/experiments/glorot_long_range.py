@@ -141,10 +141,11 @@ class GlorotLongRange(Experiment):
         for init in INITS:
             rs = by.get(init, [])
             ok = [r for r in rs if r.state == "ok"]
-            val[init] = [scale * r.result["test"] if r.state == "ok" and r.result.get("test") is not None else None for r in rs]
+            val[init] = {r.config["seed"]: scale * r.result["test"] if r.state == "ok" and r.result.get("test") is not None
+                         else None for r in rs if r.state in ("ok", "diverged")}
             rows.append((init, mean_std(r.result["radius"] for r in rs if "radius" in r.result),
-                         mean_std((v for v in val[init] if v is not None), "{:.4g}"),
-                         ", ".join("diverged" if v is None else f"{v:.4g}" for v in val[init]),
+                         mean_std((v for v in val[init].values() if v is not None), "{:.4g}"),
+                         ", ".join(f"s{k}: " + ("diverged" if v is None else f"{v:.4g}") for k, v in sorted(val[init].items())),
                          sum(r.state == "diverged" for r in rs), sum(r.state == "failed" for r in rs)))
         opts = ", ".join(f"{k} = {v}" for k, v in c["options"].items())
         head = (f"**Task half.** One-layer linear Elman, width {c['width']}, on `{c['name']}` ({opts}), {c['epochs']} epochs of "
@@ -152,12 +153,13 @@ class GlorotLongRange(Experiment):
                 "non-finite is shown as diverged.")
         table_md = table(("init", "radius of W_hh", unit, "per seed", "diverged", "failed"), rows)
         better = lambda a, b: a is not None and (b is None or (a > b if higher else a < b))  # noqa: E731  (diverged loses)
-        g, r = val.get("glorot", []), val.get("rescaled_glorot", [])
-        n = min(len(g), len(r))
-        wins = sum(better(r[i], g[i]) for i in range(n))
+        g, r = val.get("glorot", {}), val.get("rescaled_glorot", {})
+        seeds = sorted(set(g) & set(r))  # paired by seed
+        n = len(seeds)
+        wins = sum(better(r[k], g[k]) for k in seeds)
         word = "agrees with" if n and wins == n else "disagrees with" if n and wins == 0 else "is mixed on"
         verdict = (f"**Verdict (task).** Rescaled Glorot does better than Glorot in {wins}/{n} paired seeds "
-                   f"(Glorot diverged in {sum(v is None for v in g)}/{len(g)}): this {word} the claim that the rescaled "
+                   f"(Glorot diverged in {sum(v is None for v in g.values())}/{len(g)}): this {word} the claim that the rescaled "
                    "init keeps a long linear recurrence trainable where Glorot's does not.") if n else ""
         return "\n\n".join(x for x in (head, table_md, verdict) if x)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,6 +69,8 @@ def run(
         d = run_dir(out, exp, preset, r)
         if not force and read_record(d, r.id, r.config).state in FINISHED:
             return "skipped"  # finished meanwhile (by another runner on the same directory)
+        if force and d.exists():
+            shutil.rmtree(d)  # a run again from scratch: a kept checkpoint would just be resumed
         d.mkdir(parents=True, exist_ok=True)
         with (d / "stdout.log").open("w") as so, (d / "stderr.log").open("w") as se:
             subprocess.run(exp.command(r, d, sys.executable), stdout=so, stderr=se, env=env, check=False)

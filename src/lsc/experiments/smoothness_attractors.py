@@ -78,7 +78,8 @@ class SmoothnessAttractors(Experiment):
             png = save_figure(fig, figures / "smoothness.png")
             parts += [table(("T", *(f"beta at r = {r:g}" for r in radii)), rows), f"![smoothness]({png})"]
             lo, hi = radii.index(min(radii, key=lambda r: abs(r - 1.0))), len(radii) - 1
-            ratio = {T: mean(r.result["beta"][hi] / r.result["beta"][lo] for r in rs) for T, rs in by.items()}
+            ratio = {T: mean(r.result["beta"][hi] / r.result["beta"][lo] for r in rs  # inf is stored as null: skipped
+                             if r.result["beta"][hi] is not None and r.result["beta"][lo]) for T, rs in by.items()}
             Ts = sorted(ratio)
             mono = all(ratio[a] < ratio[b] for a, b in zip(Ts, Ts[1:]))
             parts.append("**Verdict (smoothness).** beta(r = %g) / beta(r = %g): " % (radii[hi], radii[lo])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 import traceback
@@ -27,12 +28,28 @@ def _clean(obj: object) -> object:
     return obj
 
 
+def _clear_other_run(out: Path, config: dict) -> None:
+    """Empty ``out`` when it holds a run made with another config (a stale run): its files,
+    e.g. an ``lsc train`` checkpoint, would otherwise be resumed or refused as another run."""
+    if not (out / CONFIG).exists():
+        return
+    try:
+        stored = json.loads((out / CONFIG).read_text()).get("config")
+    except ValueError:
+        stored = None
+    if stored != json.loads(json.dumps(config)):
+        for path in out.iterdir():  # the runner's open stdout/stderr logs of this attempt stay
+            if path.name not in ("stdout.log", "stderr.log"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def run_one(experiment: str, run_id: str, config: dict, out: Path) -> str:
     """Execute one run, write its files; return its state (ok | diverged | failed)."""
     import torch
 
     torch.set_num_threads(1)
     exp = get(experiment)
+    _clear_other_run(out, config)
     out.mkdir(parents=True, exist_ok=True)
     (out / STATUS).unlink(missing_ok=True)
     command = quote(exp.command(Run(run_id, config), out, "python"))

@@ -126,6 +126,18 @@ class Experiment:
         return f"{self.name}\n  claim:   {self.claim}\n  source:  {self.source}\n  presets: {sizes}"
 
 
+class TrainExperiment(Experiment):
+    """An experiment whose every run is one ``lsc train`` command: implement :meth:`argv`."""
+
+    @staticmethod
+    def argv(config: dict[str, Any]) -> list[str]:
+        """The ``lsc train`` arguments of a run (``--out`` and ``--json`` are added)."""
+        raise NotImplementedError
+
+    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
+        return lsc_train(self.argv(config), out / "train", log)  # lsc train's own dir: resumes there
+
+
 REGISTRY: dict[str, Experiment] = {}
 
 

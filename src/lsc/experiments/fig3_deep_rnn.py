@@ -14,13 +14,13 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, lsc_train, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean_std, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
 PAIRS = (("rho0.5", "rho1"), ("rho0.5", "default"), ("rho1", "default"))
 
 
-class Fig3DeepRNN(Experiment):
+class Fig3DeepRNN(TrainExperiment):
     name = "fig3-deep-rnn"
     claim = (
         "Pre-training deep RNNs (LSTM, GRU, Elman, ALIF; depth 2 and 5) to rho = 0.5 beats pre-training to rho = 1 and "
@@ -60,8 +60,6 @@ class Fig3DeepRNN(Experiment):
                      "--pretrain-steps", str(config["pretrain_steps"])]
         return argv
 
-    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
-        return lsc_train(self.argv(config), out / "train", log)  # lsc train's own dir: resumes there
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = [r for r in records if r.state not in ("missing", "stale")]

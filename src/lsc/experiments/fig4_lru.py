@@ -17,12 +17,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, lsc_train, mean, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 
 
-class Fig4LRU(Experiment):
+class Fig4LRU(TrainExperiment):
     name = "fig4-lru"
     claim = (
         "Residual LRU stacks (depth 3 and 6) pre-trained to the LSC reach a lower language-modelling perplexity than "
@@ -65,8 +65,6 @@ class Fig4LRU(Experiment):
                      "--pretrain-steps", str(config["pretrain_steps"])]
         return argv
 
-    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
-        return lsc_train(self.argv(config), out / "train", log)
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = [r for r in records if r.state not in ("missing", "stale")]

@@ -13,12 +13,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, lsc_train, mean, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, register, save_figure, table
 
 INITS = {"standard": "glorot", "critical": "critical"}
 
 
-class MeanfieldCritical(Experiment):
+class MeanfieldCritical(TrainExperiment):
     name = "meanfield-critical"
     claim = (
         "The mean-field critical init of LSTMs and GRUs keeps them trainable on long padded sequences where the standard "
@@ -49,8 +49,6 @@ class MeanfieldCritical(Experiment):
                 "--init", INITS[config["init"]], "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]),
                 "--lr", str(config["lr"]), "--seed", str(config["seed"])]
 
-    def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
-        return lsc_train(self.argv(config), out / "train", log)
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = [r for r in records if r.state not in ("missing", "stale")]

@@ -196,13 +196,15 @@ class Fig2FFN(Experiment):
                                  for lr in lrs) for init in INITS} for act in acts}
         best_txt = "; ".join(f"{act}: " + ", ".join(f"{i} {best[act][i]:.1f}%" for i in INITS) for act in acts)
         gap = min(best[a]["lsc"] - max(best[a]["glorot"], best[a]["he"]) for a in acts)
+        robust = {i: min(best[a][i] - max(best[a].values()) for a in acts) for i in INITS}
         pre_ok = [r.result["pretrain"]["converged"] for r in recs if r.state == "ok" and r.result.get("pretrain")]
         caveat = (f" LSC pre-training converged in only {sum(pre_ok)}/{len(pre_ok)} runs within its budget, so this tests "
                   "our budgeted pre-training, not a converged LSC." if pre_ok and sum(pre_ok) < len(pre_ok) else "")
         word = ("agrees with" if gap >= -1.0 else "disagrees with" if gap < -5.0 else "is inconclusive on")
         parts.append(f"**Verdict.** Best-lr mean test accuracy: {best_txt}. Paired (same activation, lr, seed; diverged "
                      f"counts as 0): {', '.join(lines)}. The worst gap of LSC to the better analytic init is {gap:+.1f} points: "
-                     f"this {word} the claim at this scale.{caveat}")
+                     f"this {word} the claim at this scale. Worst gap of each init to the best one over activations (robustness): "
+                     + ", ".join(f"{i} {robust[i]:+.1f}" for i in INITS) + f" points.{caveat}")
         return "\n\n".join(parts)
 
 

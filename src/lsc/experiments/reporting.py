@@ -62,8 +62,8 @@ def report(
                 f"## {name} (preset `{preset}`)\n\n**Claim.** {exp.claim}\n\n*Source:* {exp.source}\n\n"
                 f"**Command:** `{command}` then `lsc experiment report --out {out} {name}`. "
                 f"**Seeds:** {', '.join(map(str, seeds)) or 'none'}.{span} **Runs:** {state_summary(recs)}"
-                + (f"\n\n**Partial:** only {len(recs) - len(absent)} of the preset's {len(recs)} runs exist (a subset chosen with "
-                   f"`--only PATTERN`); the tables show those runs only." if absent else "") + f"\n\n{body}".rstrip() + "\n"
+                + (f"\n\n**Partial:** only {len(recs) - len(absent)} of the preset's {len(recs)} runs exist (not run yet, "
+                   f"or left out with `--only PATTERN`; listed at the end); the tables show those runs only." if absent else "") + f"\n\n{body}".rstrip() + "\n"
             )
         if not found:
             missing.append((name, exp.claim))

@@ -119,7 +119,7 @@ class GlorotLongRange(Experiment):
                         seed=config["seed"], out=out / "train", progress=False,
                         callback=lambda row: log(**{k: v for k, v in row.items() if isinstance(v, (int, float, str))}))
         return {"radius": radius, "metric": res.metric, "val": res.val, "test": res.test, "stopped": res.stopped,
-                "length": task.describe().get("input"), "diverged": res.stopped == "diverged"}
+                "diverged": res.stopped == "diverged"}
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         tasks = [r for r in records if r.config.get("part") == "task"]

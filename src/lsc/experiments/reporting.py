@@ -75,5 +75,7 @@ def report(
         tail += [f"- **{n}** (implemented, no `{'/'.join(presets)}` runs yet): {c}" for n, c in missing]
         tail += [f"- **{n}** (not implemented yet): {what}" for n, what in NOT_YET.items()]
         top = "## Summary\n\n" + ("\n".join(summary) if summary else "No runs yet.") + "\n"
-        return head + "\n" + top + "\n" + "\n".join(parts) + "\n" + "\n".join(tail) + "\n"
+        if len(tail) == 1:  # every run of every experiment exists
+            tail = []
+        return head + "\n" + top + "\n" + "\n".join(parts) + "\n" + "\n".join(tail) + ("\n" if tail else "")
     return "\n".join(parts) if parts else f"no runs under {out}\n"

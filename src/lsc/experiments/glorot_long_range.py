@@ -203,7 +203,8 @@ class GlorotLongRange(Experiment):
         ax2.set_xlim(0, 12)
         ax2.set_ylim(top=10)
         ax2.set_title("Glorot: against t / sqrt(n)", fontsize=9)
-        ax2.legend(fontsize=7)
+        if ax2.get_legend_handles_labels()[0]:  # no Glorot run finished: nothing to label
+            ax2.legend(fontsize=7)
         fig.tight_layout()
         png = save_figure(fig, figures / "state_norms.png")
         return "\n\n".join([table(header, rows), f"![state norms]({png})", self.verdict(by)])

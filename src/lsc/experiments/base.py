@@ -137,6 +137,21 @@ class TrainExperiment(Experiment):
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
         return lsc_train(self.argv(config), out / "train", log)  # lsc train's own dir: resumes there
 
+    @staticmethod
+    def stack_argv(config: dict[str, Any], cell: str) -> list[str]:
+        """``lsc train`` arguments shared by stacked-RNN runs: task and its options, the
+        stack, the optimiser, the seed and (when ``config["pretrain"]``) the pre-training."""
+        argv = ["--task", config["task"]]
+        for k, v in config["options"].items():
+            argv += ["-o", f"{k}={v}"]
+        argv += ["--cell", cell, "--layers", str(config["layers"]), "--width", str(config["width"]),
+                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
+                 "--seed", str(config["seed"])]
+        if config["pretrain"] is not None:
+            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
+                     "--pretrain-steps", str(config["pretrain_steps"])]
+        return argv
+
 
 REGISTRY: dict[str, Experiment] = {}
 

@@ -68,20 +68,9 @@ class Fig3DeepRNN(TrainExperiment):
                     for cell, layers, seed, cond in itertools.product(q["cells"], q["layers"], q["seeds"], CONDITIONS)]
         return out
 
-    @staticmethod
-    def argv(config: dict[str, Any]) -> list[str]:
-        """The ``lsc train`` arguments of a run (``--out`` and ``--json`` are added)."""
-        argv = ["--task", config["task"]]
-        for k, v in config["options"].items():
-            argv += ["-o", f"{k}={v}"]
-        argv += ["--cell", config["cell"], "--layers", str(config["layers"]), "--width", str(config["width"]),
-                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
-                 "--seed", str(config["seed"])]
-        if config["pretrain"] is not None:
-            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
-                     "--pretrain-steps", str(config["pretrain_steps"])]
-        return argv
-
+    @classmethod
+    def argv(cls, config: dict[str, Any]) -> list[str]:
+        return cls.stack_argv(config, config["cell"])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = [r for r in records if r.state not in ("missing", "stale")]

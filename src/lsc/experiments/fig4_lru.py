@@ -50,21 +50,9 @@ class Fig4LRU(TrainExperiment):
                      **{k: p[k] for k in keep}})
                 for L, seed, cond, clip in itertools.product(p["layers"], p["seeds"], p["conditions"], p["clips"])]
 
-    @staticmethod
-    def argv(config: dict[str, Any]) -> list[str]:
-        argv = ["--task", config["task"]]
-        for k, v in config["options"].items():
-            argv += ["-o", f"{k}={v}"]
-        argv += ["--cell", "lru", "--layers", str(config["layers"]), "--width", str(config["width"]),
-                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
-                 "--seed", str(config["seed"])]
-        if config["clip"]:
-            argv += ["--clip", str(config["clip"])]
-        if config["pretrain"] is not None:
-            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
-                     "--pretrain-steps", str(config["pretrain_steps"])]
-        return argv
-
+    @classmethod
+    def argv(cls, config: dict[str, Any]) -> list[str]:
+        return cls.stack_argv(config, "lru") + (["--clip", str(config["clip"])] if config["clip"] else [])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = [r for r in records if r.state not in ("missing", "stale")]

@@ -228,6 +228,11 @@ def records(exp: Experiment, out: Path, preset: str) -> list[RunRecord]:
     return [read_record(base / r.id, r.id, r.config) for r in exp.runs(preset)]
 
 
+def present(recs: Iterable[RunRecord]) -> list[RunRecord]:
+    """The runs that exist for this preset: finished or failed, not missing or stale."""
+    return [r for r in recs if r.state not in ("missing", "stale")]
+
+
 def finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, register, save_figure, table
+from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, present, register, save_figure, std, table
 
 INITS = ("glorot", "he", "lsc")
 PRETRAIN = {"pretrain_lr": 1e-3, "pretrain_kinds": ["depth"], "pretrain_rescale": True}  # see the module docstring
@@ -129,7 +129,7 @@ class Fig2FFN(Experiment):
         return {**result, "val_acc": best_val, "test_acc": best_test, "final_test_acc": te}
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = [r for r in records if r.state not in ("missing", "stale")]
+        recs = present(records)
         if not recs:
             return ""
         acts = list(dict.fromkeys(r.config["activation"] for r in recs))
@@ -168,7 +168,7 @@ class Fig2FFN(Experiment):
         for ax, act in zip(axes, acts):
             for k, init in enumerate(INITS):
                 ms = [mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok") for lr in lrs]
-                ss = [0.5 * _std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"]) for lr in lrs]
+                ss = [0.5 * std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"]) for lr in lrs]
                 ax.errorbar(lrs, ms, yerr=ss, marker="o", capsize=3, label=init, color=f"C{k}")
             ax.set_xscale("log")
             ax.set_xlabel("learning rate")
@@ -212,13 +212,6 @@ def _best(values: Iterable[float]) -> float:
     """The largest finite value (an lr where every run diverged gives NaN, which ``max`` would
     return or skip depending on its position); NaN when there is none."""
     return max((v for v in values if math.isfinite(v)), default=float("nan"))
-
-
-def _std(v: list[float]) -> float:
-    if len(v) < 2:
-        return 0.0
-    m = sum(v) / len(v)
-    return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
 
 
 register(Fig2FFN())

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean_std, present, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
@@ -73,7 +73,7 @@ class Fig3DeepRNN(TrainExperiment):
         return cls.stack_argv(config, config["cell"])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = [r for r in records if r.state not in ("missing", "stale")]
+        recs = present(records)
         if not recs:
             return ""
         tasks = list(dict.fromkeys(r.config["task"] for r in recs))

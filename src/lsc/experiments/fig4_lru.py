@@ -17,7 +17,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 
@@ -55,7 +55,7 @@ class Fig4LRU(TrainExperiment):
         return cls.stack_argv(config, "lru") + (["--clip", str(config["clip"])] if config["clip"] else [])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = [r for r in records if r.state not in ("missing", "stale")]
+        recs = present(records)
         if not recs:
             return ""
         by = group(recs, lambda r: (r.config["layers"], r.config["condition"], bool(r.config["clip"])))

@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, register, save_figure, table
+from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, present, register, save_figure, table
 
 INITS = ("glorot", "rescaled_glorot", "half_variance")
 BLOWUP = 10.0
@@ -129,7 +129,7 @@ class GlorotLongRange(Experiment):
 
     @staticmethod
     def report_task(records: list[RunRecord]) -> str:
-        recs = [r for r in records if r.state not in ("missing", "stale")]
+        recs = present(records)
         if not recs:
             return ""
         c = recs[0].config

@@ -13,7 +13,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, register, save_figure, table
+from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
 
 INITS = {"standard": "glorot", "critical": "critical"}
 
@@ -51,7 +51,7 @@ class MeanfieldCritical(TrainExperiment):
 
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = [r for r in records if r.state not in ("missing", "stale")]
+        recs = present(records)
         if not recs:
             return ""
         lengths = sorted({r.config["length"] for r in recs})

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import PRESETS, available, get, records, state_summary
+from .base import PRESETS, available, get, present, records, state_summary
 
 HEADER = """# Results: which of the papers' claims hold in our runs
 
@@ -43,12 +43,12 @@ def report(
                 continue
             found = True
             recs = records(exp, out, preset)
-            body = exp.report(recs, figures / f"{name}-{preset}", preset) if any(r.state not in ("missing", "stale") for r in recs) else ""
+            body = exp.report(recs, figures / f"{name}-{preset}", preset) if present(recs) else ""
             if link_base is not None:
                 body = body.replace(f"]({figures}", f"]({os.path.relpath(figures, link_base)}")
             verdicts = [line.split("**", 2)[2].strip() for line in body.splitlines() if line.startswith("**Verdict")]
             summary.append(f"- **{name}** (`{preset}`): " + (" ".join(verdicts) if verdicts else "no verdict (runs incomplete)."))
-            seeds = sorted({r.config["seed"] for r in recs if "seed" in r.config and r.state not in ("missing", "stale")})
+            seeds = sorted({r.config["seed"] for r in present(recs) if "seed" in r.config})
             absent = [r.id for r in recs if r.state in ("missing", "stale")]
             if absent:
                 partial.append(f"- **{name}** (`{preset}`): {len(absent)} of {len(recs)} runs not run yet, e.g. "

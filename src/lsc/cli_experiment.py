@@ -58,8 +58,6 @@ def run_list(args: argparse.Namespace) -> int:
 
     for name in experiments.available():
         print(experiments.get(name).describe() + "\n")
-    for name, what in experiments.NOT_YET.items():
-        print(f"{name}  (not implemented yet)\n  {what}\n")
     return 0
 
 

@@ -17,8 +17,6 @@ from .base import PRESETS, REGISTRY, Experiment, Run, RunRecord, available, get,
 from .runner import commands, pending, run
 
 MODULES = ("fig1_paths", "fig2_ffn", "fig3_deep_rnn", "fig4_lru", "glorot_long_range", "meanfield_critical", "smoothness_attractors")
-NOT_YET: dict[str, str] = {}  # glorot-long-range's task half is implemented (runs task-INIT-sSEED)
-"""Experiments of issue 8 not implemented yet (listed by ``lsc experiment list``)."""
 
 
 def _load_all() -> None:
@@ -37,5 +35,5 @@ def report(out, figures=None, names=None, presets=PRESETS, link_base=None, heade
 
 __all__ = [
     "PRESETS", "REGISTRY", "Experiment", "Run", "RunRecord", "available", "commands", "get", "pending",
-    "records", "register", "report", "run", "NOT_YET",
+    "records", "register", "report", "run",
 ]

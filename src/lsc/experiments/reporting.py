@@ -68,12 +68,9 @@ def report(
         if not found:
             missing.append((name, exp.claim))
     if header:
-        from . import NOT_YET
-
         head = HEADER.format(out=out, presets=" --preset ".join(presets), figures=figures, md="RESULTS.md")
         tail = ["## Not run yet\n", *partial]
         tail += [f"- **{n}** (implemented, no `{'/'.join(presets)}` runs yet): {c}" for n, c in missing]
-        tail += [f"- **{n}** (not implemented yet): {what}" for n, what in NOT_YET.items()]
         top = "## Summary\n\n" + ("\n".join(summary) if summary else "No runs yet.") + "\n"
         if len(tail) == 1:  # every run of every experiment exists
             tail = []

@@ -172,6 +172,68 @@ def test_radius_gradient_is_exact_when_krylov_space_is_full(kind, opts, method):
     torch.testing.assert_close(g_est, g_ref, rtol=1e-5, atol=1e-8)
 
 
+def _linear_edge(matrix_of, params, batch: int = 3, dtype=torch.float64) -> LocalJacobian:
+    """The row-wise linear map p -> M(params) p, whose Jacobian is M at every sample."""
+    n = matrix_of(*params).shape[0]
+    point = torch.randn(batch, n, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    return LocalJacobian.of(lambda p: p @ matrix_of(*params).to(dtype).T, point)
+
+
+def _rotation_blocks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Block diagonal of [[a_i, -b_i], [b_i, a_i]]: eigenvalues a_i +- i b_i (an LRU's time Jacobian)."""
+    return torch.block_diag(*[torch.stack([torch.stack([x, -y]), torch.stack([y, x])]) for x, y in zip(a, b)])
+
+
+def _cycle(s: torch.Tensor) -> torch.Tensor:
+    """A cyclic permutation times diag(s): every eigenvalue has modulus (prod s)^(1/n)."""
+    return torch.roll(torch.eye(len(s), dtype=s.dtype), 1, dims=0) * s
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["dense", "arnoldi"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        # diag(d): radius max|d_i|, gradient sign(d_k) at the largest entry only
+        ("diagonal", lambda: [torch.tensor([0.5, -0.75, 0.25, 0.5])], lambda d: torch.diag(d),
+         lambda d: [torch.tensor([0.0, -1.0, 0.0, 0.0])]),
+        # rotation blocks: radius max sqrt(a^2 + b^2), gradient (a, b)/radius on the largest block
+        ("rotation-blocks", lambda: [torch.tensor([0.0, 0.5, 0.75]), torch.tensor([0.5, 0.0, 1.0])], _rotation_blocks,
+         lambda a, b: [torch.tensor([0.0, 0.0, 0.6]), torch.tensor([0.0, 0.0, 0.8])]),
+        # a 4-cycle with unit weights: eigenvalues exactly 1, i, -1, -i; d rho / d s_i = rho / (n s_i)
+        ("permutation", lambda: [torch.ones(4)], _cycle, lambda s: [torch.full((4,), 0.25)]),
+    ],
+    ids=lambda c: c[0] if isinstance(c, tuple) else None,
+)
+def test_radius_gradient_survives_exactly_representable_eigenvalues(case, method, dtype):
+    """An eigenvalue the eigensolver returns exactly must not lose the gradient (it once
+    made inverse iteration's shifted matrix singular and silently zeroed the LRU's)."""
+    _, make, matrix_of, expected = case
+    params = [p.double().requires_grad_() for p in make()]
+    J = _linear_edge(matrix_of, params, dtype=dtype)
+    radius = estimate(J, "radius", method, steps=J.shape[0], rtol=0.0, generator=torch.Generator().manual_seed(0))
+    exact = torch.linalg.eigvals(matrix_of(*params).detach()).abs().max()
+    torch.testing.assert_close(radius.double(), exact.expand(J.batch), rtol=1e-6, atol=1e-6)
+    grads = torch.autograd.grad(radius.mean(), params)
+    for g, want in zip(grads, expected(*params)):
+        torch.testing.assert_close(g, want.double(), rtol=1e-5, atol=1e-6)
+
+
+def test_one_defective_sample_does_not_take_the_gradient_of_the_others():
+    """Samples are independent: a Jordan block in one sample leaves the others' gradients exact."""
+    w = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    point = torch.randn(2, 2, dtype=torch.float64)
+    jordan = torch.tensor([[1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+
+    def fn(p: torch.Tensor) -> torch.Tensor:  # sample 0: w * I (radius w), sample 1: a Jordan block
+        return torch.cat([w * p[:1], p[1:] @ jordan.T])
+
+    radius = estimate(LocalJacobian.of(fn, point), "radius", "dense")
+    torch.testing.assert_close(radius, torch.tensor([0.8, 1.0], dtype=torch.float64))
+    (g,) = torch.autograd.grad(radius[0], w)
+    assert float(g) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("cls", [LSTMCell, GRUCell, ElmanCell])
 def test_radius_gradient_agrees_with_dense_on_a_larger_cell(cls):
     torch.manual_seed(0)

@@ -236,8 +236,16 @@ def _normalise(w: Tensor) -> tuple[Tensor, Tensor]:
 
 def _eig(M: Tensor) -> Tensor:
     """``torch.linalg.eigvals`` in float64, with LAPACK failures explained."""
+    return _eig_vectors(M, vectors=False)[0]
+
+
+def _eig_vectors(M: Tensor, vectors: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Eigenvalues (and right eigenvectors, as columns) of each M_b in float64/complex128,
+    with LAPACK failures explained."""
     try:
-        return torch.linalg.eigvals(M.double())
+        if not vectors:
+            return torch.linalg.eigvals(M.double()), None
+        return torch.linalg.eig(M.double())
     except RuntimeError as exc:
         raise NonFiniteError(
             f"the eigensolver failed on a Jacobian ({exc}); its entries are too large or too "
@@ -315,32 +323,32 @@ def arnoldi(
     return V[:, :k].transpose(1, 2), _finite(H[:, :k, :k], "Krylov matrix")
 
 
-def _eigvec(M: Tensor, lam: Tensor, left: bool = False) -> Tensor:
-    """An eigenvector of each M_b (of M_b^T when ``left``) for the eigenvalue lam_b, by
-    two steps of inverse iteration (cheaper than a full ``eig`` with vectors). NaN where
-    the shifted matrix is exactly singular."""
-    k = M.shape[-1]
-    A = M.to(lam.dtype) - lam[:, None, None] * torch.eye(k, dtype=lam.dtype, device=M.device)
-    if left:
-        A = A.transpose(1, 2)
-    v = torch.ones(M.shape[0], k, 1, dtype=lam.dtype, device=M.device)
-    try:
-        for _ in range(2):
-            v = torch.linalg.solve(A, v)
-            v = v / v.abs().amax(dim=1, keepdim=True)
-    except RuntimeError:
-        return torch.full((M.shape[0], k), float("nan"), dtype=lam.dtype, device=M.device)
-    return v.squeeze(2)
+def _column(vecs: Tensor, j: Tensor) -> Tensor:
+    """Column j_b of each vecs_b: (B, k, k), (B,) -> (B, k)."""
+    return vecs.gather(2, j.view(-1, 1, 1).expand(-1, vecs.shape[1], 1)).squeeze(2)
 
 
 def _top_eigenpair(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Eigenvalue of largest modulus of each M_b, with right and left eigenvectors
-    (y, l) scaled so that l^T y = 1. A defective M gives l^T y = 0 or non-finite
-    vectors; callers fall back to the bare value there."""
-    evals = _eig(M)
-    theta = evals.gather(1, evals.abs().argmax(dim=1, keepdim=True)).squeeze(1)
-    y, left = _eigvec(M.double(), theta), _eigvec(M.double(), theta, left=True)
-    return theta, y, left / (left * y).sum(1, keepdim=True)
+    """Eigenvalue theta_b of largest modulus of each M_b, with a right eigenvector y and a
+    left eigenvector l (l^T M = theta l^T) scaled so that l^T y = 1.
+
+    Both come from one eigendecomposition M = Y diag(lambda) Y^-1: y is column j of Y,
+    l^T is row j of Y^-1 (one solve Y^T l = e_j). LAPACK computes Y from the Schur form,
+    so an eigenvalue that is exactly representable (a diagonal, rotation-block or
+    permutation matrix; docs/design.md section 4) loses nothing, where inverse
+    iteration shifted by that exact value would meet a singular matrix. A defective M
+    (Y singular) gives non-finite l for that sample only; callers keep the bare value
+    there."""
+    evals, vecs = _eig_vectors(M)
+    assert vecs is not None
+    j = evals.abs().argmax(dim=1)
+    theta = evals.gather(1, j[:, None]).squeeze(1)
+    y = _column(vecs, j)
+    e = torch.nn.functional.one_hot(j, M.shape[-1]).to(vecs.dtype).unsqueeze(2)
+    left, info = torch.linalg.solve_ex(vecs.transpose(1, 2), e)
+    left = left.squeeze(2)
+    bad = (info != 0) | ~torch.isfinite(left).all(1)
+    return theta, y, torch.where(bad[:, None], torch.full_like(left, float("nan")), left)
 
 
 def _lift(V: Tensor, coeffs: Tensor) -> Tensor:
@@ -383,9 +391,10 @@ def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.
         theta, y, left = _top_eigenpair(H)
         x, u = _lift(V, y), _lift(V, left)
         W, G = arnoldi(lin.rmatvec, _start(J, n, generator), H.shape[-1], generator=generator)
-        evals_t = _eig(G)
+        evals_t, vecs_t = _eig_vectors(G)
+        assert vecs_t is not None
         gap, j = (evals_t - theta[:, None]).abs().min(dim=1)
-        z = _eigvec(G.double(), evals_t.gather(1, j[:, None]).squeeze(1))
+        z = _column(vecs_t, j)
         agree = ((gap <= 1e-2 * theta.abs()) & torch.isfinite(z).all(1)).unsqueeze(1)
         u = torch.where(agree, _lift(W, z), u)
     return _differentiable_radius(J, theta, x, u)

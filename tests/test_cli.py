@@ -77,3 +77,28 @@ def test_a_closed_pipe_is_not_an_error():
 def test_bad_arguments_exit_2_with_a_message(capsys, extra, message):
     assert main(ARGS + extra) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["measure", "--time", "-2"], "--time: expected an integer >= 1, got -2"),
+        (["measure", "--batch", "-1"], "--batch: expected an integer >= 1, got -1"),
+        (["pretrain", "--max-seconds", "-1"], "--max-seconds: expected a finite number > 0"),
+        (["train", "--task", "copy", "--device", "foo"], "unknown device 'foo'"),
+    ],
+)
+def test_a_users_mistake_is_one_line_not_a_traceback(capsys, argv, message):
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own refusal: status 2 and a usage line
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_analyze_refuses_model_options_beside_a_checkpoint(tmp_path, capsys):
+    lsc.save(StackedRNN("lstm", input_size=3, hidden_size=4, num_layers=2), tmp_path / "m.pt")
+    assert main(["analyze", "grid", "--cell", "gru", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a")]) == 2
+    assert "--cell would be ignored" in capsys.readouterr().err

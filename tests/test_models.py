@@ -153,3 +153,9 @@ def test_registered_cells_become_available_by_name():
         assert model.cells[1].nonlinearity == "relu"
     finally:
         del _CELLS["elman_relu_test"]
+
+
+@pytest.mark.parametrize("bad", [{"hidden_size": 2.5}, {"hidden_size": "64"}, {"num_layers": 2.0}, {"hidden_size": [8, 0]}])
+def test_non_integer_sizes_are_named(bad):
+    with pytest.raises(ValueError, match="must be"):
+        StackedRNN(**{"cell": "gru", "input_size": 3, "hidden_size": 8, "num_layers": 2, **bad})

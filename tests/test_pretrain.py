@@ -245,10 +245,87 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command again to resume" in err
-    blob = torch.load(out / "checkpoint.pt", weights_only=False)
-    done = blob["state"]["step"]
+    from lsc.files import read_state
+
+    done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["state"]["step"]
     assert done >= 25
     again = subprocess.run(cmd[:cmd.index("100000")] + [str(done + 3)] + cmd[cmd.index("100000") + 1 :] + ["--json"],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["result"]["steps"] == done + 3
+
+
+def test_a_diverging_run_returns_diverged_with_the_best_weights():
+    """A relu Elman with W_hh x20 over T = 60: even the kept weights blow up on fresh input;
+    pre-training says so and returns, it does not raise from its final measurement."""
+    torch.manual_seed(0)
+    model = StackedRNN("elman", input_size=4, hidden_size=16, num_layers=2, nonlinearity="relu")
+    with torch.no_grad():
+        for cell in model.cells:
+            cell.weight_hh.mul_(20)
+    res = lsc.pretrain(model, None, time_steps=60, max_steps=20, progress=False)
+    assert res.stopped == "diverged" and not res.converged and res.report is None
+    assert "restored the best weights" in res.message and "final measurement" in res.message
+    for k, v in res.best_state.items():
+        assert torch.equal(v, model.state_dict()[k]) and torch.isfinite(v).all()
+
+
+def test_budgets_and_one_shot_data_are_checked_up_front():
+    model = rnn("gru", layers=2, width=8)
+    with pytest.raises(ValueError, match="max_seconds"):
+        lsc.pretrain(model, None, max_seconds=-1, progress=False)
+    batches = (torch.randn(4, 6, 8) for _ in range(3))
+    with pytest.raises(ValueError, match="re-iterable"):
+        lsc.pretrain(model, batches, max_steps=5, progress=False)
+
+
+def test_a_resumed_run_continues_at_its_place_in_the_data(tmp_path):
+    """A list of distinct batches: the resumed run must draw batch 5 next, not batch 0."""
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randn(8, 10, 8, generator=gen) * (1 + i / 4) for i in range(7)]
+
+    def stop_at(step):
+        def cb(row):
+            if row["step"] == step:
+                raise KeyboardInterrupt
+        return cb
+
+    first = lsc.pretrain(rnn("gru", 2, 16), data, max_steps=10, tol=0.0, checkpoint=tmp_path, progress=False,
+                         callback=stop_at(4))
+    assert first.stopped == "interrupted"
+    resumed = rnn("gru", 2, 16)
+    second = lsc.pretrain(resumed, data, max_steps=10, tol=0.0, checkpoint=tmp_path, progress=False)
+    straight = rnn("gru", 2, 16)
+    ref = lsc.pretrain(straight, data, max_steps=10, tol=0.0, progress=False)
+    assert [r["radii"] for r in second.history] == [r["radii"] for r in ref.history]
+    for a, b in zip(resumed.parameters(), straight.parameters()):
+        assert torch.equal(a, b)
+    assert second.report is not None and ref.report is not None
+    assert second.report.to_dict()["edges"] == ref.report.to_dict()["edges"]  # measured on the same next batch
+
+
+@pytest.mark.parametrize("change", [{"lr": 2e-2}, {"seed": 1}, {"optimizer": "sgd"}, {"batch_size": 16},
+                                    {"time_steps": 12}, {"method": "dense"}, {"tol": 0.05}])
+def test_resuming_with_other_settings_is_refused_with_the_differences(tmp_path, change):
+    base = dict(max_steps=2, tol=0.0, checkpoint=tmp_path, progress=False)
+    lsc.pretrain(rnn("gru", 2, 8), None, **base)
+    with pytest.raises(ValueError, match="other settings") as info:
+        lsc.pretrain(rnn("gru", 2, 8), None, **{**base, **change})
+    name = next(iter(change))
+    assert name in str(info.value)
+    again = lsc.pretrain(rnn("gru", 2, 8), None, **{**base, "max_steps": 3})  # a larger budget is no other run
+    assert again.steps == 3
+
+
+@pytest.mark.parametrize("flag,value,shown", [("--seed", "1", "seed"), ("--lr", "0.02", "lr"), ("--batch", "4", "batch_size"),
+                                              ("--time", "8", "time_steps"), ("--data", "copy", "data"),
+                                              ("--method", "dense", "method"), ("--init", "orthogonal", "init"),
+                                              ("--optimizer", "sgd", "optimizer")])
+def test_cli_pretrain_refuses_to_resume_with_other_settings(tmp_path, capsys, flag, value, shown):
+    argv = ["pretrain", "--cell", "gru", "--layers", "2", "--width", "8", "--input-size", "4", "--time", "6",
+            "--batch", "8", "--max-steps", "2", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv + [flag, value]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and shown in err and "Traceback" not in err

@@ -76,7 +76,7 @@ def test_files_best_checkpoint_and_metrics_rows(tmp_path):
     model = tiny_model(task)
     res = lsc.train(model, task, epochs=3, lr=1e-2, batch_size=32, out=tmp_path / "run")
     run = tmp_path / "run"
-    names = sorted(p.name for p in run.iterdir())
+    names = sorted(p.name for p in run.iterdir() if p.name != ".lsc.lock")  # the run lock stays, unlocked
     assert names == ["best.pt", "checkpoint.pt", "config.json", "metrics.jsonl", "result.json"]  # no .tmp left over
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
@@ -273,3 +273,89 @@ def test_lstm_solves_the_copy_task_at_a_short_delay():
     task = lsc.tasks.get("copy", delay=10)
     res = lsc.train(tiny_model(task, width=128), task, epochs=15, lr=1e-2, batch_size=64, clip=1.0)
     assert res.test > 0.95
+
+
+def test_rerun_of_a_finished_run_rewrites_its_derived_files(tmp_path):
+    task = tiny_copy()
+    lsc.train(tiny_model(task), task, epochs=2, lr=1e-2, batch_size=32, out=tmp_path)
+    metrics, result = (tmp_path / "metrics.jsonl").read_text(), json.loads((tmp_path / "result.json").read_text())
+    (tmp_path / "metrics.jsonl").write_text(metrics[: len(metrics) // 2])  # damaged by hand or a full disk
+    (tmp_path / "result.json").unlink()
+    (tmp_path / "best.pt").unlink()
+    again = lsc.train(tiny_model(task), task, epochs=2, lr=1e-2, batch_size=32, out=tmp_path)
+    assert again.epochs == 2 and (tmp_path / "metrics.jsonl").read_text() == metrics
+    back = json.loads((tmp_path / "result.json").read_text())
+    assert {k: v for k, v in back.items() if k != "seconds"} == {k: v for k, v in result.items() if k != "seconds"}
+    assert lsc.load(tmp_path / "best.pt").max_length == task.steps
+
+
+def test_resume_equals_an_uninterrupted_run_with_dropout_and_cosine(tmp_path):
+    task = tiny_copy()
+    settings = dict(epochs=3, lr=1e-2, batch_size=32, schedule="cosine")
+
+    def model():
+        torch.manual_seed(0)
+        return task.model("gru", layers=2, width=16, dropout=0.3)
+
+    ref = lsc.train(model(), task, **settings)
+
+    def stop_after_one(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    assert lsc.train(model(), task, **settings, out=tmp_path, callback=stop_after_one).stopped == "interrupted"
+    torch.manual_seed(123)  # another process: another global RNG state; dropout must not depend on it
+    resumed = lsc.train(model(), task, **settings, out=tmp_path)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(ref.history)
+    for k, v in ref.best_state.items():
+        assert torch.equal(v, resumed.best_state[k])
+
+
+def _strip_seconds(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_seconds(v) for k, v in obj.items() if k not in ("seconds", "message", "out")}
+    if isinstance(obj, list):
+        return [_strip_seconds(v) for v in obj]
+    return obj
+
+
+def test_killed_at_random_points_a_run_ends_as_an_uninterrupted_one(tmp_path):
+    """SIGKILL during pre-training or training, then the same command again: the same
+    result.json and best.pt weights as a run that was never interrupted."""
+    import os
+    import random
+    import signal
+
+    def command(out):
+        return [sys.executable, "-m", "lsc", "train", "--task", "copy", "-o", "symbols=4", "-o", "length=3",
+                "-o", "delay=2", "-o", "train_size=128", "-o", "val_size=32", "-o", "test_size=32", "--cell", "gru",
+                "--layers", "2", "--width", "8", "--epochs", "3", "--dropout", "0.2", "--schedule", "cosine",
+                "--pretrain", "0.5", "--pretrain-steps", "30", "--pretrain-tol", "0.0", "--out", str(out), "--quiet"]
+
+    assert subprocess.run(command(tmp_path / "straight"), capture_output=True, timeout=300).returncode == 0
+    out, rng, kills = tmp_path / "killed", random.Random(0), 0
+
+    def rows(name):
+        path = out / name
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    # one kill in each phase: after pre-training's checkpoint at step 25, once training began, after epoch 1
+    for reached in (lambda: (out / "pretrain" / "checkpoint.pt").exists(), lambda: (out / "pretrain.json").exists(),
+                    lambda: rows("metrics.jsonl") >= 1):
+        proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while proc.poll() is None and not reached() and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))  # a random moment within the phase
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    done = subprocess.run(command(out), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = [_strip_seconds(json.loads((d / "result.json").read_text())) for d in (tmp_path / "straight", out)]
+    assert results[0] == results[1]
+    a, b = lsc.load(tmp_path / "straight" / "best.pt"), lsc.load(out / "best.pt")
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k

@@ -36,39 +36,82 @@ def _first(item: object) -> Tensor:
     return item
 
 
-def input_batches(
-    stack: Stack,
-    data: Tensor | Iterable[object] | None,
-    *,
-    batch_size: int = 32,
-    time_steps: int = 50,
-    generator: torch.Generator | None = None,
-) -> Iterator[Tensor]:
+class InputSource:
     """An endless stream of batch-first input batches (B, T, F) (tokens (B, T); a
-    feed-forward network's (B, F)), whatever the layout of the model itself.
+    feed-forward network's (B, F)), whatever the layout of the model itself, that
+    knows how many batches it has given (:attr:`position`).
 
     * a tensor: random mini-batches of ``batch_size`` along its batch axis, each an
       independent draw with ``generator`` (the whole tensor when it is smaller);
-    * an iterable (e.g. a ``DataLoader``): its items in order, again and again; a
-      tuple or list item contributes its first element;
+    * a re-iterable (a list, a ``DataLoader``, ``task.inputs(...)``): its items in order,
+      again and again; a tuple or list item contributes its first element. A one-shot
+      iterator (a generator) is refused: pre-training draws more batches than one pass
+      may hold, and a resumed run must find its place again;
     * ``None``: standard Gaussian input (batch_size, time_steps, features) (random
       token ids for a model that embeds tokens; (batch_size, features) for a
       feed-forward network).
+
+    :meth:`seek` puts a new source where an interrupted one stopped: a re-iterable is
+    passed again from its start up to that position (exact when every pass yields the
+    same items, as a tensor, a list or ``task.inputs`` do); tensors and noise draw from
+    ``generator``, whose state the caller restores.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(data, Tensor):
-        yield from _tensor_batches(stack, data, batch_size, generator)
-    elif data is None:
-        yield from _noise(stack, batch_size, time_steps, generator)
-    else:
-        while True:
-            empty = True
-            for item in data:
-                empty = False
-                yield _first(item)
-            if empty:
-                raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or iterable")
+
+    def __init__(
+        self,
+        stack: Stack,
+        data: Tensor | Iterable[object] | None,
+        *,
+        batch_size: int = 32,
+        time_steps: int = 50,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(data, Iterator):
+            raise ValueError(
+                f"data is a one-shot iterator ({type(data).__name__}): pre-training may need more batches than one "
+                "pass and a resumed run must find its place again; pass a re-iterable instead (a tensor, a list of "
+                "batches, a DataLoader or task.inputs(...))"
+            )
+        if data is not None and not isinstance(data, (Tensor, Iterable)):
+            raise TypeError(f"data must be a tensor, a re-iterable of batches or None, got {type(data).__name__}")
+        self.stack, self.data, self.batch_size, self.time_steps = stack, data, batch_size, time_steps
+        self.generator = generator
+        self.position = 0
+        self._stream = self._batches()
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return self
+
+    def __next__(self) -> Tensor:
+        x = next(self._stream)
+        self.position += 1
+        return x
+
+    def seek(self, position: int) -> None:
+        """Continue as a source that has already given ``position`` batches."""
+        if isinstance(self.data, Tensor) or self.data is None:
+            self.position = position
+            return
+        self._stream, self.position = self._batches(), 0
+        for _ in range(position):
+            next(self)
+
+    def _batches(self) -> Iterator[Tensor]:
+        data = self.data
+        if isinstance(data, Tensor):
+            yield from _tensor_batches(self.stack, data, self.batch_size, self.generator)
+        elif data is None:
+            yield from _noise(self.stack, self.batch_size, self.time_steps, self.generator)
+        else:
+            while True:
+                empty = True
+                for item in data:
+                    empty = False
+                    yield _first(item)
+                if empty:
+                    raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
 
 
 def _tensor_batches(stack: Stack, data: Tensor, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:

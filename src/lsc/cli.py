@@ -19,6 +19,7 @@ from .grid import DEFAULT_TIME_POINTS, KINDS
 from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, METHODS, QUANTITIES
 from .batches import copy_task_inputs
 from .models import FFN, StackedRNN, cell_names
+from .files import hold_directory, remove_run_files, write_atomic
 from .models.io import save
 from .pretrain import CHECKPOINT, history_jsonl, pretrain
 from .cli_analyze import add_commands as add_analyze_commands
@@ -64,6 +65,39 @@ def parse_kinds(text: str) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def natural_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (built fresh with --seed, on Gaussian input)")
     g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())}, or ffn (default lstm)")
@@ -73,8 +107,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-size", type=int, default=10, help="linear readout size; 0 for none (default 10)")
     g.add_argument("--nonlinearity", default=None, help="Elman nonlinearity: tanh, relu, sigmoid, silu, identity")
     g.add_argument("--activation", default="relu", help="ffn activation: relu, tanh, sin, cos, ... (default relu)")
-    g.add_argument("--time", type=int, default=50, help="sequence length T (default 50; ffn: 1)")
-    g.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    g.add_argument("--time", type=positive_int, default=50, help="sequence length T (default 50; ffn: 1)")
+    g.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)")
@@ -131,8 +165,8 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement")
     g.add_argument("--method", choices=METHODS, default="auto", help="auto (dense for small Jacobians), dense, arnoldi, power")
     g.add_argument("--quantity", choices=QUANTITIES, default="radius", help="radius (default), norm or rms singular value")
-    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})")
-    g.add_argument("--probes", type=int, default=DEFAULT_PROBES, help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})")
+    g.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})")
+    g.add_argument("--probes", type=positive_int, default=DEFAULT_PROBES, help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})")
     g.add_argument(
         "--time-points",
         type=parse_time_points,
@@ -191,16 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", choices=("gaussian", "copy"), default="gaussian", help="input: Gaussian noise or copy-task sequences (default gaussian)")
     g.add_argument("--kinds", type=parse_kinds, default=None, help="edge kinds to pre-train (default encoder,time,depth; add decoder)")
     g.add_argument("--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)")
-    g.add_argument("--patience", type=int, default=5, help="...for this many consecutive steps (default 5)")
-    g.add_argument("--max-steps", type=int, default=1000, help="step budget (default 1000)")
-    g.add_argument("--max-seconds", type=float, default=None, help="time budget in seconds (default none)")
+    g.add_argument("--patience", type=positive_int, default=5, help="...for this many consecutive steps (default 5)")
+    g.add_argument("--max-steps", type=positive_int, default=1000, help="step budget (default 1000)")
+    g.add_argument("--max-seconds", type=positive_float, default=None, help="time budget in seconds (default none)")
     g.add_argument("--optimizer", default="adam", help="adam, adamw, sgd or rmsprop (default adam)")
-    g.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 1e-2)")
-    g.add_argument("--time-points", type=int, default=1, help="random time points per step (default 1)")
+    g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
+    g.add_argument("--time-points", type=positive_int, default=1, help="random time points per step (default 1)")
     g.add_argument("--method", choices=METHODS, default="arnoldi", help="radius estimator (default arnoldi)")
     g.add_argument("--rescale", action="store_true", help="the reference code's weight rescaling towards target (off by default)")
     g.add_argument("--shuffle", type=float, default=0.0, help="probability per step of the reference's weight shuffling (default 0)")
     g.add_argument("--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint")
+    g.add_argument("--force", action="store_true", help="start afresh: delete the run files lsc wrote in --out first")
     g.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_pretrain)
@@ -270,8 +305,22 @@ def run_measure(args: argparse.Namespace) -> int:
     return 1 if args.check and not report.satisfies(tol=args.tol) else 0
 
 
+PRETRAIN_FILES = (CHECKPOINT, "pretrained.pt", "history.jsonl", "report.json")
+
+
 def run_pretrain(args: argparse.Namespace) -> int:
+    from .distributed import is_main
+
     model, x = build_model(args)
+    out = Path(args.out) if args.out else None
+    with hold_directory(out if is_main() else None):  # one run per --out, found writable before any work
+        if out is not None and args.force:
+            remove_run_files(out, PRETRAIN_FILES)
+        return _pretrain_held(args, out, model, x)
+
+
+def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module, x: torch.Tensor) -> int:
+    """Measure, pre-train and write, with ``out`` held by this process."""
     data = None
     if args.data == "copy":
         if args.cell == "ffn":
@@ -281,9 +330,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
         data = data.to(device=args.device, dtype=DTYPES[args.dtype])
         x = data[: args.batch]
     before = measure(model, x, target=args.target, kinds=args.kinds, seed=args.seed)
-    out = Path(args.out) if args.out else None
     if out is not None and (out / CHECKPOINT).exists() and not args.json:
         print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
+    cli = {k: getattr(args, k) for k in ("cell", "layers", "width", "input_size", "output_size", "nonlinearity",
+                                         "activation", "dtype", "init", "init_opt", "data")}
     result = pretrain(
         model,
         data,
@@ -304,6 +354,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         shuffle=args.shuffle,
         checkpoint=out,
         progress=False if args.quiet or args.json else None,
+        config={"cli": cli},
     )
     from .distributed import is_main
 
@@ -311,9 +362,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
         return 130 if result.stopped == "interrupted" else 0
     if out is not None:
         save(model, out / "pretrained.pt", pretrain=result.summary())
-        (out / "history.jsonl").write_text(history_jsonl(result.history))
+        write_atomic(out / "history.jsonl", history_jsonl(result.history))
         if result.report is not None:
-            (out / "report.json").write_text(json.dumps(result.report.to_dict(), indent=2))
+            write_atomic(out / "report.json", json.dumps(result.report.to_dict(), indent=2))
     if result.stopped == "interrupted":
         print(f"interrupted after {result.steps} steps; run the same command again to resume", file=sys.stderr)
         return 130
@@ -322,16 +373,17 @@ def run_pretrain(args: argparse.Namespace) -> int:
         return 0
     print("before pre-training:\n" + before.table(target=result.target, tol=args.tol))
     print(f"\n{result.stopped} after {result.steps} steps in {result.seconds:.1f} s: {result.message}\n")
-    assert result.report is not None
-    print("after pre-training:\n" + result.report.table(tol=args.tol))
+    if result.report is not None:
+        print("after pre-training:\n" + result.report.table(tol=args.tol))
     if out is not None:
-        print(f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}, {out / 'report.json'}")
+        print(f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}" + (f", {out / 'report.json'}" if result.report else ""))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from . import distributed
 
     try:
@@ -339,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if spec is not None and (distributed.launched() or spec == "auto"):
             # under torchrun: join the process group; cuda means cuda:LOCAL_RANK
             args.device = str(distributed.setup(spec))
+        elif spec is not None:
+            args.device = str(distributed.select_device(spec))  # a bad name is one clear line, not a traceback
         return int(args.run(args))
     except distributed.DistributedError as exc:
         print(f"lsc {args.command}: distributed run failed: {exc}", file=sys.stderr)

@@ -94,6 +94,11 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(run=run_attractors)
 
 
+MODEL_FLAGS = ("--cell", "--layers", "--width", "--input-size", "--output-size", "--nonlinearity", "--activation",
+               "--dtype", "--init", "--init-opt")
+"""Options that build a fresh model: they contradict ``--checkpoint``."""
+
+
 def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module, torch.Tensor, dict[str, object]]:
     """The model (fresh, loaded or pre-trained) and Gaussian input for it, plus JSON notes."""
     from .cli import DTYPES, build_model
@@ -103,6 +108,12 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
 
     notes: dict[str, object] = {}
     if args.checkpoint:
+        given = [flag for flag in MODEL_FLAGS if any(a == flag or a.startswith(flag + "=") for a in args.argv)]
+        if given:
+            raise ValueError(
+                f"--checkpoint builds the model saved in the file; {', '.join(given)} would be ignored. "
+                "Leave them out to analyse the saved model, or leave out --checkpoint to analyse a fresh one"
+            )
         path = Path(args.checkpoint)
         if not path.is_file():
             raise ValueError(f"--checkpoint {path} is not a file (expected e.g. DIR/pretrained.pt from lsc pretrain --out)")

@@ -35,9 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed as _dist
-from .batches import input_batches
+from .batches import InputSource
 from .checks import NonFiniteError, check_positive, unknown_name
 from .condition import StabilityReport, Target, estimator_generator, measure, resolve_target
+from .files import DamagedFileError, hold_directory, read_state, require, write_state
 from .grid import available_kinds, check_kinds, edge_list, edges, trajectory
 from .heuristics import rescale_towards_target, shuffle_weights
 from .jacobian import estimate_all
@@ -52,6 +53,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 DEFAULT_KINDS = ("encoder", "time", "depth")
 EXPLODED = 1e6  # a loss above this means the radii ran away
 CHECKPOINT = "checkpoint.pt"
+KIND = "pretrain-checkpoint"
 
 
 @dataclass
@@ -115,6 +117,7 @@ def _progress(enabled: bool | None, total: int) -> object | None:
 def _validated(
     max_steps: int, patience: int, time_points: int, batch_size: int, checkpoint_every: int,
     plateau: int | None, edges_per_step: int | None, tol: float, smoothing: float, shuffle: float, lr: float,
+    max_seconds: float | None,
 ) -> None:
     for name, value in (
         ("max_steps", max_steps), ("patience", patience), ("time_points", time_points),
@@ -130,6 +133,8 @@ def _validated(
     if not 0.0 <= shuffle <= 1.0:
         raise ValueError(f"shuffle is a probability per step, got {shuffle}")
     check_positive(lr, "lr")
+    if max_seconds is not None:
+        check_positive(max_seconds, "max_seconds")
 
 
 def pretrain(
@@ -162,6 +167,7 @@ def pretrain(
     progress: bool | None = None,
     callback: Callable[[dict[str, object]], None] | None = None,
     distributed: bool | None = None,
+    config: Mapping[str, object] | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -196,9 +202,12 @@ def pretrain(
         seed: seeds batches, time points, sub-matrices and Krylov start vectors.
         rescale, shuffle: the reference code's weight rescaling / shuffling
             (:mod:`lsc.heuristics`), off by default; frozen parameters are left alone.
-        checkpoint: a directory; the run saves its state there every
-            ``checkpoint_every`` steps and when it stops, and resumes from it. Runs on a
-            tensor or on noise resume exactly; an iterable restarts from its beginning.
+        checkpoint: a directory; the run holds it (a second process is refused), saves
+            its state there every ``checkpoint_every`` steps and when it stops, and a later
+            call resumes from it: exactly, with the data's position too (a re-iterable is
+            passed again up to where the run stopped). A call with other settings than the
+            saved run's (anything but the budgets ``max_steps``, ``max_seconds``,
+            ``checkpoint_every``) is refused with the differences listed.
         progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
         callback: called with each finished step's history row (it may raise
             ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
@@ -210,12 +219,15 @@ def pretrain(
             stopping rule, the best weights and plateau restarts are decided alike and
             all ranks stop at the same step with identical weights. Only rank 0 writes
             the checkpoint; ``shuffle`` is not supported.
+        config: extra JSON-ready entries that must also match for a checkpoint to resume
+            (the command line records its model, init and data options here).
     """
     stack = as_stack(model)
     params = [p for p in stack.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
-    _validated(max_steps, patience, time_points, batch_size, checkpoint_every, plateau, edges_per_step, tol, smoothing, shuffle, lr)
+    _validated(max_steps, patience, time_points, batch_size, checkpoint_every, plateau, edges_per_step, tol, smoothing, shuffle, lr,
+               max_seconds)
     ddp = _dist.resolve(distributed)
     main = not ddp or _dist.is_main()
     if ddp and shuffle:
@@ -224,7 +236,7 @@ def pretrain(
     gen = estimator_generator(None if seed is None else seed + (7_919 * _dist.rank() if ddp else 0), stack.device)
     if ddp and data is not None and not isinstance(data, Tensor):
         data = _RankItems(data, _dist.rank(), _dist.world_size())
-    batches = input_batches(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
+    batches = InputSource(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
     if kinds is None:
         named = set(target) if isinstance(target, Mapping) else set()
         kinds = [k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named]
@@ -235,10 +247,39 @@ def pretrain(
     stopping = stopping or [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds)]
     all_keys = [edge_key(kind, layer) for kind, layer in edge_list(stack, kinds)]
 
-    ckpt = _checkpoint_path(checkpoint)
+    settings = {
+        "target": goal, "kinds": list(kinds), "tol": tol, "patience": patience,
+        "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
+        "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
+        "time_points": time_points, "edges_per_step": edges_per_step, "method": method, "krylov_steps": krylov_steps,
+        "rtol": rtol, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+    }
+    settings = json.loads(json.dumps(settings, default=str))
+    ckpt = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
+    # one run per directory, found writable before any work
+    with hold_directory(ckpt.parent if ckpt is not None and main else None, "checkpoint"):
+        return _run(
+            model, stack, params, batches, gen, goal, kinds, settings, ckpt, ddp, main, seed,
+            tol=tol, patience=patience, max_steps=max_steps, max_seconds=max_seconds, optimizer=optimizer,
+            lr=lr, plateau=plateau, smoothing=smoothing, time_points=time_points, edges_per_step=edges_per_step,
+            method=method, krylov_steps=krylov_steps, rtol=rtol, rescale=rescale, shuffle=shuffle,
+            checkpoint_every=checkpoint_every, progress=progress, callback=callback, first=first, all_keys=all_keys,
+            stopping=stopping,
+        )
+
+
+def _run(  # type: ignore[no-untyped-def]
+    model, stack, params, batches, gen, goal, kinds, settings, ckpt, ddp, main, seed, *, tol, patience, max_steps,
+    max_seconds, optimizer, lr, plateau, smoothing, time_points, edges_per_step, method, krylov_steps, rtol, rescale,
+    shuffle, checkpoint_every, progress, callback, first, all_keys, stopping,
+) -> PretrainResult:
+    """The pre-training loop of :func:`pretrain`, with its arguments validated and its
+    checkpoint directory held."""
     state, opt_state = _RunState(lr=lr), None
     if ckpt is not None and ckpt.exists():
-        state, opt_state = _resume(ckpt, model, gen, goal)
+        state, opt_state = _resume(ckpt, model, gen, settings)
+        if state.position > 0:
+            batches.seek(state.position)
     opt = _optimizer(optimizer, params, state.lr)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
@@ -256,7 +297,7 @@ def pretrain(
     if bar is not None:
         bar.update(state.step)  # type: ignore[attr-defined]
     start = time.perf_counter() - state.seconds
-    pending: Tensor | None = first if state.step == 0 else None
+    pending: Tensor | None = first if state.position == 0 else None
     try:
         while not stopped:
             if state.step >= max_steps:
@@ -269,6 +310,7 @@ def pretrain(
                 stopped, message = "max_seconds", f"reached max_seconds={max_seconds}"
                 break
             state.generator = gen.get_state() if gen is not None else None  # a resumed step redraws the same
+            state.position = 0 if pending is not None else batches.position  # ...from the same place in the data
             xb = pending if pending is not None else _next_input(stack, batches, state.step)
             pending = None
             if not ddp:
@@ -317,7 +359,7 @@ def pretrain(
                 elif gap < state.plateau_gap * 0.99:
                     state.plateau_gap, state.plateau_step = gap, state.step
                 state.step += 1
-                state.generator = None
+                state.generator, state.position = None, batches.position
             if bar is not None:
                 bar.set_postfix(_postfix(row), refresh=False)  # type: ignore[attr-defined]
                 bar.update(1)  # type: ignore[attr-defined]
@@ -326,14 +368,14 @@ def pretrain(
             if converged:
                 stopped, message = "converged", f"every edge within {tol} of its target for {patience} steps"
             elif ckpt is not None and main and state.step % checkpoint_every == 0:
-                _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
+                _save(ckpt, model, opt, gen, settings, state, time.perf_counter() - start)
     except NonFiniteError as exc:
         stopped, message = "diverged", str(exc)
     except KeyboardInterrupt:
         stopped, message = "interrupted", "interrupted; run again with the same checkpoint directory to resume"
     except BaseException:  # anything else: keep the run resumable and the best weights in place, then re-raise
         if ckpt is not None and main:
-            _save(ckpt, model, opt, gen, goal, state, time.perf_counter() - start)
+            _save(ckpt, model, opt, gen, settings, state, time.perf_counter() - start)
         if state.best_state is not None:
             model.load_state_dict(state.best_state)
         raise
@@ -345,7 +387,7 @@ def pretrain(
         if stopped != "interrupted":
             state.stopped, state.message = stopped, message
         if main:
-            _save(ckpt, model, opt, gen, goal, state, seconds)
+            _save(ckpt, model, opt, gen, settings, state, seconds)
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
         if stopped == "diverged":
@@ -353,7 +395,11 @@ def pretrain(
     report = None
     if stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
         fresh = _next_input(stack, batches, state.step)
-        report = measure(model, fresh if stack.batch_first else fresh.transpose(0, 1), target=goal, kinds=kinds, seed=seed)
+        try:
+            report = measure(model, fresh if stack.batch_first else fresh.transpose(0, 1), target=goal, kinds=kinds, seed=seed)
+        except NonFiniteError as exc:  # even the weights kept diverge on fresh input: say so, return them
+            stopped = "diverged"
+            message += f"; the final measurement on a fresh batch failed too ({exc})"
     return PretrainResult(
         converged=stopped == "converged",
         stopped=stopped,
@@ -381,17 +427,6 @@ def _next_input(stack: Stack, batches: Iterator[Tensor], step: int) -> Tensor:
     except NonFiniteError as exc:
         raise ValueError(f"input batch {step}: {exc}") from None
     return x.to(device=stack.device, dtype=stack.dtype if x.is_floating_point() else x.dtype)
-
-
-def _checkpoint_path(checkpoint: str | Path | None) -> Path | None:
-    if checkpoint is None:
-        return None
-    folder = Path(checkpoint)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot use {folder} as the checkpoint directory: {exc}") from None
-    return folder / CHECKPOINT
 
 
 class _interrupts_deferred:
@@ -532,6 +567,7 @@ class _RunState:
     stopped: str = ""  # set once the run has finished
     message: str = ""
     generator: Tensor | None = None  # generator state at the start of the step under way
+    position: int = 0  # batches drawn from the data before the step under way (after the last step when none is)
 
 
 def _save(
@@ -539,39 +575,45 @@ def _save(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     gen: torch.Generator | None,
-    goal: Mapping[str, float],
+    settings: Mapping[str, object],
     state: _RunState,
     seconds: float,
 ) -> None:
-    blob = {
+    write_state(path, KIND, {
         "model": model.state_dict(),
-        "shapes": {k: tuple(v.shape) for k, v in model.state_dict().items()},
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
         "optimizer": opt.state_dict(),
         "generator": state.generator if state.generator is not None else (gen.get_state() if gen is not None else None),
-        "goal": dict(goal),
+        "settings": dict(settings),
         "state": {**asdict(state), "seconds": seconds, "generator": None},
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    })
 
 
 def _resume(
-    path: Path, model: nn.Module, gen: torch.Generator | None, goal: Mapping[str, float]
+    path: Path, model: nn.Module, gen: torch.Generator | None, settings: Mapping[str, object]
 ) -> tuple[_RunState, dict[str, object]]:
-    """The saved run state and optimiser state; the model and generator are restored."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if blob["goal"] != dict(goal):
+    """The saved run state and optimiser state; the model and generator are restored.
+    Another run's checkpoint (other settings, another model) is refused, naming the differences."""
+    blob = read_state(path, KIND)
+    require(blob, path, "model", "shapes", "optimizer", "generator", "settings", "state")
+    old = blob["settings"]
+    assert isinstance(old, dict)
+    diffs = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    if diffs:
         raise ValueError(
-            f"{path} holds a run towards {blob['goal']}, not {dict(goal)}; use another directory or delete it"
+            f"{path.parent} holds a pre-training run with other settings ({'; '.join(diffs)}); run with the same "
+            "settings to resume, or use another directory, or delete it (--force) to start afresh"
         )
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     if blob["shapes"] != shapes:
         raise ValueError(f"{path} was written by a different model (other parameters or shapes); use another directory")
-    model.load_state_dict(blob["model"])
-    if gen is not None and blob["generator"] is not None:
-        gen.set_state(blob["generator"])
-    return _RunState(**blob["state"]), blob["optimizer"]
+    try:
+        model.load_state_dict(blob["model"])  # type: ignore[arg-type]
+        if gen is not None and blob["generator"] is not None:
+            gen.set_state(blob["generator"])  # type: ignore[arg-type]
+        return _RunState(**blob["state"]), blob["optimizer"]  # type: ignore[arg-type, return-value]
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise DamagedFileError(path, f"its contents do not fit ({str(exc).splitlines()[0][:200]})") from None
 
 
 def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:

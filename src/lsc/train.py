@@ -31,7 +31,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 
 from . import distributed as _dist
 from .checks import NonFiniteError, check_positive, unknown_name
+from .files import DamagedFileError, hold_directory, read_state, require, write_atomic, write_state
 from .models import StackedRNN
 from .models.io import describe, save
 from .tasks import Task
@@ -257,121 +257,127 @@ def train(
 
     cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
     folder = Path(out) if out is not None else None
-    saved = _resume_state(folder, cfg, model) if folder is not None else None
+    with hold_directory(folder if main else None):  # one run per directory, found writable before any work
+        saved = _resume_state(folder, cfg, model) if folder is not None else None
 
-    opt = OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)
-    per_epoch = task.train.num_batches(batch_size)
-    sched = _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None
-    run = _Run()
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if sched is not None and saved["schedule"] is not None:
-            sched.load_state_dict(saved["schedule"])
-        run = _Run(**saved["run"])
-        best_state = saved["best_state"]
-        if run.stopped == "epochs" and run.epoch < epochs:
-            run.stopped = ""  # more epochs asked for: carry on
-    else:
-        best_state = copy.deepcopy(model.state_dict())
-    if ddp:  # every rank starts from rank 0's weights
-        _dist.broadcast_module(model)
-        if saved is None:
+        opt = OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)
+        per_epoch = task.train.num_batches(batch_size)
+        sched = _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None
+        run = _Run()
+        if saved is not None:
+            try:
+                model.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["optimizer"])
+                if sched is not None and saved["schedule"] is not None:
+                    sched.load_state_dict(saved["schedule"])
+                run = _Run(**saved["run"])
+                best_state = saved["best_state"]
+            except (RuntimeError, TypeError, KeyError, ValueError) as exc:
+                raise DamagedFileError(folder / CHECKPOINT, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})") from None
+            if run.stopped == "epochs" and run.epoch < epochs:
+                run.stopped = ""  # more epochs asked for: carry on
+        else:
             best_state = copy.deepcopy(model.state_dict())
-    if folder is not None and main:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
-
-    eval_bs = eval_batch_size or batch_size
-    carry = _carries(model, task)
-    start = time.perf_counter() - run.seconds
-    try:
-        while not run.stopped:
-            if run.epoch >= epochs:
-                run.stopped, run.message = "epochs", f"finished {epochs} epochs"
-                break
-            epoch = run.epoch
-            t0 = time.perf_counter()
-            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-                # dropout of this epoch (each rank its own masks)
-                torch.manual_seed(seed * 100_003 + epoch + (7_919 * _dist.rank() if ddp else 0))
-                gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
-                bar = _progress(progress if main else False, per_epoch, f"epoch {epoch + 1}/{epochs}")
-                try:
-                    tally, norms, clipped = _train_epoch(
-                        model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp, autocast
-                    )
-                finally:
-                    if bar is not None:
-                        bar.close()
-            row: dict[str, object] = {
-                "epoch": epoch + 1,
-                "train_loss": tally.loss(),
-                f"train_{task.metric}": tally.metric(task.objective),
-            }
-            with autocast():
-                val = evaluate(model, task, "val", batch_size=eval_bs, distributed=ddp)
-            row.update({"val_loss": val["loss"], f"val_{task.metric}": val[task.metric]})
-            if test_every_epoch:
-                with autocast():
-                    test = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)
-                row.update({"test_loss": test["loss"], f"test_{task.metric}": test[task.metric]})
-            row.update(
-                lr=opt.param_groups[0]["lr"],
-                grad_norm=sum(norms) / max(len(norms), 1),
-                grad_norm_max=max(norms, default=0.0),
-                clipped=clipped / max(len(norms), 1),
-                seconds=round(time.perf_counter() - t0, 3),
-            )
-            value = float(val[task.metric])
-            if not math.isfinite(value):
-                raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch + 1}")
-            improved = run.best_value is None or (value > run.best_value if task.higher_is_better else value < run.best_value)
-            if improved:
-                run.best_value, run.best_epoch, run.bad_epochs = value, epoch + 1, 0
+        if ddp:  # every rank starts from rank 0's weights
+            _dist.broadcast_module(model)
+            if saved is None:
                 best_state = copy.deepcopy(model.state_dict())
-            else:
-                run.bad_epochs += 1
-            run.history.append(row)
-            run.epoch = epoch + 1
-            run.seconds = time.perf_counter() - start
-            if patience is not None and run.bad_epochs >= patience:
-                run.stopped = "early_stopping"
-                run.message = f"no better validation {task.metric} for {patience} epochs"
-            if folder is not None and main:
-                if improved:
-                    _save_model(model, folder / BEST, task, run)
-                write_atomic(folder / METRICS, "".join(json.dumps(r) + "\n" for r in run.history))
-                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
-            if callback is not None:
-                callback(row)
-    except NonFiniteError as exc:
-        run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
         if folder is not None and main:
-            _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
-    except KeyboardInterrupt:
-        run.stopped = "interrupted"
-        run.message = f"interrupted in epoch {run.epoch + 1}; run again with the same out directory to resume"
-    run.seconds = time.perf_counter() - start
-    model.load_state_dict(best_state)
-    best = run.history[run.best_epoch - 1] if run.best_epoch else {}
-    test_value = best.get(f"test_{task.metric}")
-    if not test_every_epoch and run.best_epoch:
-        with autocast():
-            test_value = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)[task.metric]
-    result = TrainResult(
-        task=task.name, metric=task.metric, best_epoch=run.best_epoch,
-        val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
-        epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
-        history=run.history, best_state=best_state, out=None if folder is None else str(folder),
-    )
-    if folder is not None and main and run.stopped != "interrupted":
-        if run.best_epoch:
-            _save_model(model, folder / BEST, task, run)
-        if run.stopped in ("epochs", "early_stopping", "diverged"):
-            _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
-        write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
-    return result
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
+
+        eval_bs = eval_batch_size or batch_size
+        carry = _carries(model, task)
+        start = time.perf_counter() - run.seconds
+        try:
+            while not run.stopped:
+                if run.epoch >= epochs:
+                    run.stopped, run.message = "epochs", f"finished {epochs} epochs"
+                    break
+                epoch = run.epoch
+                t0 = time.perf_counter()
+                with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+                    # dropout of this epoch (each rank its own masks)
+                    torch.manual_seed(seed * 100_003 + epoch + (7_919 * _dist.rank() if ddp else 0))
+                    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
+                    bar = _progress(progress if main else False, per_epoch, f"epoch {epoch + 1}/{epochs}")
+                    try:
+                        tally, norms, clipped = _train_epoch(
+                            model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp, autocast
+                        )
+                    finally:
+                        if bar is not None:
+                            bar.close()
+                row: dict[str, object] = {
+                    "epoch": epoch + 1,
+                    "train_loss": tally.loss(),
+                    f"train_{task.metric}": tally.metric(task.objective),
+                }
+                with autocast():
+                    val = evaluate(model, task, "val", batch_size=eval_bs, distributed=ddp)
+                row.update({"val_loss": val["loss"], f"val_{task.metric}": val[task.metric]})
+                if test_every_epoch:
+                    with autocast():
+                        test = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)
+                    row.update({"test_loss": test["loss"], f"test_{task.metric}": test[task.metric]})
+                row.update(
+                    lr=opt.param_groups[0]["lr"],
+                    grad_norm=sum(norms) / max(len(norms), 1),
+                    grad_norm_max=max(norms, default=0.0),
+                    clipped=clipped / max(len(norms), 1),
+                    seconds=round(time.perf_counter() - t0, 3),
+                )
+                value = float(val[task.metric])
+                if not math.isfinite(value):
+                    raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch + 1}")
+                improved = run.best_value is None or (value > run.best_value if task.higher_is_better else value < run.best_value)
+                if improved:
+                    run.best_value, run.best_epoch, run.bad_epochs = value, epoch + 1, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    run.bad_epochs += 1
+                run.history.append(row)
+                run.epoch = epoch + 1
+                run.seconds = time.perf_counter() - start
+                if patience is not None and run.bad_epochs >= patience:
+                    run.stopped = "early_stopping"
+                    run.message = f"no better validation {task.metric} for {patience} epochs"
+                if folder is not None and main:
+                    if improved:
+                        _save_model(model, folder / BEST, task, run)
+                    write_atomic(folder / METRICS, _metrics(run))
+                    _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+                if callback is not None:
+                    callback(row)
+        except NonFiniteError as exc:
+            run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
+            if folder is not None and main:
+                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+        except KeyboardInterrupt:
+            run.stopped = "interrupted"
+            run.message = f"interrupted in epoch {run.epoch + 1}; run again with the same out directory to resume"
+        run.seconds = time.perf_counter() - start
+        model.load_state_dict(best_state)
+        best = run.history[run.best_epoch - 1] if run.best_epoch else {}
+        test_value = best.get(f"test_{task.metric}")
+        if not test_every_epoch and run.best_epoch:
+            with autocast():
+                test_value = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)[task.metric]
+        result = TrainResult(
+            task=task.name, metric=task.metric, best_epoch=run.best_epoch,
+            val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
+            epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
+            history=run.history, best_state=best_state, out=None if folder is None else str(folder),
+        )
+        if folder is not None and main and run.stopped != "interrupted":
+            # every derived file afresh from the run's state, also when a finished run is called again
+            if run.best_epoch:
+                _save_model(model, folder / BEST, task, run)
+            if run.stopped in ("epochs", "early_stopping", "diverged"):
+                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+            write_atomic(folder / METRICS, _metrics(run))
+            write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
+        return result
 
 
 def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp=False,  # type: ignore[no-untyped-def]
@@ -522,17 +528,8 @@ def _describe(model: nn.Module) -> dict[str, object]:
         return {"class": type(model).__name__, "parameters": {k: list(v.shape) for k, v in model.state_dict().items()}}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _torch_save(blob: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+def _metrics(run: _Run) -> str:
+    return "".join(json.dumps(r) + "\n" for r in run.history)
 
 
 def _save_model(model: nn.Module, path: Path, task: Task, run: _Run) -> None:
@@ -542,17 +539,20 @@ def _save_model(model: nn.Module, path: Path, task: Task, run: _Run) -> None:
     try:
         save(model, path, **extra)
     except TypeError:  # a model lsc cannot describe: its state_dict
-        _torch_save({"state_dict": model.state_dict(), **extra}, path)
+        write_state(path, "weights", {"state_dict": model.state_dict(), **extra})
+
+
+CHECKPOINT_KIND = "train-checkpoint"
 
 
 def _save_checkpoint(path: Path, model: nn.Module, opt, sched, run: _Run, best_state) -> None:  # type: ignore[no-untyped-def]
-    _torch_save({
+    write_state(path, CHECKPOINT_KIND, {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "schedule": sched.state_dict() if sched is not None else None,
         "run": asdict(run),
         "best_state": best_state,
-    }, path)
+    })
 
 
 def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> dict[str, object] | None:
@@ -564,15 +564,22 @@ def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> 
     try:
         old = json.loads((folder / CONFIG).read_text())
     except (OSError, ValueError):
-        raise ValueError(f"{folder} holds {CHECKPOINT} but no readable {CONFIG}; use another directory or delete it") from None
+        raise ValueError(
+            f"{folder} holds {CHECKPOINT} but no readable {CONFIG}; use another directory, or delete it "
+            "(or run again with --force) to start afresh"
+        ) from None
     new = json.loads(json.dumps(cfg, default=str))
+    if not isinstance(old, dict):
+        raise DamagedFileError(folder / CONFIG, "it is not a JSON object")
     diffs = [k for k in ("task", "model") if old.get(k) != new.get(k)]
     diffs += [f"train.{k}" for k in RESUME_KEYS if old.get("train", {}).get(k) != new["train"].get(k)]
     extra = set(old) | set(new)
     diffs += [k for k in sorted(extra - {"lsc", "task", "model", "train"}) if old.get(k) != new.get(k)]
     if diffs:
         raise ValueError(
-            f"{folder} holds another run (different {', '.join(diffs)}); use another --out directory or delete it to start afresh"
+            f"{folder} holds another run (different {', '.join(diffs)}); use another --out directory, or delete it "
+            "(or run again with --force) to start afresh"
         )
-    blob = torch.load(ckpt, map_location=_where(model)[0], weights_only=False)
+    blob = read_state(ckpt, CHECKPOINT_KIND, map_location=_where(model)[0])
+    require(blob, ckpt, "model", "optimizer", "schedule", "run", "best_state")
     return blob

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..files import hold_directory
 from .base import FINISHED, Experiment, Run, quote, read_record
 
 
@@ -51,6 +52,14 @@ def run(
 ) -> dict[str, int]:
     """Run every unfinished run of ``preset`` (all with ``force``; only ids matching ``only``),
     ``jobs`` processes at a time; return counts by state (and ``skipped``)."""
+    # one runner per experiment and preset: a second process on the same directory is refused
+    with hold_directory(out / exp.name / preset):
+        return _run_held(exp, preset, out, jobs, force, threads, only, say)
+
+
+def _run_held(  # type: ignore[no-untyped-def]
+    exp: Experiment, preset: str, out: Path, jobs: int, force: bool, threads: int, only: Sequence[str] | None, say
+) -> dict[str, int]:
     all_runs = select(exp, preset, only)
     todo = all_runs if force else pending(exp, preset, out, only)
     skipped = len(all_runs) - len(todo)
@@ -68,7 +77,7 @@ def run(
     def one(r: Run) -> str:
         d = run_dir(out, exp, preset, r)
         if not force and read_record(d, r.id, r.config).state in FINISHED:
-            return "skipped"  # finished meanwhile (by another runner on the same directory)
+            return "skipped"  # finished meanwhile
         if force and d.exists():
             shutil.rmtree(d)  # a run again from scratch: a kept checkpoint would just be resumed
         d.mkdir(parents=True, exist_ok=True)

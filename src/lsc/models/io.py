@@ -1,6 +1,11 @@
 """Model files: ``save(model, path)`` writes the weights and what is needed to rebuild
 the model; ``load(path)`` rebuilds it. Works for ``StackedRNN``, ``FFN`` and
-``torch.nn.LSTM/GRU/RNN``."""
+``torch.nn.LSTM/GRU/RNN``.
+
+A model file is an lsc state file of kind ``"model"`` (:mod:`lsc.files`): read without
+running anything in it, checked against its SHA-256, written atomically. Files of the
+first format (``{"format": "lsc-model/1", ...}`` without the checksum) still load, with
+the same restricted reader."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import torch
 from torch import nn
 
 from ..checks import unknown_name
+from ..files import DamagedFileError, load_untrusted, require, unwrap, write_state
 from .ffn import FFN
 from .stacked import StackedRNN
 
@@ -36,13 +42,12 @@ def describe(model: nn.Module) -> dict[str, object]:
     )
 
 
+KIND = "model"
+
+
 def save(model: nn.Module, path: str | Path, **extra: object) -> None:
     """Write ``model`` (weights + constructor config) and ``extra`` entries to ``path``."""
-    blob = {"format": FORMAT, **describe(model), "state_dict": model.state_dict(), **extra}
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    write_state(path, KIND, {"format": FORMAT, **describe(model), "state_dict": model.state_dict(), **extra})
 
 
 def build(description: dict[str, object]) -> nn.Module:
@@ -58,12 +63,21 @@ def build(description: dict[str, object]) -> nn.Module:
 def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> nn.Module:
     """Rebuild the model saved at ``path`` (by :func:`save`, ``lsc pretrain`` or ``lsc train``).
     A file written by ``lsc.train`` records its window, the sequence length it was trained
-    on; the model gets it as ``model.max_length``, and ``lsc.train`` refuses longer tasks."""
-    blob = torch.load(Path(path), map_location=map_location, weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an lsc model file (expected format {FORMAT!r})")
-    model = build(blob)
-    model.load_state_dict(blob["state_dict"])
+    on; the model gets it as ``model.max_length``, and ``lsc.train`` refuses longer tasks.
+    Nothing in the file is executed; a damaged file or another program's file raises
+    :class:`lsc.files.DamagedFileError` naming it."""
+    blob = load_untrusted(path, map_location)
+    if isinstance(blob, dict) and "lsc" in blob:
+        blob = unwrap(blob, path, KIND)
+    elif not isinstance(blob, dict) or blob.get("format") != FORMAT:  # neither format: not ours
+        raise DamagedFileError(path, f"it is not an lsc model file (expected format {FORMAT!r})",
+                               "pass a file written by lsc.save, lsc pretrain --out or lsc train --out")
+    require(blob, path, "class", "config", "state_dict")
+    try:
+        model = build(blob)
+        model.load_state_dict(blob["state_dict"])  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise DamagedFileError(path, f"its weights do not fit its model ({str(exc).splitlines()[0][:200]})") from None
     if blob.get("window") is not None:  # written by lsc.train: the longest sequence it was trained on
-        model.max_length = int(blob["window"])
+        model.max_length = int(blob["window"])  # type: ignore[call-overload]
     return model

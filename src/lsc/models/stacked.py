@@ -105,11 +105,13 @@ class Stack(nn.Module):
         if self.takes_tokens:
             emb = self.encoder
             assert isinstance(emb, nn.Embedding)
-            if x.dim() != 2 or x.is_floating_point() or x.is_complex():
+            if x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
                 raise ValueError(
                     f"this model embeds tokens: input must be integer token ids of shape {bt}), "
                     f"got dtype {x.dtype} and shape {tuple(x.shape)}"
                 )
+            if x.dtype not in (torch.int32, torch.int64):  # what nn.Embedding takes
+                x = x.long()
             if x.numel() and (int(x.min()) < 0 or int(x.max()) >= emb.num_embeddings):
                 raise ValueError(
                     f"token ids must lie in [0, {emb.num_embeddings}), got range "
@@ -176,14 +178,19 @@ class StackedRNN(Stack):
         dtype: torch.dtype | None = None,
         **cell_options: object,
     ) -> None:
-        if isinstance(hidden_size, int):
-            widths = [hidden_size] * (1 if num_layers is None else num_layers)
-        else:
-            widths = [int(w) for w in hidden_size]
+        if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1):
+            raise ValueError(f"num_layers must be >= 1, got {num_layers!r}")
+        if isinstance(hidden_size, (list, tuple)):
+            widths = list(hidden_size)
             if num_layers is not None and num_layers != len(widths):
                 raise ValueError(f"num_layers={num_layers} but {len(widths)} hidden sizes were given")
+        else:
+            widths = [hidden_size] * (1 if num_layers is None else num_layers)
         if len(widths) < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        for w in widths:  # named here, before a cell sees it (2.5 is no width, nor is a string)
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise ValueError(f"hidden_size must be an integer >= 1 (or a list of them), got {hidden_size!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         for name, value in (("input_size", input_size), ("output_size", output_size), ("vocab_size", vocab_size)):

@@ -82,6 +82,74 @@ def test_mnist_tasks_from_idx_files(tmp_path):
     assert padded.x.shape == (4, 50, 28) and torch.equal(padded.x[:, :28], row.x) and not padded.x[:, 28:].any()
 
 
+def label_12(folder: Path) -> tuple[list[str], list[str]]:
+    """Train label 3 is 12; returns (files the message must name, other words it must hold)."""
+    labels = (np.arange(60) % 10).astype(np.uint8)
+    labels[3] = 12
+    write_idx(folder / "train-labels-idx1-ubyte", labels)
+    return ["train-labels-idx1-ubyte"], ["labels must lie in 0..9, found 12 at index 3", "replace"]
+
+
+def train_20x20_test_28x28(folder: Path) -> tuple[list[str], list[str]]:
+    write_idx(folder / "train-images-idx3-ubyte", np.zeros((60, 20, 20), dtype=np.uint8))
+    return ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"], ["20x20", "28x28", "same size", "use the"]
+
+
+def label_count_mismatch(folder: Path) -> tuple[list[str], list[str]]:
+    write_idx(folder / "t10k-labels-idx1-ubyte", (np.arange(19) % 10).astype(np.uint8))
+    return ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"], ["20 images", "19 labels", "use the"]
+
+
+def non_square(folder: Path) -> tuple[list[str], list[str]]:
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", np.zeros((n, 28, 20), dtype=np.uint8))
+    return ["train-images-idx3-ubyte"], ["28x20", "square", "use the"]
+
+
+def no_images(folder: Path) -> tuple[list[str], list[str]]:
+    write_idx(folder / "train-images-idx3-ubyte", np.zeros((0, 28, 28), dtype=np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte", np.zeros(0, dtype=np.uint8))
+    return ["train-images-idx3-ubyte"], ["no images", "replace"]
+
+
+BAD_IDX = [label_12, train_20x20_test_28x28, label_count_mismatch, non_square, no_images]
+
+
+def assert_one_line_naming(message: str, folder: Path, files: list[str], words: list[str]) -> None:
+    assert "\n" not in message.strip(), message
+    for name in files:
+        assert str(folder / name) in message, (name, message)
+    for word in words:
+        assert word in message, (word, message)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+@pytest.mark.parametrize("spoil", BAD_IDX, ids=lambda f: f.__name__)
+def test_inconsistent_idx_files_are_rejected_when_read(tmp_path, spoil, dataset):
+    folder = tmp_path / "m"
+    write_mnist(folder)
+    files, words = spoil(folder)
+    with pytest.raises(DataError) as err:
+        lsc.tasks.get("pixel-mnist", dataset=dataset, path=folder)
+    assert_one_line_naming(str(err.value), folder, files, words)
+    assert ("Fashion-MNIST" if dataset == "fashion" else "MNIST") in str(err.value)
+
+
+@pytest.mark.parametrize("spoil", BAD_IDX, ids=lambda f: f.__name__)
+def test_lsc_train_on_inconsistent_idx_files_exits_2_with_the_message(tmp_path, spoil, capsys):
+    from lsc.cli import main
+
+    folder = tmp_path / "m"
+    write_mnist(folder)
+    files, words = spoil(folder)
+    code = main(["train", "--task", "pixel-mnist", "--data", str(folder), "--epochs", "1", "--layers", "1",
+                 "--width", "4", "--batch-size", "32", "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and err.startswith("lsc train: error: ")
+    assert_one_line_naming(err, folder, files, words)
+
+
 def test_data_directory_from_the_environment(tmp_path, monkeypatch):
     write_mnist(tmp_path / "mnist")
     monkeypatch.setenv("LSC_DATA", str(tmp_path))

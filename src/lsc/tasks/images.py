@@ -14,6 +14,10 @@ Sources (``dataset`` / ``source`` options of every MNIST task):
 * ``digits``: scikit-learn's 8x8 digits (``sklearn/datasets/data/digits.csv.gz``, values
   0-16), read from the installed package's data file without importing scikit-learn.
 
+The idx files are checked when read (vectorised, one pass): images (N, H, W) uint8, square,
+at least one; labels integers in 0..9, as many as the images; train and test images of
+one size. A file that fails is a :class:`DataError` naming it and saying what to do.
+
 ``dataset="mnist"`` with ``source="auto"`` (the default) uses the idx files when they are
 found and the 5k subset otherwise, so every MNIST task runs offline.
 
@@ -93,23 +97,73 @@ def read_csv_images(path: str, columns: int) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 
-def load_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+CLASSES = 10  # the digits 0..9 (Fashion-MNIST: ten kinds of clothing)
+
+
+def load_idx_pair(what: str, images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, H, W) uint8, labels (N,) int64) from one idx pair, checked: (N, H, W)
+    uint8 images, square and at least one; (N,) integer labels, one an image, in 0..9."""
     x, y = read_idx(images), read_idx(labels)
     if x.ndim != 3 or y.ndim != 1:
         raise DataError(f"{images} must hold (N, H, W) images and {labels} (N,) labels; got {x.shape} and {y.shape}")
-    if x.shape[0] != y.shape[0]:
-        raise DataError(f"{images} holds {x.shape[0]} images but {labels} {y.shape[0]} labels")
     if x.dtype != np.uint8:
         raise DataError(f"{images}: expected uint8 pixels, got {x.dtype}")
-    return x.reshape(x.shape[0], -1), y.astype(np.int64)
+    check_images(what, images, x)
+    if x.shape[0] != y.shape[0]:
+        raise DataError(
+            f"{images} holds {x.shape[0]} images but {labels} holds {y.shape[0]} labels; they must match one to one: "
+            f"use the images and labels files of the same {what} set (one of them is truncated or from another set)"
+        )
+    return x, check_labels(what, labels, y)
+
+
+def check_images(what: str, path: Path, x: np.ndarray) -> None:
+    """At least one image, and square ones (the tasks read ``side`` x ``side`` images)."""
+    if x.shape[0] == 0:
+        raise DataError(f"{path} holds no images; replace it with the official {what} file of that name")
+    if x.shape[1] != x.shape[2]:
+        raise DataError(
+            f"{path} holds {x.shape[1]}x{x.shape[2]} images but the {what} tasks need square images: "
+            f"use the official {what} files (28x28)"
+        )
+
+
+def check_labels(what: str, path: Path, y: np.ndarray) -> np.ndarray:
+    """``y`` as int64 once every label is an integer in 0..9 (one vectorised pass)."""
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(
+            f"{path}: labels must be integers, got {y.dtype}; replace it with the official {what} labels file"
+        )
+    y = y.astype(np.int64)
+    bad = np.flatnonzero((y < 0) | (y >= CLASSES))
+    if bad.size:
+        raise DataError(
+            f"{path}: labels must lie in 0..{CLASSES - 1}, found {y[bad[0]]} at index {bad[0]} ({bad.size} out of "
+            f"range in all); the file is corrupt or not {what} labels: replace it with the official {what} labels file"
+        )
+    return y
+
+
+def check_same_size(what: str, train: Path, train_x: np.ndarray, test: Path, test_x: np.ndarray) -> None:
+    """Train and test images of one size (else a model would train on one sequence length
+    and be tested on another)."""
+    if train_x.shape[1:] != test_x.shape[1:]:
+        (th, tw), (eh, ew) = train_x.shape[1:], test_x.shape[1:]
+        raise DataError(
+            f"train images in {train} are {th}x{tw} but test images in {test} are {eh}x{ew}; "
+            f"they must have the same size: use the train and test files of the same {what} data set"
+        )
 
 
 def load_idx_folder(what: str, path: str | Path | None, folder: str, system: tuple[str, ...] = (), hint: str = "") -> Images:
+    """The four idx files of ``what`` (see :func:`load_idx_pair`), train and test images of one size."""
     files = locate(what, MNIST_FILES, path, folder, system=system, hint=hint)
-    tx, ty = load_idx_pair(files[MNIST_FILES[0]], files[MNIST_FILES[1]])
-    ex, ey = load_idx_pair(files[MNIST_FILES[2]], files[MNIST_FILES[3]])
-    side = int(round(tx.shape[1] ** 0.5))
-    return Images(tx, ty, ex, ey, side, f"{what} idx files in {files[MNIST_FILES[0]].parent}")
+    tx, ty = load_idx_pair(what, files[MNIST_FILES[0]], files[MNIST_FILES[1]])
+    ex, ey = load_idx_pair(what, files[MNIST_FILES[2]], files[MNIST_FILES[3]])
+    check_same_size(what, files[MNIST_FILES[0]], tx, files[MNIST_FILES[2]], ex)
+    side = tx.shape[1]
+    return Images(tx.reshape(tx.shape[0], -1), ty, ex.reshape(ex.shape[0], -1), ey, side,
+                  f"{what} idx files in {files[MNIST_FILES[0]].parent}")
 
 
 def load_mnist5k() -> Images:

@@ -93,10 +93,10 @@ def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
 
 
 def _cli(argv, capsys):
-    from lsc.cli_experiment import add_commands
+    from lsc.cli.experiment import add_command
 
     parser = argparse.ArgumentParser(prog="lsc")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    add_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     rc = args.run(args)
     return rc, capsys.readouterr().out

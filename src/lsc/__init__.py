@@ -9,7 +9,7 @@ from . import analysis, init, jacobian, models
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
-from .pretrain import PretrainResult, pretrain
+from .pretraining import PretrainResult, pretrain
 from . import tasks
 from .train import TrainResult, train
 

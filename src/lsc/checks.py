@@ -7,6 +7,8 @@ check here raises with a message that names the problem and says what to do.
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 from collections.abc import Iterable
 
 import torch
@@ -47,12 +49,59 @@ def check_parameters_finite(module: nn.Module, what: str = "model") -> None:
             )
 
 
+def _digits(value: object) -> int:
+    """How many digits an int has (for messages about ints too large for a float)."""
+    return len(str(abs(value))) if isinstance(value, int) else 0
+
+
+def check_number(value: object, what: str) -> float:
+    """Return ``float(value)`` if it is a finite number (not a bool or a string), else raise ValueError."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of more than one element
+        raise ValueError(f"{what} must be a finite number, got {value!r}") from None
+    except OverflowError:  # an int beyond the range of a float
+        raise ValueError(f"{what} must be a finite number, got an integer of {_digits(value)} digits, too large for a float") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return v
+
+
 def check_positive(value: float, what: str) -> float:
     """Return ``float(value)`` if it is a finite number > 0, else raise ValueError."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"{what} must be a number > 0, got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{what} must be a number > 0, got {value!r}") from None
+    except OverflowError:  # an int beyond the range of a float
+        raise ValueError(f"{what} must be a finite number > 0, got an integer of {_digits(value)} digits, too large for a float") from None
     if not (v > 0 and v != float("inf")):
         raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
     return v
+
+
+def check_count(value: object, what: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer >= ``minimum`` (not a bool, not 2.0), else raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: object, what: str = "seed") -> int | None:
+    """Return ``seed`` as an int (or ``None``) if it is an integer or None, else raise ValueError.
+    Any integer is a seed: :func:`generator_seed` folds it into the range torch takes."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"{what} must be an integer or None, got {seed!r}")
+    return int(seed)
+
+
+def generator_seed(seed: int) -> int:
+    """``seed`` folded into [0, 2**64), the range ``torch.Generator.manual_seed`` takes; torch itself
+    maps a negative seed -s to 2**64 - s, so every seed torch took before gives the same stream."""
+    return int(seed) % (1 << 64)

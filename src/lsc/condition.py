@@ -18,16 +18,17 @@ target 1 and leaves it out of its stopping rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import numbers
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .checks import NonFiniteError, check_positive, unknown_name
+from .checks import NonFiniteError, check_count, check_positive, check_seed, generator_seed, unknown_name
 from .grid import DEFAULT_TIME_POINTS, KINDS, check_kinds, edges, pick_time_points, prepare, trajectory
-from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, estimate_all, resolve_method, rows_within_budget
+from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, check_choice, estimate_all, resolve_method, rows_within_budget
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -58,6 +59,33 @@ def resolve_target(target: Target, num_layers: int, time_steps: int) -> dict[str
         raise ValueError(f"target must be a number > 0, 'auto', 'unbalanced' or a mapping, got {target!r}")
     v = check_positive(target, "target")
     return {"encoder": v, "time": v, "depth": v}
+
+
+def check_tol(tol: object) -> None:
+    """Raise a ValueError unless ``tol`` is a number >= 0 (inf too: everything is within it)."""
+    if isinstance(tol, (bool, str, bytes)) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol must be >= 0 (a number; inf accepts any gap), got {tol!r}")
+
+
+def parse_target(text: str) -> Target:
+    """A target from its text form: ``0.5`` | ``auto`` | ``unbalanced`` |
+    ``time=0.5,depth=0.5,decoder=1`` (values are checked by :func:`resolve_target`)."""
+    text = str(text).strip()
+    if text in ("auto", "unbalanced"):
+        return text
+    if "=" in text:
+        out: dict[str, float] = {}
+        for part in text.split(","):
+            kind, _, value = part.partition("=")
+            try:
+                out[kind.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"bad target entry {part!r}: expected kind=number") from None
+        return out
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"bad target {text!r}: use a number, auto, unbalanced or kind=value pairs") from None
 
 
 @dataclass(frozen=True)
@@ -106,8 +134,7 @@ class StabilityReport:
 
     def satisfies(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> bool:
         """True when every edge whose kind has a target has |mean - target| <= tol."""
-        if not (tol >= 0):
-            raise ValueError(f"tol must be >= 0, got {tol}")
+        check_tol(tol)
         checked = [g for g in self.gaps(target) if g is not None]
         if not checked:
             raise ValueError("the target names no edge kind that this report has")
@@ -139,8 +166,7 @@ class StabilityReport:
 
     def table(self, target: Target | None = None, tol: float = DEFAULT_TOL) -> str:
         """The report as a text table with the gap to ``target`` (the report's own by default)."""
-        if not (tol >= 0):
-            raise ValueError(f"tol must be >= 0, got {tol}")
+        check_tol(tol)
         goal = self.targets_for(target)
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         lines = [
@@ -171,9 +197,10 @@ def estimator_generator(seed: int | None, device: torch.device) -> torch.Generat
     """The generator for start vectors, probes and sub-matrices: seeded from ``seed`` but
     offset, so its stream never repeats the one ``torch.manual_seed(seed)`` gave the
     user's data or weights."""
+    seed = check_seed(seed)
     if seed is None:
         return None
-    return torch.Generator(device=device).manual_seed(int(seed) + 0x5EED_15C)
+    return torch.Generator(device=device).manual_seed(generator_seed(seed + 0x5EED_15C))
 
 
 def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method: str) -> EdgeStat:
@@ -228,6 +255,9 @@ def measure(
         seed: seeds start vectors and square sub-matrices (``None``: global RNG).
     """
     start = time.perf_counter()
+    check_choice(method, quantity)
+    steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
+    check_seed(seed)
     stack, xb = prepare(model, x)
     kinds = check_kinds(stack, kinds)
     B, T = xb.shape[0], xb.shape[1]

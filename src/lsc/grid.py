@@ -20,7 +20,8 @@ estimator call covers them (samples and time points are independent).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -69,22 +70,26 @@ class Trajectory:
 def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_TIME_POINTS) -> tuple[int, ...]:
     """Which steps to measure at: ``"all"``, a count (evenly spaced, ending at the last
     step, the first step only when nothing else fits) or explicit step indices."""
+    wrong = f"time points must be 'all', a count or a list of step indices, got {spec!r}"
     if isinstance(spec, str):
         if spec != "all":
-            raise ValueError(f"time points must be 'all', a count or a list of steps, got {spec!r}")
+            raise ValueError(wrong)
         return tuple(range(time_steps))
-    if isinstance(spec, bool) or isinstance(spec, float):
-        raise ValueError(f"time points must be 'all', a count or a list of steps, got {spec!r}")
-    if isinstance(spec, int):
+    if isinstance(spec, (bool, Mapping)) or not isinstance(spec, (numbers.Integral, Iterable)):
+        raise ValueError(wrong)
+    if isinstance(spec, numbers.Integral):
         if spec < 1:
             raise ValueError(f"the number of time points must be >= 1, got {spec}")
         if spec >= time_steps:
             return tuple(range(time_steps))
-        picks = torch.linspace(0, time_steps - 1, spec + 1)[1:].round().long().tolist()
+        picks = torch.linspace(0, time_steps - 1, int(spec) + 1)[1:].round().long().tolist()
         return tuple(sorted(set(picks)))
-    steps = sorted({int(t) for t in spec})
+    items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
+    if not isinstance(items, list) or any(isinstance(t, bool) or not isinstance(t, numbers.Integral) for t in items):
+        raise ValueError(f"time points must be integer step indices, got {spec!r}")
+    steps = sorted({int(t) for t in items})
     if not steps or steps[0] < 0 or steps[-1] >= time_steps:
-        raise ValueError(f"time points must lie in [0, {time_steps}), got {list(spec)}")
+        raise ValueError(f"time points must lie in [0, {time_steps}), got {items}")
     return tuple(steps)
 
 
@@ -166,6 +171,9 @@ def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
         return have
     if isinstance(kinds, str):
         kinds = [kinds]
+    if isinstance(kinds, Mapping) or not isinstance(kinds, Iterable):
+        raise ValueError(f"kinds must be an edge kind or a list of them (from {', '.join(have)}), got {kinds!r}")
+    kinds = list(kinds)
     if not kinds:
         raise ValueError(f"no edge kinds given; choose from {', '.join(have)}")
     for k in kinds:

@@ -34,6 +34,7 @@ perturbation); d sigma = (Jv/|Jv|)^T (dJ) v for the norm.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-from .checks import NonFiniteError, unknown_name
+from .checks import NonFiniteError, check_number, unknown_name
 
 METHODS = ("auto", "dense", "arnoldi", "power")
 QUANTITIES = ("radius", "norm", "rms")
@@ -209,7 +210,19 @@ def generator_device(generator: torch.Generator | None, like: Tensor) -> torch.d
     return generator.device if generator is not None else like.device
 
 
-def _check_choice(method: str, quantity: str) -> None:
+def check_counts(steps: object = DEFAULT_STEPS, probes: object = DEFAULT_PROBES, rtol: object = DEFAULT_RTOL) -> tuple[int, int, float]:
+    """``steps`` and ``probes`` as integers >= 1 and ``rtol`` as a finite number >= 0, or a ValueError."""
+    for value in (steps, probes):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"steps and probes must be >= 1 (integers), got steps={steps!r}, probes={probes!r}")
+    tol = check_number(rtol, "rtol")
+    if tol < 0:
+        raise ValueError(f"rtol must be >= 0 (0: run every step), got {rtol!r}")
+    return int(steps), int(probes), tol  # type: ignore[call-overload]
+
+
+def check_choice(method: str, quantity: str) -> None:
+    """Raise a ValueError with a "did you mean" hint for an unknown method or quantity."""
     if method not in METHODS:
         raise unknown_name("method", method, METHODS)
     if quantity not in QUANTITIES:
@@ -508,9 +521,8 @@ def estimate(
     (0: always run ``steps``); ``probes``: Hutchinson probes (``rms``);
     ``generator``: seeds the start vectors, probes and square sub-matrix.
     """
-    _check_choice(method, quantity)
-    if steps < 1 or probes < 1:
-        raise ValueError(f"steps and probes must be >= 1, got steps={steps}, probes={probes}")
+    check_choice(method, quantity)
+    steps, probes, rtol = check_counts(steps, probes, rtol)
     if J.point.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"estimates need float32 or float64, got {J.point.dtype}; convert the model (model.float())")
     if quantity == "radius":
@@ -553,7 +565,8 @@ def estimate_all(
     Radii take each Jacobian's square sub-matrix first (drawn from ``generator`` in
     order); sub-matrices are estimated on their own. Returns one (B_i,) tensor each.
     """
-    _check_choice(method, quantity)
+    check_choice(method, quantity)
+    check_counts(options.get("steps", DEFAULT_STEPS), options.get("probes", DEFAULT_PROBES), options.get("rtol", DEFAULT_RTOL))
     ops = [J.square(generator) if quantity == "radius" else J for J in jacobians]
     groups: dict[tuple[object, ...], list[list[int]]] = {}
     for i, J in enumerate(ops):

@@ -1,4 +1,4 @@
-"""Training a model on a task: the reference protocol (lsc_paper.md 4.5) with its bugs fixed.
+"""Training a model on a task: the reference protocol (docs/design.md A4.5) with its bugs fixed.
 
 Each epoch makes one pass over the training split in a seeded random order (contiguous
 windows with the state carried for language models), takes one optimiser step per batch
@@ -10,7 +10,7 @@ on the task's loss (:mod:`lsc.tasks.objectives`), then evaluates validation and 
 
 Gradient clipping really clips: ``clip_grad_norm_(params, clip)`` rescales the gradient to
 norm ``clip`` when it is larger (the reference's ``clipnorm`` was silently dropped by its
-AdaBelief optimiser, lsc_paper.md 8). ``schedule="cosine"`` decays the learning rate from
+AdaBelief optimiser, docs/design.md A8). ``schedule="cosine"`` decays the learning rate from
 ``lr`` to ``0.1 lr`` over the run, per step (the reference's ``cosine_no_restarts`` shape).
 The weights of the epoch with the best validation metric are kept ("best checkpoint") and
 restored at the end; ``patience`` stops after that many epochs without a better one
@@ -31,7 +31,6 @@ import contextlib
 import copy
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -42,18 +41,14 @@ from torch import Tensor, nn
 
 from . import distributed as _dist
 from .checks import NonFiniteError, check_positive, unknown_name
-from .files import DamagedFileError, hold_directory, read_state, require, write_atomic, write_state
+from .distributed import select_device
+from .runio import OPTIMIZERS, DamagedFileError, hold_directory, make_optimizer, progress_bar, read_state, require, write_atomic, write_state
 from .models import StackedRNN
 from .models.io import describe, save
 from .tasks import Task
 from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-}
 SCHEDULES = ("cosine",)
 CONFIG, METRICS, BEST, CHECKPOINT, RESULT = "config.json", "metrics.jsonl", "best.pt", "checkpoint.pt", "result.json"
 # settings that must match for a run to resume from its directory
@@ -102,6 +97,24 @@ class _Run:
     stopped: str = ""
     message: str = ""
     history: list[dict[str, object]] = field(default_factory=list)
+
+    def record(self, row: dict[str, object], task: Task, patience: int | None, seconds: float) -> bool:
+        """Take a finished epoch's row: the best validation metric so far, early stopping.
+        Returns whether the epoch improved on the best."""
+        value = float(row[f"val_{task.metric}"])  # type: ignore[arg-type]
+        epoch = int(row["epoch"])  # type: ignore[call-overload]
+        if not math.isfinite(value):
+            raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch}")
+        improved = self.best_value is None or (value > self.best_value if task.higher_is_better else value < self.best_value)
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.history.append(row)
+        self.epoch, self.seconds = epoch, seconds
+        if patience is not None and self.bad_epochs >= patience:
+            self.stopped, self.message = "early_stopping", f"no better validation {task.metric} for {patience} epochs"
+        return improved
 
 
 def check_compatible(model: nn.Module, task: Task, *, max_length: int | None = None) -> None:
@@ -235,13 +248,13 @@ def train(
     """
     _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size)
     if device is not None:
-        model.to(_device(device))
+        model.to(select_device(device))
     ddp = _dist.resolve(distributed)
     main = not ddp or _dist.is_main()
     autocast = _autocast(amp, _where(model)[0])
     check_compatible(model, task, max_length=max_length)
     dev, dtype = _where(model)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = tuple(p for p in model.parameters() if p.requires_grad)
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
     settings = {
@@ -258,175 +271,203 @@ def train(
     cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
     folder = Path(out) if out is not None else None
     with hold_directory(folder if main else None):  # one run per directory, found writable before any work
-        saved = _resume_state(folder, cfg, model) if folder is not None else None
-
-        opt = OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay)
+        opt = make_optimizer(optimizer, params, lr, weight_decay=weight_decay)
         per_epoch = task.train.num_batches(batch_size)
-        sched = _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None
-        run = _Run()
-        if saved is not None:
-            try:
-                model.load_state_dict(saved["model"])
-                opt.load_state_dict(saved["optimizer"])
-                if sched is not None and saved["schedule"] is not None:
-                    sched.load_state_dict(saved["schedule"])
-                run = _Run(**saved["run"])
-                best_state = saved["best_state"]
-            except (RuntimeError, TypeError, KeyError, ValueError) as exc:
-                raise DamagedFileError(folder / CHECKPOINT, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})") from None
-            if run.stopped == "epochs" and run.epoch < epochs:
-                run.stopped = ""  # more epochs asked for: carry on
-        else:
-            best_state = copy.deepcopy(model.state_dict())
-        if ddp:  # every rank starts from rank 0's weights
-            _dist.broadcast_module(model)
-            if saved is None:
-                best_state = copy.deepcopy(model.state_dict())
+        trainer = _Trainer(
+            model, task, opt, _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None, params, batch_size,
+            eval_batch_size or batch_size, clip, _carries(model, task), dev, dtype, ddp, autocast, seed, epochs,
+            per_epoch, test_every_epoch, progress if main else False, folder if main else None,
+        )
+        run, best_state = trainer.resume(_resume_state(folder, cfg, model) if folder is not None else None)
         if folder is not None and main:
-            folder.mkdir(parents=True, exist_ok=True)
             write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
-
-        eval_bs = eval_batch_size or batch_size
-        carry = _carries(model, task)
         start = time.perf_counter() - run.seconds
         try:
             while not run.stopped:
                 if run.epoch >= epochs:
                     run.stopped, run.message = "epochs", f"finished {epochs} epochs"
                     break
-                epoch = run.epoch
-                t0 = time.perf_counter()
-                with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-                    # dropout of this epoch (each rank its own masks)
-                    torch.manual_seed(seed * 100_003 + epoch + (7_919 * _dist.rank() if ddp else 0))
-                    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
-                    bar = _progress(progress if main else False, per_epoch, f"epoch {epoch + 1}/{epochs}")
-                    try:
-                        tally, norms, clipped = _train_epoch(
-                            model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp, autocast
-                        )
-                    finally:
-                        if bar is not None:
-                            bar.close()
-                row: dict[str, object] = {
-                    "epoch": epoch + 1,
-                    "train_loss": tally.loss(),
-                    f"train_{task.metric}": tally.metric(task.objective),
-                }
-                with autocast():
-                    val = evaluate(model, task, "val", batch_size=eval_bs, distributed=ddp)
-                row.update({"val_loss": val["loss"], f"val_{task.metric}": val[task.metric]})
-                if test_every_epoch:
-                    with autocast():
-                        test = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)
-                    row.update({"test_loss": test["loss"], f"test_{task.metric}": test[task.metric]})
-                row.update(
-                    lr=opt.param_groups[0]["lr"],
-                    grad_norm=sum(norms) / max(len(norms), 1),
-                    grad_norm_max=max(norms, default=0.0),
-                    clipped=clipped / max(len(norms), 1),
-                    seconds=round(time.perf_counter() - t0, 3),
-                )
-                value = float(val[task.metric])
-                if not math.isfinite(value):
-                    raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch + 1}")
-                improved = run.best_value is None or (value > run.best_value if task.higher_is_better else value < run.best_value)
+                row = trainer.epoch(run.epoch)
+                improved = run.record(row, task, patience, time.perf_counter() - start)
                 if improved:
-                    run.best_value, run.best_epoch, run.bad_epochs = value, epoch + 1, 0
                     best_state = copy.deepcopy(model.state_dict())
-                else:
-                    run.bad_epochs += 1
-                run.history.append(row)
-                run.epoch = epoch + 1
-                run.seconds = time.perf_counter() - start
-                if patience is not None and run.bad_epochs >= patience:
-                    run.stopped = "early_stopping"
-                    run.message = f"no better validation {task.metric} for {patience} epochs"
-                if folder is not None and main:
-                    if improved:
-                        _save_model(model, folder / BEST, task, run)
-                    write_atomic(folder / METRICS, _metrics(run))
-                    _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+                trainer.save(run, best_state, improved)
                 if callback is not None:
                     callback(row)
         except NonFiniteError as exc:
             run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
-            if folder is not None and main:
-                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+            trainer.save(run, best_state)
         except KeyboardInterrupt:
             run.stopped = "interrupted"
             run.message = f"interrupted in epoch {run.epoch + 1}; run again with the same out directory to resume"
         run.seconds = time.perf_counter() - start
         model.load_state_dict(best_state)
+        return trainer.finish(run, best_state)
+
+
+@dataclass
+class _Trainer:
+    """What a training run keeps from epoch to epoch: the model, its task, the optimiser and
+    schedule, and the settings every epoch reads."""
+
+    model: nn.Module
+    task: Task
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR | None
+    params: tuple[nn.Parameter, ...]
+    batch_size: int
+    eval_batch_size: int
+    clip: float | None
+    carry: bool
+    dev: torch.device
+    dtype: torch.dtype
+    ddp: bool
+    autocast: Callable[[], object]
+    seed: int
+    epochs: int
+    per_epoch: int
+    test_every_epoch: bool
+    progress: bool | None
+    folder: Path | None  # where this process writes (None: it does not)
+
+    def resume(self, saved: Mapping[str, object] | None) -> tuple[_Run, dict[str, Tensor]]:
+        """The run so far and its best weights: from ``saved`` (model, optimiser and schedule
+        restored) or a fresh start; under DDP every rank then holds rank 0's weights."""
+        run = _Run()
+        if saved is not None:
+            path = self.folder / CHECKPOINT if self.folder is not None else CHECKPOINT
+            try:
+                self.model.load_state_dict(saved["model"])  # type: ignore[arg-type]
+                self.opt.load_state_dict(saved["optimizer"])  # type: ignore[arg-type]
+                if self.sched is not None and saved["schedule"] is not None:
+                    self.sched.load_state_dict(saved["schedule"])  # type: ignore[arg-type]
+                run = _Run(**saved["run"])  # type: ignore[arg-type]
+                best_state = saved["best_state"]
+            except (RuntimeError, TypeError, KeyError, ValueError) as exc:
+                raise DamagedFileError(path, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})") from None
+            if run.stopped == "epochs" and run.epoch < self.epochs:
+                run.stopped = ""  # more epochs asked for: carry on
+        if self.ddp:  # every rank starts from rank 0's weights
+            _dist.broadcast_module(self.model)
+        if saved is None:
+            best_state = copy.deepcopy(self.model.state_dict())
+        return run, best_state  # type: ignore[return-value]
+
+    def epoch(self, epoch: int) -> dict[str, object]:
+        """Train one epoch (0-based), then evaluate; the epoch's metrics row. Its shuffle
+        and dropout are seeded by (seed, epoch), so a resumed epoch repeats exactly."""
+        t0 = time.perf_counter()
+        dev = self.dev
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+            # dropout of this epoch (each rank its own masks)
+            torch.manual_seed(self.seed * 100_003 + epoch + (7_919 * _dist.rank() if self.ddp else 0))
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # shuffle of this epoch
+            bar = progress_bar(self.progress, self.per_epoch, f"epoch {epoch + 1}/{self.epochs}", "batch", leave=True)
+            try:
+                tally, norms, clipped = self.train_pass(gen, bar)
+            finally:
+                if bar is not None:
+                    bar.close()  # type: ignore[attr-defined]
+        metric = self.task.metric
+        row: dict[str, object] = {"epoch": epoch + 1, "train_loss": tally.loss(), f"train_{metric}": tally.metric(self.task.objective)}
+        val = self.evaluate("val")
+        row.update({"val_loss": val["loss"], f"val_{metric}": val[metric]})
+        if self.test_every_epoch:
+            test = self.evaluate("test")
+            row.update({"test_loss": test["loss"], f"test_{metric}": test[metric]})
+        row.update(
+            lr=self.opt.param_groups[0]["lr"],
+            grad_norm=sum(norms) / max(len(norms), 1),
+            grad_norm_max=max(norms, default=0.0),
+            clipped=clipped / max(len(norms), 1),
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        return row
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        with self.autocast():  # type: ignore[attr-defined]
+            return evaluate(self.model, self.task, split, batch_size=self.eval_batch_size, distributed=self.ddp)
+
+    def train_pass(self, gen: torch.Generator, bar: object | None) -> tuple[Tally, list[float], int]:
+        """One pass over the training split; returns (tally, gradient norms, clipped steps).
+        With ``ddp`` every rank takes its slice of each global batch; its loss is weighted by
+        its share of the batch's loss terms and the gradients summed over ranks, which gives
+        the gradient of the global batch's mean loss."""
+        model, task, opt, dev, dtype, clip = self.model, self.task, self.opt, self.dev, self.dtype, self.clip
+        model.train()
+        tally, norms, clipped, states = Tally(), [], 0, None
+        for i, batch in enumerate(task.batches("train", self.batch_size, shuffle=True, generator=gen)):
+            if not self.ddp:
+                b = batch.to(dev, dtype)
+                with self.autocast():  # type: ignore[attr-defined]  # the forward pass only (a null context without amp)
+                    y, states = _forward(model, b, states, self.carry)
+                loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
+                if not torch.isfinite(loss):
+                    raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            else:
+                b = _shard(batch).to(dev, dtype)
+                loss, t = None, Tally()
+                if b.x.shape[0] > 0:
+                    with self.autocast():  # type: ignore[attr-defined]
+                        y, states = _forward(model, b, states, self.carry)
+                    loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
+                bad = loss is not None and not bool(torch.isfinite(loss))
+                total, nbad = _dist.all_reduce_floats([t.loss_count, float(bad)], device=dev)
+                if nbad:  # decided on every rank alike
+                    raise NonFiniteError(f"the training loss became non-finite in batch {i} (on {int(nbad)} rank(s))")
+                opt.zero_grad(set_to_none=True)
+                if loss is not None and total > 0:
+                    (loss * (t.loss_count / total)).backward()
+                _dist.all_reduce_grads(self.params, average=False)
+            # the total norm before clipping; with clip=None nothing is rescaled (max_norm = inf)
+            norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf))
+            if not math.isfinite(norm):
+                raise NonFiniteError(f"the gradient norm became {norm} in batch {i}")
+            opt.step()
+            if self.sched is not None:
+                self.sched.step()
+            tally.add(t)
+            norms.append(norm)
+            clipped += int(clip is not None and norm > clip)
+            if bar is not None:
+                bar.set_postfix(loss=f"{tally.loss():.4f}", refresh=False)  # type: ignore[attr-defined]
+                bar.update(1)  # type: ignore[attr-defined]
+        return (_reduce_tally(tally, dev) if self.ddp else tally), norms, clipped
+
+    def save(self, run: _Run, best_state: Mapping[str, Tensor], improved: bool = False) -> None:
+        """After an epoch: best.pt (when it improved), metrics.jsonl and the checkpoint."""
+        if self.folder is None:
+            return
+        if improved:
+            _save_model(self.model, self.folder / BEST, self.task, run)
+        write_atomic(self.folder / METRICS, _metrics(run))
+        _save_checkpoint(self.folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state)
+
+    def finish(self, run: _Run, best_state: dict[str, Tensor]) -> TrainResult:
+        """The result (the model holds the best weights), and every derived file written
+        afresh from the run's state, also when a finished run is called again."""
+        task = self.task
         best = run.history[run.best_epoch - 1] if run.best_epoch else {}
         test_value = best.get(f"test_{task.metric}")
-        if not test_every_epoch and run.best_epoch:
-            with autocast():
-                test_value = evaluate(model, task, "test", batch_size=eval_bs, distributed=ddp)[task.metric]
+        if not self.test_every_epoch and run.best_epoch:
+            test_value = self.evaluate("test")[task.metric]
+        folder = self.folder
         result = TrainResult(
             task=task.name, metric=task.metric, best_epoch=run.best_epoch,
             val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
             epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
             history=run.history, best_state=best_state, out=None if folder is None else str(folder),
         )
-        if folder is not None and main and run.stopped != "interrupted":
-            # every derived file afresh from the run's state, also when a finished run is called again
+        if folder is not None and run.stopped != "interrupted":
             if run.best_epoch:
-                _save_model(model, folder / BEST, task, run)
+                _save_model(self.model, folder / BEST, task, run)
             if run.stopped in ("epochs", "early_stopping", "diverged"):
-                _save_checkpoint(folder / CHECKPOINT, model, opt, sched, run, best_state)
+                _save_checkpoint(folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state)
             write_atomic(folder / METRICS, _metrics(run))
             write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
         return result
-
-
-def _train_epoch(model, task, opt, sched, params, batch_size, clip, gen, carry, dev, dtype, bar, ddp=False,  # type: ignore[no-untyped-def]
-                 autocast=contextlib.nullcontext):
-    """One pass over the training split; returns (tally, gradient norms, clipped steps).
-    With ``ddp`` every rank takes its slice of each global batch; its loss is weighted by
-    its share of the batch's loss terms and the gradients summed over ranks, which gives
-    the gradient of the global batch's mean loss."""
-    model.train()
-    tally, norms, clipped, states = Tally(), [], 0, None
-    for i, batch in enumerate(task.batches("train", batch_size, shuffle=True, generator=gen)):
-        if not ddp:
-            b = batch.to(dev, dtype)
-            with autocast():  # the forward pass only (a null context without amp)
-                y, states = _forward(model, b, states, carry)
-            loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
-            if not torch.isfinite(loss):
-                raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        else:
-            b = _shard(batch).to(dev, dtype)
-            loss, t = None, Tally()
-            if b.x.shape[0] > 0:
-                with autocast():
-                    y, states = _forward(model, b, states, carry)
-                loss, t = loss_and_tally(task.objective, y.float(), b.y, b.mask)
-            bad = loss is not None and not bool(torch.isfinite(loss))
-            total, nbad = _dist.all_reduce_floats([t.loss_count, float(bad)], device=dev)
-            if nbad:  # decided on every rank alike
-                raise NonFiniteError(f"the training loss became non-finite in batch {i} (on {int(nbad)} rank(s))")
-            opt.zero_grad(set_to_none=True)
-            if loss is not None and total > 0:
-                (loss * (t.loss_count / total)).backward()
-            _dist.all_reduce_grads(params, average=False)
-        # the total norm before clipping; with clip=None nothing is rescaled (max_norm = inf)
-        norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf))
-        if not math.isfinite(norm):
-            raise NonFiniteError(f"the gradient norm became {norm} in batch {i}")
-        opt.step()
-        if sched is not None:
-            sched.step()
-        tally.add(t)
-        norms.append(norm)
-        clipped += int(clip is not None and norm > clip)
-        if bar is not None:
-            bar.set_postfix(loss=f"{tally.loss():.4f}", refresh=False)
-            bar.update(1)
-    return (_reduce_tally(tally, dev) if ddp else tally), norms, clipped
 
 
 AMP = ("bf16",)
@@ -475,16 +516,6 @@ def _where(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use e.g. cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but this torch has no CUDA device; use cpu")
-    return dev
-
-
 def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size):  # type: ignore[no-untyped-def]
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", 1 if patience is None else patience),
                         ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size)):
@@ -509,16 +540,6 @@ def _cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(step, total) / total))
     )
-
-
-def _progress(enabled: bool | None, total: int, desc: str):  # type: ignore[no-untyped-def]
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the progress extra is not installed: stay quiet
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
 
 
 def _describe(model: nn.Module) -> dict[str, object]:

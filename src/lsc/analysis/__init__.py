@@ -4,7 +4,7 @@ extra); everything else needs only torch and numpy.
 """
 
 from .attractors import Attractor, AttractorReport, attractors
-from .grid import GradientGrid, gradient_grid
+from .gradient_grid import GradientGrid, gradient_grid
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
 from .pascal import PascalRNN, pascal_bound, pascal_rnn, path_count_bound
 from .smoothness import (

@@ -4,7 +4,7 @@ The gradient between grid nodes (l, t) -> (l + dl, t + dt) is a sum over the
 C(dl + dt, dt) monotone lattice paths of products of local Jacobians. Bounding
 every depth edge by rho_l and every time edge by rho_t gives the path-count bound
 (Herranz-Celotti & Rouat, "Stabilizing RNN Gradients through Pre-training",
-lsc_paper.md 1.4)::
+docs/design.md A1.4)::
 
     ||d s^{l+dl}_{t+dt} / d s^l_t||  <~  C(dl + dt, dt) * rho_l^dl * rho_t^dt
 

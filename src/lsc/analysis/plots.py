@@ -17,7 +17,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .attractors import AttractorReport
-    from .grid import GradientGrid
+    from .gradient_grid import GradientGrid
     from .lyapunov import LyapunovSpectrum
     from .pascal import PascalRNN
     from .smoothness import LossSlice, RadiusSweep

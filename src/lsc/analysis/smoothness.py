@@ -38,7 +38,6 @@ from torch.nn import functional as F
 from ..checks import unknown_name
 from ..grid import prepare
 from ..models import Stack
-from .steps import unroll
 
 Batch = Tensor | tuple[Tensor, Tensor] | list[Tensor]
 LossFn = Callable[..., Tensor]
@@ -54,7 +53,7 @@ class _Unrolled(nn.Module):
         self.stack = stack
 
     def forward(self, x: Tensor) -> Tensor:
-        return unroll(self.stack, x, check=False)
+        return self.stack.unroll(x, check=False)
 
 
 def default_loss(outputs: Tensor, target: Tensor | None = None) -> Tensor:
@@ -97,7 +96,7 @@ class _Objective:
         self.shapes = [p.shape for _, p in named]
         self.theta = torch.cat([p.detach().reshape(-1) for _, p in named])
         with torch.no_grad():  # one checked run: a NaN names its layer and step
-            y = unroll(stack, self.x)
+            y = stack.unroll(self.x)
             value = self._loss(y)
         if not bool(torch.isfinite(value)):
             raise ValueError(f"the loss is {float(value)} at the model's parameters although every state is finite")

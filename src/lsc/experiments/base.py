@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..job import TrainJob, run_job
+
 PRESETS = ("smoke", "cpu", "paper")
 FINISHED = ("ok", "diverged")
 CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
@@ -127,30 +129,27 @@ class Experiment:
 
 
 class TrainExperiment(Experiment):
-    """An experiment whose every run is one ``lsc train`` command: implement :meth:`argv`."""
+    """An experiment whose every run is one training job (what ``lsc train`` runs): implement :meth:`job`."""
 
     @staticmethod
-    def argv(config: dict[str, Any]) -> list[str]:
-        """The ``lsc train`` arguments of a run (``--out`` and ``--json`` are added)."""
+    def job(config: dict[str, Any]) -> TrainJob:
+        """The training job of a run."""
         raise NotImplementedError
 
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
-        return lsc_train(self.argv(config), out / "train", log)  # lsc train's own dir: resumes there
+        return train_job(self.job(config), out / "train", log)  # the job's own dir: resumes there
 
     @staticmethod
-    def stack_argv(config: dict[str, Any], cell: str) -> list[str]:
-        """``lsc train`` arguments shared by stacked-RNN runs: task and its options, the
-        stack, the optimiser, the seed and (when ``config["pretrain"]``) the pre-training."""
-        argv = ["--task", config["task"]]
-        for k, v in config["options"].items():
-            argv += ["-o", f"{k}={v}"]
-        argv += ["--cell", cell, "--layers", str(config["layers"]), "--width", str(config["width"]),
-                 "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]), "--lr", str(config["lr"]),
-                 "--seed", str(config["seed"])]
-        if config["pretrain"] is not None:
-            argv += ["--pretrain", config["pretrain"], "--pretrain-seconds", str(config["pretrain_seconds"]),
-                     "--pretrain-steps", str(config["pretrain_steps"])]
-        return argv
+    def stack_job(config: dict[str, Any], cell: str, **extra: Any) -> TrainJob:
+        """The job of a stacked-RNN run: task and its options, the stack, the optimiser, the
+        seed and (when ``config["pretrain"]``) the pre-training."""
+        return TrainJob(
+            task=config["task"], task_options=dict(config["options"]), cell=cell, layers=config["layers"],
+            width=config["width"], epochs=config["epochs"], batch_size=config["batch"], lr=config["lr"],
+            seed=config["seed"], pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
+            pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else 300.0,
+            pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000, **extra,
+        )
 
 
 REGISTRY: dict[str, Experiment] = {}
@@ -177,31 +176,22 @@ def available() -> list[str]:
     return list(REGISTRY)
 
 
-def lsc_train(argv: Sequence[str], train_dir: Path, log: Logger) -> dict[str, Any]:
-    """Run ``lsc train ARGV --out train_dir --json`` in this process (a run's process), copy
-    its per-epoch rows into ``log`` and return its final numbers (``diverged`` when
-    training stopped on a non-finite loss). An interrupted run resumes from ``train_dir``."""
-    import contextlib
-    import io
-
-    from ..cli import main
-
-    argv = ["train", *argv, "--out", str(train_dir), "--json"]
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(argv)
-    if rc != 0:
-        raise RuntimeError(f"lsc {quote(argv)} exited with status {rc}")
-    summary = json.loads(buf.getvalue())
+def train_job(job: TrainJob, train_dir: Path, log: Logger) -> dict[str, Any]:
+    """Run ``job`` in this process (a run's process) with ``train_dir`` as its directory, copy
+    its per-epoch rows into ``log`` and return its final numbers (``diverged`` when training
+    stopped on a non-finite loss). An interrupted run resumes from ``train_dir``."""
+    done = run_job(job, train_dir)
+    if done.interrupted:
+        raise KeyboardInterrupt
     if (train_dir / METRICS).exists():
         for line in (train_dir / METRICS).read_text().splitlines():
             if line.strip():
                 log(**json.loads(line))
-    res, pre = summary["result"], summary.get("pretrain")
-    return {"command": "lsc " + quote(argv), "metric": res["metric"], "val": res["val"], "test": res["test"],
-            "epochs": res["epochs"], "seconds": res["seconds"], "stopped": res["stopped"],
+    res, pre = done.train, done.pretrain_summary
+    return {"job": job.to_dict(), "metric": res.metric, "val": res.val, "test": res.test,
+            "epochs": res.epochs, "seconds": res.seconds, "stopped": res.stopped,
             "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
-            "diverged": res["stopped"] == "diverged"}
+            "diverged": res.stopped == "diverged"}
 
 
 # ---------------------------------------------------------------- helpers for reports

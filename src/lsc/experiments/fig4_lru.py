@@ -1,5 +1,5 @@
 """fig4-lru: residual LRU stacks on language modelling, default vs LSC targets, with and
-without gradient clipping (lsc_paper.md 1.5, 4.6, Fig. 4 and Table 1).
+without gradient clipping (docs/design.md A1.5, A4.6, Fig. 4 and Table 1).
 
 Every run is ``lsc train --cell lru`` on a language-modelling task (``ptb`` when its files
 are present, else the offline character-level corpus ``char``) from the default init or
@@ -17,6 +17,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from ..job import TrainJob
 from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
@@ -27,9 +28,9 @@ class Fig4LRU(TrainExperiment):
     claim = (
         "Residual LRU stacks (depth 3 and 6) pre-trained to the LSC reach a lower language-modelling perplexity than "
         "the default init, rho = 0.5 / unbalanced at least as well as rho = 1, with or without gradient clipping "
-        "(Fig. 4 / Table 1 as read in lsc_paper.md 5; the paper's numbers were not retrieved)."
+        "(Fig. 4 / Table 1 as read in docs/design.md A5; the paper's numbers were not retrieved)."
     )
-    source = "Herranz-Celotti & Rouat, Fig. 4 and Table 1 (lsc_paper.md 1.5, 4.6)"
+    source = "Herranz-Celotti & Rouat, Fig. 4 and Table 1 (docs/design.md A1.5, A4.6)"
     presets = {
         "smoke": {"task": "char", "options": {"max_chars": 20000, "bptt": 20}, "layers": [2], "width": 16, "epochs": 1,
                   "batch": 32, "lr": 3e-3, "clips": [None, 1.0], "seeds": [0], "pretrain_seconds": 1.0,
@@ -51,8 +52,8 @@ class Fig4LRU(TrainExperiment):
                 for L, seed, cond, clip in itertools.product(p["layers"], p["seeds"], p["conditions"], p["clips"])]
 
     @classmethod
-    def argv(cls, config: dict[str, Any]) -> list[str]:
-        return cls.stack_argv(config, "lru") + (["--clip", str(config["clip"])] if config["clip"] else [])
+    def job(cls, config: dict[str, Any]) -> TrainJob:
+        return cls.stack_job(config, "lru", clip=config["clip"] or None)
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = present(records)

@@ -13,6 +13,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from ..job import TrainJob
 from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
 
 INITS = {"standard": "glorot", "critical": "critical"}
@@ -41,14 +42,13 @@ class MeanfieldCritical(TrainExperiment):
                 for cell, T, seed, init in itertools.product(p["cells"], p["lengths"], p["seeds"], INITS)]
 
     @staticmethod
-    def argv(config: dict[str, Any]) -> list[str]:
+    def job(config: dict[str, Any]) -> TrainJob:
         task = config["task"]
-        opts = (["-o", f"length={config['length']}"] if task == "padded-mnist" else
-                ["-o", f"delay={config['length']}", "-o", "train_size=256", "-o", "val_size=64", "-o", "test_size=64"])
-        return ["--task", task, *opts, "--cell", config["cell"], "--layers", "1", "--width", str(config["width"]),
-                "--init", INITS[config["init"]], "--epochs", str(config["epochs"]), "--batch-size", str(config["batch"]),
-                "--lr", str(config["lr"]), "--seed", str(config["seed"])]
-
+        opts = ({"length": config["length"]} if task == "padded-mnist" else
+                {"delay": config["length"], "train_size": 256, "val_size": 64, "test_size": 64})
+        return TrainJob(task=task, task_options=opts, cell=config["cell"], layers=1, width=config["width"],
+                        init=INITS[config["init"]], epochs=config["epochs"], batch_size=config["batch"],
+                        lr=config["lr"], seed=config["seed"])
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = present(records)

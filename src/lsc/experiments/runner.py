@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..files import hold_directory
+from ..runio import hold_directory
 from .base import FINISHED, Experiment, Run, quote, read_record
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..condition import StabilityReport, Target, measure
+from ..condition import StabilityReport, Target, check_tol, measure
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,11 @@ def check_lsc(model: nn.Module, x: Tensor, *, target: Target = "auto", tol: floa
     """Measure every local Jacobian of ``model`` on ``x`` (:func:`lsc.measure`, whose options
     pass through) and summarise the gap to ``target`` (``auto``: 1 for a feed-forward net or a
     single layer, 0.5 for a deep RNN)."""
+    check_tol(tol)
     report = measure(model, x, target=target, **measure_options)
     gaps = [g for g in report.gaps() if g is not None]
     if not gaps:
         raise ValueError("the target names no edge kind this model has")
     worst = max(gaps, key=abs)
-    return InitCheck(report, tol, worst, math.sqrt(sum(g * g for g in gaps) / len(gaps)))
+    scale = abs(worst) or 1.0  # the rms of gaps / scale cannot overflow, even for a target near the float maximum
+    return InitCheck(report, tol, worst, scale * math.sqrt(sum((g / scale) ** 2 for g in gaps) / len(gaps)))

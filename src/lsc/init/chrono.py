@@ -15,10 +15,9 @@ Weights are left as they are.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ..checks import check_number
 from . import draws
 from .classical import NotApplicable
 from .units import Unit, gate_names, gate_rows
@@ -33,7 +32,7 @@ def chrono_biases(n: int, t_max: float, gen: torch.Generator) -> torch.Tensor:
 def chrono(unit: Unit, gen: torch.Generator, *, t_max: float | None = None) -> None:
     if t_max is None:
         raise ValueError("chrono needs t_max=: the longest time dependency to cover, e.g. the sequence length")
-    if not (isinstance(t_max, (int, float)) and math.isfinite(t_max) and t_max > 2):
+    if check_number(t_max, "chrono t_max") <= 2:
         raise ValueError(f"chrono t_max must be a number > 2 (times are drawn from [1, t_max - 1]), got {t_max!r}")
     m = unit.module
     if unit.kind != "gated" or gate_names(m) not in (("i", "f", "g", "o"), ("r", "z", "n")):

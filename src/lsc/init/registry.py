@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..checks import check_parameters_finite, unknown_name
+from ..checks import NonFiniteError, check_number, check_seed, generator_seed, unknown_name
 from . import classical, chrono, ssm
 from .classical import NotApplicable
 from .critical import CriticalInit, critical_units
@@ -90,38 +90,75 @@ def _check_options(name: str, given: dict[str, object]) -> None:
     if bad:
         takes = f"it takes {accepted}" if accepted else "it takes no options"
         raise ValueError(f"init {name!r} does not take option(s) {bad}; {takes}")
+    defaults = inspect.signature(_scheme(name).rule).parameters
+    for key, value in given.items():  # an option whose default is a number takes a finite number
+        default = defaults[key].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            check_number(value, f"init {name!r} option {key}")
 
 
 def _generator(seed: int | None) -> torch.Generator:
     if seed is None:  # follow torch's global RNG, so torch.manual_seed makes it reproducible
         seed = int(torch.randint(0, 2**62, (1,)).item())
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    seed = check_seed(seed)
+    return torch.Generator().manual_seed(generator_seed(seed))
 
 
-def run(model: nn.Module, name: str, *, seed: int | None = None, **options: object) -> tuple[nn.Module, object]:
-    """:func:`apply`, also returning what the rule returned (e.g. a :class:`CriticalInit`)."""
+def _check_written(model: nn.Module, name: str, options: dict[str, object], saved: dict[str, torch.Tensor]) -> None:
+    """After an init: NaN/inf it wrote is the options' fault; NaN/inf it left alone is the model's."""
+    for param, p in model.named_parameters():
+        if bool(torch.isfinite(p).all()):
+            continue
+        old = saved.get(param)
+        if old is not None and torch.equal(old.isnan(), p.isnan()) and torch.equal(old.nan_to_num(), p.nan_to_num()):
+            raise NonFiniteError(
+                f"parameter {param!r} holds NaN or inf, and init {name!r} does not set it; initialise it "
+                "too (e.g. apply glorot first) or load good weights"
+            )
+        given = f" with {options}" if options else ""
+        raise NonFiniteError(
+            f"init {name!r}{given} wrote NaN or inf into parameter {param!r}: its values overflow the "
+            f"model's dtype ({p.dtype}); choose smaller option values"
+        )
+
+
+HORIZONS = ("seq_len", "t_max")
+"""Options that name a sequence length (``critical``'s ``seq_len``, ``chrono``'s ``t_max``)."""
+
+
+def run(
+    model: nn.Module, name: str, *, seed: int | None = None, horizon: int | None = None, **given: object
+) -> tuple[nn.Module, object]:
+    """:func:`apply`, also returning what the rule returned (e.g. a :class:`CriticalInit`).
+    ``horizon``: the sequence length an init that takes one (``seq_len``, ``t_max``) reads
+    when its option is not given (``lsc train`` passes the task's length)."""
     scheme = _scheme(name)
-    _check_options(name, options)
+    if horizon is not None:
+        given = {**{h: horizon for h in HORIZONS if h in options(name)}, **given}
+    _check_options(name, given)
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(
+            "the model's parameters are on the 'meta' device (no storage to write an init into); "
+            "materialise them first with model.to_empty(device=...)"
+        )
     found = units(model)
     gen = _generator(seed)
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
         if scheme.whole_model:
-            out = scheme.rule(found, gen, **options)
+            out = scheme.rule(found, gen, **given)
         else:
             out, done = None, 0
             for u in found:
                 try:
-                    scheme.rule(u, gen, **options)
+                    scheme.rule(u, gen, **given)
                     done += 1
                 except NotApplicable as exc:
                     if u.role == "layer":
                         raise _not_applicable(name, u, exc) from None
             if not done:
                 raise TypeError(f"init {name!r} found nothing to initialise in a {type(model).__name__}")
-        check_parameters_finite(model, f"the model after init {name!r}")
+        _check_written(model, name, given, saved)
     except NotApplicable as exc:
         model.load_state_dict(saved)
         bad = getattr(exc, "unit", None) or next((u for u in found if u.role == "layer"), found[0])

@@ -1,6 +1,6 @@
 """Stacks of cells: the generic :class:`Stack` view and the trainable :class:`StackedRNN`.
 
-A stack is what the stability grid sees (DESIGN.md sections 1 and 4):
+A stack is what the stability grid sees (docs/design.md, section 1):
 ``cells`` (layer l reads layer l-1's output), ``encoder`` (raw input x_t ->
 layer 0's input; identity or an embedding) and ``decoder`` (top layer's output ->
 y_t, or ``None``). ``batch_first`` says where the time axis of the raw input is.
@@ -8,12 +8,12 @@ y_t, or ``None``). ``batch_first`` says where the time axis of the raw input is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_finite
+from ..checks import NonFiniteError, check_finite
 from .cell import Cell
 from .registry import make_cell
 
@@ -84,12 +84,65 @@ class Stack(nn.Module):
 
     def step(self, x_t: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """One time step of the whole stack: (x_t, [s^l_{t-1}]) -> (y_t, [s^l_t])."""
+        states = list(states)
+        y = self._step(x_t, states, 0, None, None, True, None)
+        return y, states
+
+    def _step(
+        self, x_t: Tensor, states: list[Tensor], t: int, hook: StateHook | None, input_hook: InputHook | None,
+        readout: bool, flags: list[Tensor] | None,
+    ) -> Tensor | None:
+        """Step ``t`` through the layers, updating ``states`` in place: encoder, every cell's
+        ``transition`` then ``output``, decoder. The one place the layers are walked."""
         u = self.encoder(x_t)
-        new_states = []
-        for cell, s in zip(self.cells, states):
-            u, s = cell(u, s)
-            new_states.append(s)
-        return (self.decoder(u) if self.decoder is not None else u), new_states
+        for l, cell in enumerate(self.cells):
+            if input_hook is not None:
+                input_hook(l, t, u)
+            s = cell.transition(u, states[l])
+            if flags is not None:
+                flags.append(torch.isfinite(s.detach()).all())
+            if hook is not None:
+                s = hook(l, t, s)
+            states[l] = s
+            u = cell.output(u, s)
+        if not readout:
+            return None
+        y = self.decoder(u) if self.decoder is not None else u
+        if flags is not None:
+            flags.append(torch.isfinite(y.detach()).all())
+        return y
+
+    def unroll(
+        self,
+        x: Tensor,
+        *,
+        hook: StateHook | None = None,
+        input_hook: InputHook | None = None,
+        states: list[Tensor] | None = None,
+        steps: int | None = None,
+        readout: bool = True,
+        check: bool = True,
+    ) -> Tensor | None:
+        """The outputs on batch-first ``x``, (B, T, out), one step at a time through the
+        step protocol (never a fused kernel), so ``torch.func`` transforms and hooks see
+        every state s^l_t (docs/design.md, section 1).
+
+        ``hook(l, t, s)`` may replace each new state s^l_t (e.g. add a zero tensor that
+        requires grad, to read dLoss/ds^l_t, or record it); ``input_hook(l, t, u)`` sees
+        the input u^l_t each cell reads. ``states`` (updated in place) start the run;
+        ``steps`` stops it early; ``readout=False`` skips the decoder (and returns None).
+        With ``check`` a state or output that turns NaN/inf raises
+        :class:`~lsc.checks.NonFiniteError` naming the first layer and step; the check is
+        one flag per (step, layer), read once at the end, so it costs no sync per step.
+        """
+        B, T = x.shape[0], x.shape[1] if steps is None else steps
+        if states is None:
+            states = self.init_states(B, device=x.device, dtype=self.dtype)
+        flags: list[Tensor] | None = [] if check else None
+        ys = [self._step(x[:, t], states, t, hook, input_hook, readout, flags) for t in range(T)]
+        if flags:
+            _check_flags(self, flags, self.num_layers + int(readout))
+        return torch.stack(ys, dim=1) if readout else None  # type: ignore[arg-type]
 
     def check_input(self, x: object, batch_first: bool | None = None) -> Tensor:
         """Validate a raw input sequence and return it batch-first.
@@ -138,14 +191,39 @@ class Stack(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Outputs for a whole sequence (time axis as given), stepping every cell."""
-        xb = self.check_input(x)
-        states = self.init_states(xb.shape[0], device=xb.device, dtype=self.dtype)
-        ys = []
-        for t in range(xb.shape[1]):
-            y, states = self.step(xb[:, t], states)
-            ys.append(y)
-        y = torch.stack(ys, dim=1)
+        y = self.unroll(self.check_input(x), check=False)
+        assert y is not None
         return y if self.batch_first else y.transpose(0, 1)
+
+
+StateHook = Callable[[int, int, Tensor], Tensor]
+"""``hook(layer, step, state) -> state``: lets :meth:`Stack.unroll` perturb or record s^l_t."""
+InputHook = Callable[[int, int, Tensor], None]
+"""``input_hook(layer, step, input)``: sees the input u^l_t of each cell."""
+
+
+def _check_flags(stack: Stack, flags: list[Tensor], per_step: int) -> None:
+    """Raise for the first False in ``flags`` (``per_step`` flags a step: the layers' states,
+    then the readout's when there is one)."""
+    ok = torch.stack(flags)
+    if bool(ok.all()):
+        return
+    first = int((~ok).nonzero()[0, 0])
+    t, where = divmod(first, per_step)
+    raise non_finite_error(stack, t, where if where < stack.num_layers else None)
+
+
+def non_finite_error(stack: Stack, step: int, layer: int | None) -> NonFiniteError:
+    """The error for a state (``layer``) or the readout (``layer=None``) that turned NaN/inf at ``step``."""
+    if layer is None:
+        what = "the readout (decoder output)"
+    else:
+        what = f"the state of layer {layer} ({type(stack.cells[layer]).__name__})"
+    return NonFiniteError(
+        f"{what} became NaN/inf at step {step} (0-based) while every earlier step was finite: the model "
+        "diverges on this input, so its Jacobians, gradients, exponents and curvature are undefined from there "
+        "on. Rescale the weights (or the input), or use a shorter sequence."
+    )
 
 
 class StackedRNN(Stack):

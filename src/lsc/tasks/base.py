@@ -8,7 +8,7 @@ streams) and encode each batch when it is drawn, so a 5k-image sl-MNIST task hol
 not the 1.5 GB of its dense spike tensors.
 
 ``time_repeat = r`` repeats every input step r times (and per-step targets with it), as
-the reference's ``timerepeat`` does (lsc_paper.md 4.1).
+the reference's ``timerepeat`` does (docs/design.md A4.1).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class TensorSplit(Split):
 
 class StreamSplit(Split):
     """A token stream for language modelling with contiguous truncated-BPTT batching
-    (the TensorLayer ``ptb_iterator`` the reference uses, lsc_paper.md 4.3): the stream is
+    (the TensorLayer ``ptb_iterator`` the reference uses, docs/design.md A4.3): the stream is
     cut into ``batch_size`` rows of equal length, and consecutive windows of ``bptt``
     steps are yielded; targets are the inputs shifted by one token. Every window after
     the first continues the previous one (``carry``), so the hidden state may be kept."""

@@ -1,4 +1,4 @@
-"""Losses and metrics of the task kinds (lsc_paper.md 4.1-4.3).
+"""Losses and metrics of the task kinds (docs/design.md A4.1-A4.3).
 
 * ``mode``: a label per sequence, repeated at every step (sl-MNIST, SHD in the reference).
   Loss: cross-entropy averaged over all steps. Metric, the reference's "mode accuracy":

@@ -4,7 +4,7 @@ Files ``shd_train.h5`` and ``shd_test.h5`` (gunzip the downloads) in ``path`` or
 ``$LSC_DATA/shd``. Each holds ``spikes/times`` (one float array of spike times in seconds
 per sample), ``spikes/units`` (the matching input channels, 0-699) and ``labels`` (0-19).
 
-Binning as the reference does (lsc_paper.md 4.2): spikes in the first ``duration`` = 1 s
+Binning as the reference does (docs/design.md A4.2): spikes in the first ``duration`` = 1 s
 are put in bins of ``dt`` = 4 ms, 250 steps; a bin is 1 when its channel spiked in it
 (binary). Channel u is input u (the reference maps u to 700 - u and drops unit 0, a
 permutation of the input weights plus one lost channel; we keep all 700). Splits: a

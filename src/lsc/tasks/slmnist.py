@@ -1,4 +1,4 @@
-"""sl-MNIST: spike-latency MNIST, as the LSC reference encodes it (lsc_paper.md 4.1).
+"""sl-MNIST: spike-latency MNIST, as the LSC reference encodes it (docs/design.md A4.1).
 
 Each pixel x in [0, 1] is scaled x' = 50 x. A pixel with x' > 0.2 spikes once, at latency
 
@@ -13,7 +13,7 @@ Layouts of the (784 pixels x 100 latency bins) one-hot tensor:
 * ``layout="time"`` (default, correct): transposed to (100, 784), so step t holds the
   pixels that spike at latency t + 1.
 * ``layout="reference"``: *reshaped* to (100, 784) as the reference code does, so each
-  "step" holds the 100-bin one-hots of about 7.84 consecutive pixels (lsc_paper.md 8).
+  "step" holds the 100-bin one-hots of about 7.84 consecutive pixels (docs/design.md A8).
 
 The reference repeats every step twice (``time_repeat=2``); the default here is 1.
 """

@@ -2,7 +2,7 @@
 
 **PTB format** (Mikolov's ``ptb.train.txt``, ``ptb.valid.txt``, ``ptb.test.txt`` in ``path``
 or ``$LSC_DATA/ptb``): one sentence a line, words separated by spaces, rare words already
-``<unk>``. Every newline becomes the token ``<eos>`` (lsc_paper.md 4.3). The vocabulary
+``<unk>``. Every newline becomes the token ``<eos>`` (docs/design.md A4.3). The vocabulary
 comes from the training file, most frequent first (ties alphabetical); a validation or
 test word outside it becomes ``<unk>``.
 

@@ -1,4 +1,5 @@
-"""Where pre-training draws its input from: a tensor, an iterable of batches, or noise."""
+"""Where pre-training draws its input from: a tensor, a re-iterable of batches, or noise;
+each batch validated and put batch-first on the model's device."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import Tensor
 
-from .models import Stack
+from ..checks import NonFiniteError
+from ..models import Stack
 
 
 def copy_task_inputs(
@@ -141,3 +143,29 @@ def _noise(stack: Stack, batch: int, time_steps: int, generator: torch.Generator
             shape = (batch, time_steps, stack.input_size) if stack.recurrent else (batch, stack.input_size)
             x = torch.randn(shape, generator=generator, device=dev, dtype=stack.dtype)
         yield x
+
+
+def next_input(stack: Stack, source: Iterator[Tensor], step: int) -> Tensor:
+    """The next batch, validated and batch-first on the model's device and dtype; a bad
+    batch is the caller's input error, never the model's divergence."""
+    try:
+        x = next(source)
+    except StopIteration:
+        raise ValueError(f"data ran out after {step} batches; pass a re-iterable (a tensor, list or DataLoader)") from None
+    try:
+        x = stack.check_input(x, batch_first=True)
+    except NonFiniteError as exc:
+        raise ValueError(f"input batch {step}: {exc}") from None
+    return x.to(device=stack.device, dtype=stack.dtype if x.is_floating_point() else x.dtype)
+
+
+class RankItems:
+    """Every ``count``-th item of a re-iterable, starting at ``index``: one rank's share."""
+
+    def __init__(self, data: Iterable[object], index: int, count: int) -> None:
+        self.data, self.index, self.count = data, index, count
+
+    def __iter__(self) -> Iterator[object]:
+        for i, item in enumerate(self.data):
+            if i % self.count == self.index:
+                yield item

@@ -9,7 +9,7 @@ Pre-training", Fig. 1c, uses), the grid holds
 
 where dE/ds^l_t is the *total* derivative through every later path of the grid:
 a sum over the C(dl + dt, dt) monotone lattice paths of products of local
-Jacobians (lsc_paper.md 1.4). Under the LSC at 0.5 the grid is flat over t; at
+Jacobians (docs/design.md A1.4). Under the LSC at 0.5 the grid is flat over t; at
 radius 1 it grows towards early steps like the path count.
 
 Implementation: one unrolled forward where every new state gets a zero tensor
@@ -29,7 +29,6 @@ import torch
 from torch import Tensor, nn
 
 from ..grid import prepare
-from .steps import unroll
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -113,7 +112,7 @@ def gradient_grid(model: nn.Module, x: Tensor, loss: LossFn | None = None) -> Gr
         torch.zeros(T, B, c.state_size, device=xb.device, dtype=stack.dtype, requires_grad=True) for c in stack.cells
     ]
     with torch.enable_grad():
-        y = unroll(stack, xb, hook=lambda l, t, s: s + zeros[l][t])
+        y = stack.unroll(xb, hook=lambda l, t, s: s + zeros[l][t])
         if loss is None:
             objective = y.sum()
         else:

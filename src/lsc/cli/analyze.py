@@ -1,7 +1,6 @@
 """``lsc analyze grid|lyapunov|smoothness|attractors``: the analyses of :mod:`lsc.analysis`
 on a fresh (optionally pre-trained) or saved model, written as PNG + JSON.
 
-Wired into ``lsc`` by :func:`add_commands` (called from ``lsc.cli.build_parser``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import generator_seed
+from .options import DTYPES, build_model, model_options, parse_target
+
 ANALYSES = ("grid", "lyapunov", "smoothness", "attractors")
 
 
@@ -25,9 +27,7 @@ def _floats(text: str) -> list[float]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from .cli import _model_options, parse_target
-
-    _model_options(p)
+    model_options(p)
     g = p.add_argument_group("model source and output")
     g.add_argument(
         "--checkpoint",
@@ -46,7 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG plot and the JSON numbers")
 
 
-def add_commands(sub: Any) -> None:
+def add_command(sub: Any) -> None:
     """Register ``lsc analyze`` and its four analyses on the ``lsc`` sub-parser set."""
     a = sub.add_parser(
         "analyze",
@@ -101,10 +101,9 @@ MODEL_FLAGS = ("--cell", "--layers", "--width", "--input-size", "--output-size",
 
 def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module, torch.Tensor, dict[str, object]]:
     """The model (fresh, loaded or pre-trained) and Gaussian input for it, plus JSON notes."""
-    from .cli import DTYPES, build_model
-    from .models import as_stack
-    from .models.io import describe, load
-    from .pretrain import pretrain
+    from ..models import as_stack
+    from ..models.io import describe, load
+    from ..pretraining import pretrain
 
     notes: dict[str, object] = {}
     if args.checkpoint:
@@ -119,7 +118,7 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
             raise ValueError(f"--checkpoint {path} is not a file (expected e.g. DIR/pretrained.pt from lsc pretrain --out)")
         model = load(path).to(args.device)
         stack = as_stack(model)
-        torch.manual_seed(args.seed)
+        torch.manual_seed(generator_seed(args.seed))
         if stack.takes_tokens:
             vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
             x = torch.randint(0, vocab, (args.batch, args.time), device=args.device)
@@ -167,7 +166,7 @@ def _write(args: argparse.Namespace, name: str, data: dict[str, object], plot: A
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    from .analysis import gradient_grid
+    from ..analysis import gradient_grid
 
     model, x, notes = _model(args, recurrent=False)
     grid = gradient_grid(model, x)
@@ -178,7 +177,7 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_lyapunov(args: argparse.Namespace) -> int:
-    from .analysis import lyapunov_spectrum
+    from ..analysis import lyapunov_spectrum
 
     model, x, notes = _model(args)
     warmup = args.warmup if args.warmup is not None else min(100, args.time // 4)
@@ -190,15 +189,14 @@ def run_lyapunov(args: argparse.Namespace) -> int:
 
 
 def run_smoothness(args: argparse.Namespace) -> int:
-    from .analysis import loss_slice, radius_sweep, smoothness
-    from .analysis.steps import unroll
-    from .grid import prepare
+    from ..analysis import loss_slice, radius_sweep, smoothness
+    from ..grid import prepare
 
     model, x, notes = _model(args, recurrent=False)
     stack, xb = prepare(model, x)
     with torch.no_grad():
-        y = unroll(stack, xb)  # batch-first, as the loss sees the outputs
-    gen = torch.Generator().manual_seed(args.seed + 1)
+        y = stack.unroll(xb)  # batch-first, as the loss sees the outputs
+    gen = torch.Generator().manual_seed(generator_seed(args.seed + 1))
     target = torch.randn(y.shape, generator=gen, dtype=torch.float64).to(device=y.device, dtype=y.dtype)
     opts = {"iters": args.iters, "method": args.method, "seed": args.seed}
     sm = smoothness(model, (x, target), **opts)
@@ -218,14 +216,14 @@ def run_smoothness(args: argparse.Namespace) -> int:
 
 
 def run_attractors(args: argparse.Namespace) -> int:
-    from .analysis import attractors
-    from .models import as_stack
+    from ..analysis import attractors
+    from ..models import as_stack
 
     model, _, notes = _model(args)
     stack = as_stack(model)
     if args.n_inputs < 1:
         raise ValueError(f"--n-inputs must be >= 1, got {args.n_inputs}")
-    gen = torch.Generator().manual_seed(args.seed + 2)
+    gen = torch.Generator().manual_seed(generator_seed(args.seed + 2))
     if stack.takes_tokens:
         vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
         inputs = torch.randint(0, vocab, (args.n_inputs,), generator=gen)

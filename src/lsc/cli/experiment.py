@@ -1,6 +1,6 @@
 """``lsc experiment list|run|report``: reproduce the papers' claims (issue 8).
 
-Wired into ``lsc`` by :func:`add_commands` (called from ``lsc.cli.build_parser``).
+Wired into ``lsc`` by :func:`add_command` (called from :func:`lsc.cli.build_parser`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-def add_commands(sub: Any) -> None:
+def add_command(sub: Any) -> None:
     """Register ``lsc experiment`` (list, run, report) on the ``lsc`` sub-parser set."""
     e = sub.add_parser(
         "experiment",
@@ -54,7 +54,7 @@ def add_commands(sub: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from . import experiments
+    from .. import experiments
 
     for name in experiments.available():
         print(experiments.get(name).describe() + "\n")
@@ -62,7 +62,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from . import experiments
+    from .. import experiments
 
     exp = experiments.get(args.name)
     out = Path(args.out)
@@ -80,7 +80,7 @@ def run_run(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from . import experiments
+    from .. import experiments
 
     names = args.names or None
     for n in names or []:

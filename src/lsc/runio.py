@@ -1,6 +1,7 @@
-"""The files lsc writes and reads back: never executed, checked, atomic, one writer per directory.
+"""Run I/O shared by training and pre-training: the files lsc writes and reads back,
+the directory a run holds, optimisers by name, progress bars and interrupt deferral.
 
-Four guarantees (docs/reliability.md):
+Four guarantees about files (docs/reliability.md):
 
 * **Nothing in a file runs.** Every ``.pt`` file is read with
   ``torch.load(weights_only=True)``: PyTorch's restricted unpickler admits tensors,
@@ -26,13 +27,18 @@ import math
 import os
 import pickle
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from .checks import unknown_name
 
 FORMAT = 1
 """Version of the wrapper :func:`write_state` puts around every payload."""
@@ -249,3 +255,58 @@ def _holder(folder: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f" (pid {pid})"
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+"""Optimisers by name, for training and pre-training alike."""
+
+
+def make_optimizer(
+    spec: str | Callable[..., torch.optim.Optimizer], params: Iterable[nn.Parameter], lr: float, **options: object
+) -> torch.optim.Optimizer:
+    """``OPTIMIZERS[spec](params, lr=lr, **options)``, or ``spec(params, lr=lr, **options)`` for a callable."""
+    if isinstance(spec, str):
+        if spec not in OPTIMIZERS:
+            raise unknown_name("optimizer", spec, OPTIMIZERS)
+        return OPTIMIZERS[spec](params, lr=lr, **options)
+    if not callable(spec):
+        raise ValueError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> Optimizer, "
+                         f"got {spec!r}")
+    return spec(params, lr=lr, **options)
+
+
+def progress_bar(enabled: bool | None, total: int, desc: str, unit: str, leave: bool = False) -> object | None:
+    """A tqdm bar, or ``None``: when ``enabled`` is False, or is ``None`` and standard
+    error is no terminal, or the ``progress`` extra (tqdm) is not installed."""
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the progress extra is not installed: stay quiet
+        return None
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+
+
+class interrupts_deferred:
+    """Hold a Ctrl-C until the block is done (main thread only), then raise it: an update and
+    its bookkeeping happen together or not at all."""
+
+    def __enter__(self) -> "interrupts_deferred":
+        self.hit, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, *_: object) -> None:
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.hit:
+            raise KeyboardInterrupt

@@ -1,8 +1,8 @@
 """The reference code's weight post-processing, as opt-in switches (off by default).
 
-The official LSC code (lsc_paper.md 2.3-2.5) does more than gradient descent on the
-radius loss: after every step it may multiply weights by clip(target / radius) and
-permute the entries of weight tensors. They are offered here so ablations can tell
+The official LSC code does more than gradient descent on the radius loss: after every
+step it may multiply weights by clip(target / radius) (its ``wmultiplier``) and permute
+the entries of weight tensors (its ``wshuff``). They are offered here so ablations can tell
 "gradient-based LSC" from "distribution search"; lsc's pre-training never relies on them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from .models import Stack
+from ..models import Stack
 
 
 @torch.no_grad()

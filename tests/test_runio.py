@@ -1,4 +1,4 @@
-"""lsc.files: nothing in a file runs, damage is named, writes are atomic, one run per directory."""
+"""lsc.runio: nothing in a file runs, damage is named, writes are atomic, one run per directory."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 import lsc
 from lsc.cli import main
-from lsc.files import (
+from lsc.runio import (
     DamagedFileError,
     DirectoryBusyError,
     digest,
@@ -158,7 +158,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypat
 HOLDER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {src!r})
-    from lsc.files import hold_directory
+    from lsc.runio import hold_directory
     with hold_directory({folder!r}):
         print("held", flush=True)
         time.sleep(60)

@@ -208,7 +208,7 @@ def test_nonfinite_error_is_a_value_error():
 
 
 def test_reference_heuristics_rescale_and_shuffle():
-    from lsc.heuristics import rescale_towards_target, shuffle_weights
+    from lsc.pretraining.heuristics import rescale_towards_target, shuffle_weights
     from lsc.models import ElmanCell, Stack
 
     torch.manual_seed(0)
@@ -245,9 +245,9 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command again to resume" in err
-    from lsc.files import read_state
+    from lsc.runio import read_state
 
-    done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["state"]["step"]
+    done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["progress"]["step"]
     assert done >= 25
     again = subprocess.run(cmd[:cmd.index("100000")] + [str(done + 3)] + cmd[cmd.index("100000") + 1 :] + ["--json"],
                            capture_output=True, text=True, timeout=120)

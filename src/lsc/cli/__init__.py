@@ -1,0 +1,66 @@
+"""The ``lsc`` command line: one module per command, shared option parsing in :mod:`.options`.
+
+The command line imports the library (``lsc.measure``, ``lsc.pretrain``, ``lsc.train``,
+``lsc.experiments``, ...); nothing in the library imports the command line
+(docs/design.md, section 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..checks import NonFiniteError
+from . import analyze, experiment, init, measure, pretrain, tasks, train
+
+COMMANDS = (measure, init, pretrain, tasks, train, analyze, experiment)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsc",
+        description="Measure (and make) the Local Stability Condition of deep and recurrent networks: "
+        "the spectral radius of every local Jacobian across time and depth.",
+    )
+    parser.add_argument("--version", action="version", version=f"lsc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    from .. import distributed
+
+    try:
+        spec = getattr(args, "device", None)
+        if spec is not None and (distributed.launched() or spec == "auto"):
+            # under torchrun: join the process group; cuda means cuda:LOCAL_RANK
+            args.device = str(distributed.setup(spec))
+        elif spec is not None:
+            args.device = str(distributed.select_device(spec))  # a bad name is one clear line, not a traceback
+        return int(args.run(args))
+    except distributed.DistributedError as exc:
+        print(f"lsc {args.command}: distributed run failed: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, NonFiniteError) as exc:
+        print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lsc ... | head`: the reader left; not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no second traceback at exit flush)
+        return 0
+    finally:
+        distributed.teardown()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Option groups and value parsers shared by the ``lsc`` commands: targets, time points,
+edge kinds, sizes, inits, dtypes, and the model a command builds from them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .. import condition
+from ..checks import check_seed, generator_seed
+from ..condition import Target
+from ..init import registry as init_registry
+from ..models import FFN, StackedRNN, cell_names
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def parse_target(text: str) -> Target:
+    """An argparse type: :func:`lsc.condition.parse_target`."""
+    try:
+        return condition.parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_time_points(text: str) -> int | list[int] | str:
+    """``8`` (a count) | ``all`` | ``0,10,49`` (step indices)."""
+    if text == "all":
+        return text
+    try:
+        return [int(t) for t in text.split(",")] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad time points {text!r}: a count, 'all' or comma-separated steps") from None
+
+
+def parse_kinds(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (built fresh with --seed, on Gaussian input)")
+    g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())}, or ffn (default lstm)")
+    g.add_argument("--layers", type=int, default=3, help="number of stacked layers (default 3)")
+    g.add_argument("--width", type=int, default=64, help="hidden width of every layer (default 64)")
+    g.add_argument("--input-size", type=int, default=8, help="input features per step (default 8)")
+    g.add_argument("--output-size", type=int, default=10, help="linear readout size; 0 for none (default 10)")
+    g.add_argument("--nonlinearity", default=None, help="Elman nonlinearity: tanh, relu, sigmoid, silu, identity")
+    g.add_argument("--activation", default="relu", help="ffn activation: relu, tanh, sin, cos, ... (default relu)")
+    g.add_argument("--time", type=positive_int, default=50, help="sequence length T (default 50; ffn: 1)")
+    g.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
+    g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
+    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)")
+    init_options(g)
+
+
+def init_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--init", default=None, metavar="NAME", help="initialise the model with a named init (see lsc init --list)")
+    g.add_argument(
+        "--init-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the init, e.g. gain=0.5 (repeatable); seq_len/t_max default to --time",
+    )
+
+
+def parse_init_options(pairs: Sequence[str]) -> dict[str, object]:
+    """``["gain=0.5", "distribution=normal"]`` -> {"gain": 0.5, "distribution": "normal"}."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad --init-opt {pair!r}: expected KEY=VALUE")
+        value: object = text
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+def apply_init(model: nn.Module, name: str | None, options: dict[str, object], time_steps: int, seed: int) -> object:
+    """Apply ``--init NAME`` with its options; the horizon of chrono/critical defaults to ``time_steps``.
+    Returns what the init returned (a :class:`lsc.init.CriticalInit` for ``critical``)."""
+    if name is None:
+        if options:
+            raise ValueError("--init-opt given without --init")
+        return None
+    return init_registry.run(model, name, seed=seed, horizon=time_steps, **options)[1]
+
+
+def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+    """The model and Gaussian input the CLI uses: seeded, so runs are reproducible."""
+    torch.manual_seed(generator_seed(check_seed(args.seed)))  # any integer; torch takes [0, 2**64)
+    dtype = DTYPES[args.dtype]
+    if args.cell == "ffn":
+        model: nn.Module = FFN(args.layers, args.width, args.activation, args.input_size, args.output_size or None)
+        model = model.to(device=args.device, dtype=dtype)
+        apply_init(model, args.init, parse_init_options(args.init_opt), 1, args.seed)
+        return model, torch.randn(args.batch, args.input_size, dtype=dtype, device=args.device)
+    options = {} if args.nonlinearity is None else {"nonlinearity": args.nonlinearity}
+    model = StackedRNN(
+        args.cell,
+        input_size=args.input_size,
+        hidden_size=args.width,
+        num_layers=args.layers,
+        output_size=args.output_size or None,
+        dtype=dtype,
+        device=args.device,
+        **options,
+    )
+    apply_init(model, args.init, parse_init_options(args.init_opt), args.time, args.seed)
+    x = torch.randn(args.batch, args.time, args.input_size, dtype=dtype, device=args.device)
+    return model, x
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as int, float, true/false/none or a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"bad task option {text!r}: expected key=value, e.g. delay=20")
+    value: object = raw.strip()
+    low = raw.strip().lower()
+    if low in ("true", "false"):
+        value = low == "true"
+    elif low == "none":
+        value = None
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+    return key.strip().replace("-", "_"), value

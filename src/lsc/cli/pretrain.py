@@ -1,0 +1,123 @@
+"""``lsc pretrain``: build a model, pre-train it to the Local Stability Condition, write the run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..condition import measure
+from ..distributed import is_main
+from ..runio import hold_directory, remove_run_files, write_atomic
+from ..jacobian import METHODS
+from ..models.io import save
+from ..pretraining import CHECKPOINT, copy_task_inputs, history_jsonl, pretrain
+from ..checks import generator_seed
+from .options import DTYPES, build_model, model_options, parse_kinds, parse_target, positive_float, positive_int
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train a model so every local Jacobian's radius sits at a target",
+        description="Build a model, pre-train it to the Local Stability Condition (every local "
+        "Jacobian's spectral radius at --target) and print the before/after tables. With --out, "
+        "write DIR/pretrained.pt (load with lsc.load), DIR/history.jsonl, DIR/report.json and a "
+        "checkpoint: an interrupted run continues when the same command runs again.",
+    )
+    model_options(p)
+    g = p.add_argument_group("pre-training")
+    g.add_argument("--target", type=parse_target, default="auto", help="a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,...")
+    g.add_argument("--data", choices=("gaussian", "copy"), default="gaussian", help="input: Gaussian noise or copy-task sequences (default gaussian)")
+    g.add_argument("--kinds", type=parse_kinds, default=None, help="edge kinds to pre-train (default encoder,time,depth; add decoder)")
+    g.add_argument("--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)")
+    g.add_argument("--patience", type=positive_int, default=5, help="...for this many consecutive steps (default 5)")
+    g.add_argument("--max-steps", type=positive_int, default=1000, help="step budget (default 1000)")
+    g.add_argument("--max-seconds", type=positive_float, default=None, help="time budget in seconds (default none)")
+    g.add_argument("--optimizer", default="adam", help="adam, adamw, sgd or rmsprop (default adam)")
+    g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
+    g.add_argument("--time-points", type=positive_int, default=1, help="random time points per step (default 1)")
+    g.add_argument("--method", choices=METHODS, default="arnoldi", help="radius estimator (default arnoldi)")
+    g.add_argument("--rescale", action="store_true", help="the reference code's weight rescaling towards target (off by default)")
+    g.add_argument("--shuffle", type=float, default=0.0, help="probability per step of the reference's weight shuffling (default 0)")
+    g.add_argument("--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint")
+    g.add_argument("--force", action="store_true", help="start afresh: delete the run files lsc wrote in --out first")
+    g.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+PRETRAIN_FILES = (CHECKPOINT, "pretrained.pt", "history.jsonl", "report.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    model, x = build_model(args)
+    out = Path(args.out) if args.out else None
+    with hold_directory(out if is_main() else None):  # one run per --out, found writable before any work
+        if out is not None and args.force:
+            remove_run_files(out, PRETRAIN_FILES)
+        return _pretrain_held(args, out, model, x)
+
+
+def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module, x: torch.Tensor) -> int:
+    """Measure, pre-train and write, with ``out`` held by this process."""
+    data = None
+    if args.data == "copy":
+        if args.cell == "ffn":
+            raise ValueError("--data copy makes sequences; use --data gaussian for an ffn")
+        gen = torch.Generator().manual_seed(generator_seed(args.seed))
+        data = copy_task_inputs(args.batch * 16, args.time, args.input_size, generator=gen)
+        data = data.to(device=args.device, dtype=DTYPES[args.dtype])
+        x = data[: args.batch]
+    before = measure(model, x, target=args.target, kinds=args.kinds, seed=args.seed)
+    if out is not None and (out / CHECKPOINT).exists() and not args.json:
+        print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
+    cli = {k: getattr(args, k) for k in ("cell", "layers", "width", "input_size", "output_size", "nonlinearity",
+                                         "activation", "dtype", "init", "init_opt", "data")}
+    result = pretrain(
+        model,
+        data,
+        target=args.target,
+        kinds=args.kinds,
+        tol=args.tol,
+        patience=args.patience,
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch,
+        time_steps=args.time,
+        time_points=args.time_points,
+        method=args.method,
+        seed=args.seed,
+        rescale=args.rescale,
+        shuffle=args.shuffle,
+        checkpoint=out,
+        progress=False if args.quiet or args.json else None,
+        config={"cli": cli},
+    )
+    if not is_main():  # under torchrun: rank 0 writes and prints
+        return 130 if result.stopped == "interrupted" else 0
+    if out is not None:
+        save(model, out / "pretrained.pt", pretrain=result.summary())
+        write_atomic(out / "history.jsonl", history_jsonl(result.history))
+        if result.report is not None:
+            write_atomic(out / "report.json", json.dumps(result.report.to_dict(), indent=2))
+    if result.stopped == "interrupted":
+        print(f"interrupted after {result.steps} steps; run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps({"before": before.to_dict(), "result": result.summary()}, indent=2))
+        return 0
+    print("before pre-training:\n" + before.table(target=result.target, tol=args.tol))
+    print(f"\n{result.stopped} after {result.steps} steps in {result.seconds:.1f} s: {result.message}\n")
+    if result.report is not None:
+        print("after pre-training:\n" + result.report.table(tol=args.tol))
+    if out is not None:
+        print(f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}" + (f", {out / 'report.json'}" if result.report else ""))
+    return 0

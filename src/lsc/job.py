@@ -1,0 +1,185 @@
+"""A training job: what ``lsc train`` and the experiments run, as one library call.
+
+A :class:`TrainJob` names a task, a stacked RNN for it, an optional named init, optional
+pre-training to the LSC and the training settings; :func:`run_job` builds the model,
+initialises it, pre-trains it on the task's own training inputs, trains it and (with
+``out``) writes the run directory:
+
+* ``config.json``, ``metrics.jsonl``, ``best.pt``, ``result.json``, ``checkpoint.pt``
+  (:func:`lsc.train`),
+* ``pretrain/checkpoint.pt``, ``pretrain.json``, ``pretrain_history.jsonl`` (pre-training).
+
+The directory is held for the whole job (docs/reliability.md); the same job again
+resumes where it stopped, a job with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import distributed as _dist
+from . import tasks as task_registry
+from .checks import check_seed, generator_seed
+from .condition import parse_target
+from .runio import hold_directory, remove_run_files, write_atomic
+from .init import registry as init_registry
+from .pretraining import PretrainResult, history_jsonl, pretrain
+from .tasks import Task
+from .train import BEST, CHECKPOINT, CONFIG, METRICS, RESULT, TrainResult, check_compatible, train
+
+PRETRAIN_DIR = "pretrain"
+FILES = (CONFIG, METRICS, BEST, CHECKPOINT, RESULT, "pretrain.json", "pretrain_history.jsonl", PRETRAIN_DIR)
+"""The files (and folder) a job writes in its directory; ``force`` removes these and nothing else."""
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """A stacked RNN trained on a task (the options of ``lsc train``, same names and defaults).
+
+    ``pretrain`` is a target in its text form (``"0.5"``, ``"unbalanced"``,
+    ``"time=0.9,depth=0.5"``; :func:`lsc.condition.parse_target`) or ``None`` for no
+    pre-training; ``init`` a name of :func:`lsc.init.available` whose horizon options
+    default to the task's sequence length.
+    """
+
+    task: str
+    task_options: Mapping[str, object] = field(default_factory=dict)
+    cell: str = "gru"
+    layers: int = 2
+    width: int = 128
+    embedding: int | None = None
+    dropout: float = 0.0
+    dtype: str = "float32"
+    init: str | None = None
+    init_options: Mapping[str, object] = field(default_factory=dict)
+    pretrain: str | None = None
+    pretrain_kinds: Sequence[str] | None = None
+    pretrain_steps: int = 1000
+    pretrain_seconds: float | None = 300.0
+    pretrain_tol: float = 0.02
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int = 64
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    clip: float | None = None
+    schedule: str | None = None
+    patience: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    amp: str | None = None
+
+    def record(self) -> dict[str, object]:
+        """What ``config.json`` records of the job beyond :func:`lsc.train`'s own settings
+        (must match for a run to resume; the budgets of pre-training included)."""
+        kinds = list(self.pretrain_kinds) if self.pretrain_kinds is not None else None
+        return {"cli": {"task_options": dict(self.task_options), "cell": self.cell, "layers": self.layers,
+                        "width": self.width, "embedding": self.embedding, "dropout": self.dropout, "dtype": self.dtype,
+                        "init": self.init, "init_options": dict(self.init_options), "pretrain": self.pretrain,
+                        "pretrain_kinds": kinds, "pretrain_steps": self.pretrain_steps,
+                        "pretrain_seconds": self.pretrain_seconds, "pretrain_tol": self.pretrain_tol}}
+
+    def to_dict(self) -> dict[str, object]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What :func:`run_job` did: the training result, and pre-training's when it ran in this call
+    (``pretrain_summary`` is read back from ``pretrain.json`` when a resumed job skipped it)."""
+
+    train: TrainResult
+    pretrain: PretrainResult | None
+    pretrain_summary: dict[str, object] | None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.train.stopped == "interrupted" or (self.pretrain is not None and self.pretrain.stopped == "interrupted")
+
+
+def build(job: TrainJob) -> tuple[Task, nn.Module]:
+    """The job's task and its model: seeded, on the job's device and dtype, initialised,
+    and checked against the task (before anything is written)."""
+    task = task_registry.get(job.task, **dict(job.task_options))
+    torch.manual_seed(generator_seed(check_seed(job.seed)))
+    model = task.model(job.cell, job.layers, job.width, embedding=job.embedding, dropout=job.dropout)
+    model = model.to(device=job.device, dtype=getattr(torch, job.dtype))
+    if job.init is not None:
+        init_registry.run(model, job.init, seed=job.seed, horizon=task.steps, **dict(job.init_options))
+    elif job.init_options:
+        raise ValueError("init options given without an init")
+    check_compatible(model, task)
+    return task, model
+
+
+def run_job(
+    job: TrainJob,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    progress: bool | None = None,
+    say: Callable[[str], None] | None = None,
+    on_epoch: Callable[[dict[str, object]], None] | None = None,
+) -> JobResult:
+    """Build, initialise, (pre-train,) train: see the module docstring. ``force`` removes
+    the job's own files from ``out`` first; ``say`` receives one-line progress messages;
+    ``on_epoch`` every finished epoch's metrics row."""
+    target = parse_target(job.pretrain) if job.pretrain is not None else None
+    task, model = build(job)
+    folder = Path(out) if out is not None else None
+    main = _dist.is_main()
+    with hold_directory(folder if main else None):  # one run per directory, found writable before any work
+        if folder is not None and force:
+            remove_run_files(folder, FILES)
+        return _run_held(job, folder, task, model, target, main, progress, say or (lambda _: None), on_epoch)
+
+
+def _run_held(  # type: ignore[no-untyped-def]
+    job: TrainJob, folder: Path | None, task: Task, model: nn.Module, target, main: bool, progress, say, on_epoch
+) -> JobResult:
+    resuming = folder is not None and (folder / CHECKPOINT).exists()
+    pre, summary = None, None
+    if target is not None and not resuming:  # a resumed training run already holds the pre-trained weights
+        say(f"pre-training to {job.pretrain} ...")
+        # all but the budgets must match for an interrupted pre-training to resume, the training
+        # settings too: a changed lr is refused now, not after the pre-training it would resume
+        budgets = ("pretrain_steps", "pretrain_seconds")
+        resume = {"cli": {k: v for k, v in job.record()["cli"].items() if k not in budgets},  # type: ignore[union-attr]
+                  "train": {"lr": job.lr, "batch_size": job.batch_size, "optimizer": job.optimizer,
+                            "weight_decay": job.weight_decay, "clip": job.clip, "schedule": job.schedule or "none"}}
+        pre = pretrain(
+            model, task.inputs(32, seed=job.seed), target=target, kinds=job.pretrain_kinds, tol=job.pretrain_tol,
+            max_steps=job.pretrain_steps, max_seconds=job.pretrain_seconds, seed=job.seed,
+            checkpoint=None if folder is None else folder / PRETRAIN_DIR, progress=progress, config=resume,
+        )
+        if pre.stopped == "interrupted":
+            say("interrupted during pre-training; run the same command again to resume")
+            return JobResult(_interrupted(task, pre.message), pre, None)
+        summary = pre.summary()
+        say(f"pre-training {pre.stopped} after {pre.steps} steps in {pre.seconds:.1f} s: {pre.message}")
+        if pre.report is not None:
+            say(pre.report.table())
+        if folder is not None and main:
+            write_atomic(folder / "pretrain.json", json.dumps(summary, indent=2, default=str) + "\n")
+            write_atomic(folder / "pretrain_history.jsonl", history_jsonl(pre.history))
+    elif target is not None and folder is not None and (folder / "pretrain.json").exists():
+        summary = json.loads((folder / "pretrain.json").read_text())
+    if resuming:
+        say(f"resuming from {folder / CHECKPOINT}")  # type: ignore[operator]
+    result = train(
+        model, task, epochs=job.epochs, lr=job.lr, batch_size=job.batch_size, optimizer=job.optimizer,
+        weight_decay=job.weight_decay, clip=job.clip, schedule=job.schedule, patience=job.patience, seed=job.seed,
+        out=folder, progress=progress, callback=on_epoch, config=job.record(), amp=job.amp,
+    )
+    return JobResult(result, pre, summary)
+
+
+def _interrupted(task: Task, message: str) -> TrainResult:
+    return TrainResult(task=task.name, metric=task.metric, best_epoch=0, val=None, test=None, epochs=0, seconds=0.0,
+                       stopped="interrupted", message=message, history=[], best_state={})

@@ -1,0 +1,34 @@
+"""Pre-training to the Local Stability Condition (Herranz-Celotti & Rouat; docs/design.md, section 9).
+
+:func:`pretrain` is the front; the pieces, each one idea:
+
+* :mod:`.loop` -- the loop: budgets, resuming, checkpoints, the final measurement;
+* :mod:`.step` -- one step, ``Pretrainer.step(state, batch) -> (state, record)``;
+* :mod:`.stopping` -- the stopping rule as pure functions of the measured radii;
+* :mod:`.checkpoint` -- a checkpoint is the saved state;
+* :mod:`.sources` -- where the input batches come from (a tensor, a re-iterable, noise);
+* :mod:`.heuristics` -- the reference code's weight rescaling and shuffling (opt-in).
+"""
+
+from .loop import CHECKPOINT, DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
+from .sources import InputSource, copy_task_inputs
+from .step import Pretrainer, State, StepRecord
+from .stopping import Progress, Rule, Verdict, advance, judge
+
+__all__ = [
+    "CHECKPOINT",
+    "DEFAULT_KINDS",
+    "InputSource",
+    "Pretrainer",
+    "PretrainResult",
+    "Progress",
+    "Rule",
+    "State",
+    "StepRecord",
+    "Verdict",
+    "advance",
+    "copy_task_inputs",
+    "history_jsonl",
+    "judge",
+    "pretrain",
+]

@@ -1,0 +1,376 @@
+"""The pre-training loop: :func:`pretrain` (Herranz-Celotti & Rouat; docs/design.md, section 9).
+
+It checks its arguments, holds the checkpoint directory, resumes a saved run, then
+repeats :meth:`Pretrainer.step <.step.Pretrainer.step>` on the batches of an
+:class:`~.sources.InputSource` until the stopping rule (:mod:`.stopping`) says converged,
+or a budget runs out; it leaves the best weights in the model and measures the result
+afresh on a new batch. The model's own parameters change in place; nothing else of it does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed as _dist
+from ..checks import NonFiniteError, check_count, check_number, check_parameters_finite, check_positive, check_seed
+from ..condition import StabilityReport, Target, estimator_generator, measure, resolve_target
+from ..grid import available_kinds, check_kinds, edge_list
+from ..models import Stack, as_stack
+from ..runio import OPTIMIZERS, hold_directory, progress_bar
+from .checkpoint import NAME, StepStart, load_state, save_state
+from .sources import InputSource, RankItems, next_input
+from .step import Pretrainer, State, StepRecord
+from .stopping import Rule
+
+DEFAULT_KINDS = ("encoder", "time", "depth")
+CHECKPOINT = NAME
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` did. ``best_state`` are the weights left in the model;
+    ``history`` holds one :class:`~.step.StepRecord` per step (each reads as its JSON row)."""
+
+    converged: bool
+    stopped: str  # "converged" | "max_steps" | "max_seconds" | "diverged" | "interrupted"
+    message: str
+    steps: int
+    seconds: float
+    best_step: int
+    best_gap: float
+    target: dict[str, float]
+    history: list[StepRecord] = field(repr=False)
+    best_state: dict[str, Tensor] = field(repr=False)
+    report: StabilityReport | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready summary (no weights, no history)."""
+        finite = math.isfinite(self.best_gap)  # not when no step was taken
+        return {"converged": self.converged, "stopped": self.stopped, "message": self.message, "steps": self.steps,
+                "seconds": self.seconds, "best_step": self.best_step if finite else None,
+                "best_gap": self.best_gap if finite else None, "target": dict(self.target),
+                "report": self.report.to_dict() if self.report is not None else None}
+
+
+def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:
+    """The history as JSON lines."""
+    return "".join(json.dumps(dict(row)) + "\n" for row in history)
+
+
+def _targets(stack: Stack, target: Target, kinds: Sequence[str], time_steps: int, decoder_target: float) -> dict[str, float]:
+    goal = resolve_target(target, stack.num_layers, time_steps)
+    if "decoder" in kinds and "decoder" not in goal:
+        goal["decoder"] = check_positive(decoder_target, "decoder_target")
+    missing = [k for k in kinds if k not in goal]
+    if missing:
+        raise ValueError(f"the target names no value for the {', '.join(missing)} edges being pre-trained")
+    return {k: v for k, v in goal.items() if k in kinds}
+
+
+MAX_SIZE = 2**31 - 1
+"""The largest batch size or sequence length pre-training takes (torch sizes are int64; a
+batch of noise beyond this could not be allocated anyway)."""
+
+
+def _validated(
+    max_steps: int, patience: int, time_points: int, batch_size: int, time_steps: int, checkpoint_every: int,
+    plateau: int | None, edges_per_step: int | None, tol: float, smoothing: float, shuffle: float, lr: float,
+    max_seconds: float | None, seed: object, optimizer: object,
+) -> None:
+    for name, value in (
+        ("max_steps", max_steps), ("patience", patience), ("time_points", time_points),
+        ("batch_size", batch_size), ("time_steps", time_steps), ("checkpoint_every", checkpoint_every),
+        ("plateau", 1 if plateau is None else plateau), ("edges_per_step", 1 if edges_per_step is None else edges_per_step),
+    ):
+        check_count(value, name)
+    for name, value in (("batch_size", batch_size), ("time_steps", time_steps)):
+        if value > MAX_SIZE:
+            raise ValueError(f"{name} must be at most {MAX_SIZE}, got {value}")
+    if check_number(tol, "tol") < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    if not 0.0 <= check_number(smoothing, "smoothing") < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if not 0.0 <= check_number(shuffle, "shuffle") <= 1.0:
+        raise ValueError(f"shuffle is a probability per step, got {shuffle}")
+    check_positive(lr, "lr")
+    if max_seconds is not None:
+        check_positive(max_seconds, "max_seconds")
+    check_seed(seed)
+    if not isinstance(optimizer, str) and not callable(optimizer):
+        raise ValueError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> "
+                         f"Optimizer, got {optimizer!r}")
+
+
+def pretrain(
+    model: nn.Module,
+    data: Tensor | Iterable[object] | None = None,
+    *,
+    target: Target = "auto",
+    kinds: Sequence[str] | None = None,
+    decoder_target: float = 1.0,
+    tol: float = 0.02,
+    patience: int = 5,
+    max_steps: int = 1000,
+    max_seconds: float | None = None,
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+    lr: float = 1e-2,
+    plateau: int | None = 25,
+    smoothing: float = 0.5,
+    batch_size: int = 32,
+    time_steps: int = 50,
+    time_points: int = 1,
+    edges_per_step: int | None = None,
+    method: str = "arnoldi",
+    krylov_steps: int = 20,
+    rtol: float = 1e-2,
+    seed: int | None = 0,
+    rescale: bool = False,
+    shuffle: float = 0.0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 25,
+    progress: bool | None = None,
+    callback: Callable[[Mapping[str, object]], None] | None = None,
+    distributed: bool | None = None,
+    config: Mapping[str, object] | None = None,
+) -> PretrainResult:
+    """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
+
+    Args:
+        model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
+            step protocol sees (:func:`lsc.models.as_stack`).
+        data: input batches, always batch-first whatever the module's own layout: a
+            tensor (B, T, F) (random mini-batches of ``batch_size``), a ``DataLoader``
+            or other re-iterable (tuples give their first element), or ``None`` for
+            Gaussian input of (batch_size, time_steps, features).
+        target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
+            ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
+        kinds: edge kinds that take part (default: time, depth, encoder, and the
+            decoder when ``target`` names it; add ``"decoder"`` to include it, with
+            ``decoder_target``). The decoder is in the loss, not in the stopping rule,
+            as in the reference code.
+        tol, patience: converged when every edge's mean is within ``tol`` of its
+            target for ``patience`` consecutive steps; the mean is a running average
+            over steps (weight ``smoothing`` on the past; 0: this step's batch only).
+        max_steps, max_seconds: budgets for the whole run (a resumed run counts what
+            it did before; a finished run continues when given a larger budget).
+        optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop`` or a callable
+            ``(params, lr=...) -> Optimizer``.
+        plateau: when the rms gap has not improved by 1% for this many steps, go
+            back to the best weights and go on with half the learning rate (``None``: never).
+        time_points: random time points per step (the trajectory runs to the latest).
+        edges_per_step: train on this many randomly chosen edges per step (the
+            reference samples one layer pair per FFN step); ``None``: all of them.
+        method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`);
+            Arnoldi is exact for Jacobians of at most ``krylov_steps`` rows and much
+            cheaper than ``dense`` above that.
+        seed: seeds batches, time points, sub-matrices and Krylov start vectors.
+        rescale, shuffle: the reference code's weight rescaling / shuffling
+            (:mod:`lsc.pretraining.heuristics`), off by default; frozen parameters are left alone.
+        checkpoint: a directory; the run holds it (a second process is refused), saves
+            its state there every ``checkpoint_every`` steps and when it stops, and a later
+            call resumes from it: exactly, with the data's position too (a re-iterable is
+            passed again up to where the run stopped). A call with other settings than the
+            saved run's (anything but the budgets ``max_steps``, ``max_seconds``,
+            ``checkpoint_every``) is refused with the differences listed.
+        progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
+        callback: called with each finished step's record (a mapping: its JSON row; it may
+            raise ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
+        distributed: data-parallel over the initialised process group (``None``: when one
+            of more than one process is active, e.g. under torchrun). Every rank draws its
+            own batches (a tensor or noise: its own seeded stream; an iterable: every
+            world-size-th item), the loss gradients are averaged over ranks, and the
+            radii of each step are averaged over ranks before the running means, so the
+            stopping rule, the best weights and plateau restarts are decided alike and
+            all ranks stop at the same step with identical weights. Only rank 0 writes
+            the checkpoint; ``shuffle`` is not supported.
+        config: extra JSON-ready entries that must also match for a checkpoint to resume
+            (the command line records its model, init and data options here).
+    """
+    stack = as_stack(model)
+    check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
+    params = tuple(p for p in stack.parameters() if p.requires_grad)
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
+    _validated(max_steps, patience, time_points, batch_size, time_steps, checkpoint_every, plateau, edges_per_step, tol,
+               smoothing, shuffle, lr, max_seconds, seed, optimizer)
+    ddp = _dist.resolve(distributed)
+    main = not ddp or _dist.is_main()
+    if ddp and shuffle:
+        raise ValueError("shuffle is not supported in distributed pre-training (the ranks would shuffle differently)")
+    # each rank its own stream (rank 0 draws what a single process draws)
+    gen = estimator_generator(None if seed is None else seed + (7_919 * _dist.rank() if ddp else 0), stack.device)
+    if ddp and data is not None and not isinstance(data, Tensor):
+        data = RankItems(data, _dist.rank(), _dist.world_size())
+    source = InputSource(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
+    if kinds is None:
+        named = set(target) if isinstance(target, Mapping) else set()
+        kinds = [k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named]
+    kinds = check_kinds(stack, kinds)
+    first = next_input(stack, source, 0)
+    goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
+    grid = tuple(edge_list(stack, kinds))
+    stopping = tuple(e for e in grid if e[0] != "decoder") or grid
+    settings = {
+        "target": goal, "kinds": list(kinds), "tol": tol, "patience": patience,
+        "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
+        "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
+        "time_points": time_points, "edges_per_step": edges_per_step, "method": method, "krylov_steps": krylov_steps,
+        "rtol": rtol, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+    }
+    settings = json.loads(json.dumps(settings, default=str))
+    clock = _Clock()
+    pre = Pretrainer(
+        model, stack, params, Rule(goal, stopping, tol, patience, plateau, smoothing), kinds, grid, optimizer,
+        time_points, edges_per_step, method, krylov_steps, rtol, rescale, shuffle, gen, ddp, clock.elapsed,
+    )
+    path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
+    # one run per directory, found writable before any work
+    with hold_directory(path.parent if path is not None and main else None, "checkpoint"):
+        state = pre.init(lr)
+        if path is not None and path.exists():
+            state = load_state(path, pre, settings)
+            if state.position > 0:
+                source.seek(state.position)
+        if ddp:
+            _dist.broadcast_module(model)  # every rank starts from rank 0's weights
+            if gen is not None and state.progress.step > 0:  # resumed: the checkpoint holds rank 0's stream only
+                gen.manual_seed(int(seed) + 0x5EED_15C + 7_919 * _dist.rank() + 1_000_003 * state.progress.step)  # type: ignore[arg-type]
+        if state.stopped in ("max_steps", "max_seconds") and state.progress.step < max_steps and (
+            max_seconds is None or state.seconds < max_seconds
+        ):
+            state = replace(state, stopped="", message="")  # a larger budget: carry on
+        run = _Run(pre, source, path if main else None, settings, clock, max_steps, max_seconds, checkpoint_every,
+                   progress if main else False, callback)
+        state = run.loop(state, first if state.position == 0 else None)
+    return _result(pre, source, state, kinds, seed)
+
+
+class _Clock:
+    """Seconds of the run, counting what a resumed run did before."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def resume(self, seconds: float) -> None:
+        self.start = time.perf_counter() - seconds
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class _Run:
+    """The loop around :meth:`Pretrainer.step`: budgets, progress, callback, checkpoints."""
+
+    pre: Pretrainer
+    source: InputSource
+    path: Path | None  # where this process writes the checkpoint (None: it does not)
+    settings: Mapping[str, object]
+    clock: _Clock
+    max_steps: int
+    max_seconds: float | None
+    checkpoint_every: int
+    progress: bool | None
+    callback: Callable[[Mapping[str, object]], None] | None
+
+    def loop(self, state: State, pending: Tensor | None) -> State:
+        """Steps until the run stops; the final state (its ``stopped`` and ``message`` set)."""
+        pre, source = self.pre, self.source
+        self.clock.resume(state.seconds)
+        bar = progress_bar(self.progress if not state.stopped else False, self.max_steps, "pretrain", "step")
+        if bar is not None:
+            bar.update(state.progress.step)  # type: ignore[attr-defined]
+        stopped, message, start = state.stopped, state.message, None
+        try:
+            while not stopped:
+                stopped, message = self._budget(state.progress.step)
+                if stopped:
+                    break
+                # a resumed step redraws the same batch, from the same place in the data
+                start = StepStart(pre.generator.get_state() if pre.generator is not None else None,
+                                             0 if pending is not None else source.position)
+                xb = pending if pending is not None else next_input(pre.stack, source, state.progress.step)
+                pending = None
+                state, record = pre.step(state, xb)
+                state, start = replace(state, position=source.position), None
+                if bar is not None:
+                    bar.set_postfix(_postfix(record), refresh=False)  # type: ignore[attr-defined]
+                    bar.update(1)  # type: ignore[attr-defined]
+                if self.callback is not None:
+                    self.callback(record)
+                if state.progress.within >= pre.rule.patience:
+                    stopped = "converged"
+                    message = f"every edge within {pre.rule.tol} of its target for {pre.rule.patience} steps"
+                elif self.path is not None and state.progress.step % self.checkpoint_every == 0:
+                    save_state(self.path, pre, state, self.settings, self.clock.elapsed())
+        except NonFiniteError as exc:
+            stopped, message = "diverged", str(exc)
+        except KeyboardInterrupt:
+            stopped, message = "interrupted", "interrupted; run again with the same checkpoint directory to resume"
+        except BaseException:  # anything else: keep the run resumable and the best weights in place, then re-raise
+            if self.path is not None:
+                save_state(self.path, pre, state, self.settings, self.clock.elapsed(), start)
+            if state.best is not None:
+                pre.model.load_state_dict(state.best)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()  # type: ignore[attr-defined]
+        seconds = self.clock.elapsed()
+        if stopped != "interrupted":
+            state = replace(state, stopped=stopped, message=message)
+        if self.path is not None:
+            save_state(self.path, pre, state, self.settings, seconds, start if stopped == "interrupted" else None)
+        return replace(state, stopped=stopped, message=message, seconds=seconds)
+
+    def _budget(self, step: int) -> tuple[str, str]:
+        if step >= self.max_steps:
+            return "max_steps", f"reached max_steps={self.max_steps}"
+        late = self.max_seconds is not None and self.clock.elapsed() >= self.max_seconds
+        if self.pre.ddp and self.max_seconds is not None:  # the clocks differ: stop when any rank is out of time
+            late = _dist.all_reduce_floats([float(late)], op="max", device=self.pre.stack.device)[0] > 0
+        if late:
+            return "max_seconds", f"reached max_seconds={self.max_seconds}"
+        return "", ""
+
+
+def _result(pre: Pretrainer, source: InputSource, state: State, kinds: Sequence[str], seed: int | None) -> PretrainResult:
+    """The best weights back in the model, measured afresh on a new batch."""
+    stopped, message, p = state.stopped, state.message, state.progress
+    if state.best is not None:
+        pre.model.load_state_dict(state.best)
+        if stopped == "diverged":
+            message += f"; restored the best weights (step {p.best_step}, rms gap {p.best_gap:.4f})"
+    report = None
+    if stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
+        fresh = next_input(pre.stack, source, p.step)
+        try:
+            report = measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
+                             target=dict(pre.rule.goal), kinds=kinds, seed=seed)
+        except NonFiniteError as exc:  # even the weights kept diverge on fresh input: say so, return them
+            stopped = "diverged"
+            message += f"; the final measurement on a fresh batch failed too ({exc})"
+    return PretrainResult(
+        converged=stopped == "converged", stopped=stopped, message=message, steps=p.step, seconds=state.seconds,
+        best_step=p.best_step, best_gap=p.best_gap, target=dict(pre.rule.goal), history=list(state.history),
+        best_state=dict(state.best) if state.best is not None else copy.deepcopy(pre.model.state_dict()), report=report,
+    )
+
+
+def _postfix(record: StepRecord) -> dict[str, str]:
+    by_kind: dict[str, list[float]] = {}
+    for (kind, _), v in record.radii.items():
+        by_kind.setdefault(kind, []).append(v)
+    post = {"loss": f"{record.loss:.2e}", "gap": f"{record.worst_gap:.3f}"}
+    post.update({k: f"{sum(v) / len(v):.3f}" for k, v in by_kind.items()})
+    return post
+

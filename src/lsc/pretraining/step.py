@@ -1,0 +1,219 @@
+"""One pre-training step, ``step(state, batch) -> (state, record)``.
+
+A step runs the model without a graph along its own trajectory to a few random time
+points, estimates every chosen edge's per-sample radius differentiably (matrix-free,
+:mod:`lsc.jacobian`) and, unless the stopping rule says otherwise
+(:mod:`.stopping`), takes one optimiser step on
+
+    loss = mean over edges of mean over samples of (rho_b - target_edge)^2
+
+which is E[(rho - rho*)^2], so it also narrows the spread of the radii (docs/design.md,
+section 9). The :class:`Pretrainer` holds what does not change (the model, the rule, the
+estimator, the generator); the :class:`State` is what a step passes on, and what a
+checkpoint saves (the model's weights and the optimiser's moments with it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed as _dist
+from ..checks import NonFiniteError
+from ..grid import edges, trajectory
+from ..jacobian import estimate_all
+from ..models import Stack
+from ..runio import interrupts_deferred, make_optimizer
+from .heuristics import rescale_towards_target, shuffle_weights
+from .stopping import EdgeKey, Progress, Rule, advance, judge
+
+EXPLODED = 1e6
+"""A radius loss above this means the radii ran away: the step counts as diverged."""
+
+
+def edge_name(key: EdgeKey) -> str:
+    """How JSON names an edge: ``"time:3"``."""
+    return f"{key[0]}:{key[1]}"
+
+
+def edge_key(name: str) -> EdgeKey:
+    """The edge a JSON name stands for: ``"time:3"`` -> ("time", 3)."""
+    kind, _, layer = name.partition(":")
+    return kind, int(layer)
+
+
+@dataclass(frozen=True, eq=False)
+class StepRecord(Mapping[str, object]):
+    """What one step measured and decided. Typed (radii keyed by (kind, layer)), and read
+    as its JSON row (``record["radii"]`` names edges ``"kind:layer"``), the row that
+    ``history.jsonl`` holds."""
+
+    step: int
+    loss: float
+    radii: Mapping[EdgeKey, float]
+    worst_gap: float
+    smoothed_gap: float | None
+    times: tuple[int, ...]
+    seconds: float
+    lr: float
+
+    def row(self) -> dict[str, object]:
+        return {
+            "loss": self.loss, "worst_gap": self.worst_gap, "radii": {edge_name(k): v for k, v in self.radii.items()},
+            "times": list(self.times), "step": self.step, "seconds": self.seconds, "lr": self.lr,
+            "smoothed_gap": self.smoothed_gap,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> "StepRecord":
+        radii = {edge_key(k): float(v) for k, v in row["radii"].items()}  # type: ignore[union-attr]
+        return cls(int(row["step"]), float(row["loss"]), radii, float(row["worst_gap"]),  # type: ignore[arg-type]
+                   row["smoothed_gap"], tuple(row["times"]), float(row["seconds"]), float(row["lr"]))  # type: ignore[arg-type]
+
+    def __getitem__(self, key: str) -> object:
+        return self.row()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.row())
+
+    def __len__(self) -> int:
+        return len(self.row())
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measurement of the chosen edges: batch-mean radius per edge, the differentiable
+    loss (``None`` where another rank failed), the time points."""
+
+    radii: dict[EdgeKey, float]
+    loss_value: float
+    loss: Tensor | None
+    times: tuple[int, ...]
+
+
+def measure_edges(
+    stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
+    edges_per_step: int | None, method: str, krylov_steps: int, rtol: float, gen: torch.Generator | None,
+) -> Measured:
+    """The chosen edges' radii at ``time_points`` random time points of batch ``xb``
+    (``edges_per_step`` of them drawn at random when given), and the radius loss."""
+    T = xb.shape[1]
+    dev = gen.device if gen is not None else "cpu"
+    times = sorted(torch.randperm(T, generator=gen, device=dev)[: min(time_points, T)].tolist())
+    found = edges(stack, trajectory(stack, xb, times), kinds)
+    if edges_per_step is not None and edges_per_step < len(found):
+        pick = torch.randperm(len(found), generator=gen, device=dev)[:edges_per_step].tolist()
+        found = [found[i] for i in sorted(pick)]
+    values = estimate_all([e.jacobian for e in found], "radius", method, steps=krylov_steps, rtol=rtol, generator=gen)
+    loss = torch.stack([((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]).mean()
+    means = torch.stack([v.detach().mean() for v in values]).tolist()
+    return Measured({(e.kind, e.layer): m for e, m in zip(found, means)}, float(loss.detach()), loss, tuple(times))
+
+
+def measure_reduced(measure: Callable[[], Measured], keys: Sequence[EdgeKey], device: torch.device, step: int) -> Measured:
+    """``measure()`` on this rank's batch, then the loss and every edge's mean radius
+    averaged over ranks, so every rank holds the same numbers (and raises alike)."""
+    try:
+        mine, failed = measure(), ""
+    except NonFiniteError as exc:
+        mine, failed = Measured({}, math.nan, None, ()), str(exc)
+    flat = [float(bool(failed)), 0.0 if failed else mine.loss_value]
+    for key in keys:
+        flat += [mine.radii[key], 1.0] if key in mine.radii else [0.0, 0.0]
+    total = _dist.all_reduce_floats(flat, device=device)
+    if total[0]:
+        raise NonFiniteError(failed or f"the trajectory or a radius became non-finite on another rank at step {step}")
+    means = {k: total[2 + 2 * i] / total[3 + 2 * i] for i, k in enumerate(keys) if total[3 + 2 * i] > 0}
+    return Measured(means, total[1] / _dist.world_size(), mine.loss, mine.times)
+
+
+@dataclass(frozen=True)
+class State:
+    """What a step passes on: the rule's progress, the optimiser (its moments), the best
+    weights so far, the history, the data's position and the run's time and end."""
+
+    progress: Progress
+    optimizer: torch.optim.Optimizer
+    best: Mapping[str, Tensor] | None = None
+    history: tuple[StepRecord, ...] = ()
+    position: int = 0  # batches drawn from the data after the last finished step
+    seconds: float = 0.0  # run time before this call (a resumed run)
+    stopped: str = ""  # set once the run has finished: converged | max_steps | max_seconds | diverged
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Pretrainer:
+    """The parts of a pre-training run that do not change from step to step."""
+
+    model: nn.Module
+    stack: Stack
+    params: tuple[nn.Parameter, ...]
+    rule: Rule
+    kinds: tuple[str, ...]
+    edges: tuple[EdgeKey, ...]  # every edge measured, in grid order (the decoder too)
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam"
+    time_points: int = 1
+    edges_per_step: int | None = None
+    method: str = "arnoldi"
+    krylov_steps: int = 20
+    rtol: float = 1e-2
+    rescale: bool = False
+    shuffle: float = 0.0
+    generator: torch.Generator | None = None
+    ddp: bool = False
+    elapsed: Callable[[], float] = lambda: 0.0
+
+    def init(self, lr: float) -> State:
+        """The state before the first step."""
+        return State(Progress(lr=lr), make_optimizer(self.optimizer, self.params, lr))
+
+    def measure(self, xb: Tensor, step: int) -> Measured:
+        args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.method,
+                self.krylov_steps, self.rtol, self.generator)
+        if not self.ddp:
+            return measure_edges(*args)
+        return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)
+
+    def step(self, state: State, xb: Tensor) -> tuple[State, StepRecord]:
+        """Measure on batch ``xb``, judge, and update (or restart): the next state and the
+        step's record. The update and its bookkeeping happen together or not at all."""
+        progress = state.progress
+        measured = self.measure(xb, progress.step)
+        if not math.isfinite(measured.loss_value) or measured.loss_value > EXPLODED:
+            raise NonFiniteError(f"the radius loss became {measured.loss_value} at step {progress.step}: the radii ran away")
+        verdict = judge(self.rule, progress, measured.radii)
+        worst_now = max(abs(m - self.rule.goal[k[0]]) for k, m in measured.radii.items())
+        record = StepRecord(progress.step, measured.loss_value, measured.radii, worst_now,
+                            verdict.worst if math.isfinite(verdict.worst) else None, measured.times,
+                            round(self.elapsed(), 4), progress.lr)
+        with interrupts_deferred():
+            snapshot = copy.deepcopy(self.model.state_dict()) if verdict.improved else None
+            optimizer = state.optimizer
+            if verdict.restart:
+                # stuck, or thrown off (a saturated gate passes no gradient back): return to
+                # the best weights and go on with half the step size and fresh moments
+                self.model.load_state_dict(state.best)  # type: ignore[arg-type]
+                optimizer = make_optimizer(self.optimizer, self.params, progress.lr * 0.5)
+            elif not verdict.converged:
+                self._update(optimizer, measured)
+            new = replace(state, progress=advance(progress, verdict), optimizer=optimizer,
+                          best=snapshot if snapshot is not None else state.best, history=state.history + (record,))
+        return new, record
+
+    def _update(self, optimizer: torch.optim.Optimizer, measured: Measured) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        assert measured.loss is not None
+        measured.loss.backward()
+        if self.ddp:
+            _dist.all_reduce_grads(self.params, average=True)
+        optimizer.step()
+        if self.rescale:
+            rescale_towards_target(self.stack, measured.radii, self.rule.goal)
+        if self.shuffle:
+            shuffle_weights(self.stack, self.shuffle, self.generator)

@@ -5,12 +5,11 @@ depth) with :func:`measure`, and pre-train the network so every radius sits at a
 target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
-from . import analysis, init, jacobian, models
+from . import analysis, init, jacobian, models, tasks
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
 from .pretraining import PretrainResult, pretrain
-from . import tasks
 from .train import TrainResult, train
 
 __version__ = "0.1.0"

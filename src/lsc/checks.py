@@ -1,6 +1,6 @@
 """Input validation shared by every public entry point.
 
-Rule (DESIGN.md section 5): bad input never yields a silently wrong number. Every
+Rule (docs/design.md, section 6): bad input never yields a silently wrong number. Every
 check here raises with a message that names the problem and says what to do.
 """
 

@@ -1,14 +1,14 @@
 """The Local Stability Condition: targets, the measured report, and :func:`measure`.
 
 The LSC (Herranz-Celotti & Rouat, "Stabilizing RNN Gradients through Pre-training";
-lsc_paper.md 1.3-1.5) holds when E_data[rho(J)] = target for every local Jacobian J
+docs/design.md A1.3-A1.5) holds when E_data[rho(J)] = target for every local Jacobian J
 of the depth x time grid. Targets:
 
 * a number rho* > 0 for the time, depth and encoder edges (1: classical stability;
   0.5: deep RNNs, where the C(dl + dt, dt) gradient paths of the grid otherwise add
-  up to an exponential, lsc_paper.md 1.4);
+  up to an exponential, docs/design.md A1.4);
 * ``"unbalanced"``: depth (and encoder) L / (L + T), time T / (L + T), the mode of the
-  binomial path weight (lsc_paper.md 1.5);
+  binomial path weight (docs/design.md A1.5);
 * ``"auto"``: 0.5 when the grid has both depth and time (L > 1 and T > 1), else 1;
 * a ``{kind: value}`` mapping; only the kinds it names are checked.
 
@@ -26,9 +26,31 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .checks import NonFiniteError, check_count, check_positive, check_seed, generator_seed, unknown_name
-from .grid import DEFAULT_TIME_POINTS, KINDS, check_kinds, edges, pick_time_points, prepare, trajectory
-from .jacobian import DEFAULT_PROBES, DEFAULT_STEPS, check_choice, estimate_all, resolve_method, rows_within_budget
+from .checks import (
+    NonFiniteError,
+    check_count,
+    check_positive,
+    check_seed,
+    generator_seed,
+    unknown_name,
+)
+from .grid import (
+    DEFAULT_TIME_POINTS,
+    KINDS,
+    check_kinds,
+    edges,
+    pick_time_points,
+    prepare,
+    trajectory,
+)
+from .jacobian import (
+    DEFAULT_PROBES,
+    DEFAULT_RTOL,
+    DEFAULT_STEPS,
+    Estimator,
+    check_choice,
+    rows_within_budget,
+)
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -122,6 +144,13 @@ class StabilityReport:
     steps: int
     seed: int | None = None
     seconds: float = 0.0
+    rtol: float = DEFAULT_RTOL
+    probes: int = DEFAULT_PROBES
+
+    @property
+    def estimator(self) -> Estimator:
+        """The estimator that made the report."""
+        return Estimator(self.method, self.steps, self.rtol, self.probes)
 
     def targets_for(self, target: Target | None = None) -> dict[str, float]:
         """``target`` resolved for this grid (the report's own target when ``None``)."""
@@ -237,6 +266,7 @@ def measure(
     probes: int = DEFAULT_PROBES,
     time_points: int | Sequence[int] | str = DEFAULT_TIME_POINTS,
     seed: int | None = 0,
+    estimator: Estimator | None = None,
 ) -> StabilityReport:
     """Measure the local Jacobians of ``model`` on input ``x``.
 
@@ -253,10 +283,15 @@ def measure(
         time_points: steps to measure at: a count (evenly spaced, default 8), ``"all"``
             or a list of step indices. Statistics pool samples and time points.
         seed: seeds start vectors and square sub-matrices (``None``: global RNG).
+        estimator: the whole estimator as one value (:class:`lsc.jacobian.Estimator`);
+            when given it replaces ``method``, ``steps`` and ``probes``.
     """
     start = time.perf_counter()
     check_choice(method, quantity)
     steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
+    est = estimator if estimator is not None else Estimator(method, steps, DEFAULT_RTOL, probes)
+    if not isinstance(est, Estimator):
+        raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
     check_seed(seed)
     stack, xb = prepare(model, x)
     kinds = check_kinds(stack, kinds)
@@ -265,14 +300,14 @@ def measure(
     times = pick_time_points(T, time_points)
     gen = estimator_generator(seed, stack.device)
     size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
-    per_call = max(1, rows_within_budget(size, steps, xb.element_size() if xb.is_floating_point() else 4) // B)
+    per_call = max(1, rows_within_budget(size, est.steps, xb.element_size() if xb.is_floating_point() else 4) // B)
     found, shapes, values = [], [], []
     with torch.no_grad():
         traj = trajectory(stack, xb, times)
         for i in range(0, len(times), per_call):  # bounded memory: a few time points per call
             part = edges(stack, traj.part(i, i + per_call), kinds)
             ops = [e.jacobian.square(gen) if quantity == "radius" else e.jacobian for e in part]
-            vals = estimate_all(ops, quantity, method, steps=steps, probes=probes, generator=gen)
+            vals = est.estimate_all(ops, quantity, gen)
             if not found:
                 found, shapes = part, ops
                 values = [[v] for v in vals]
@@ -280,9 +315,10 @@ def measure(
                 for acc, v in zip(values, vals):
                     acc.append(v)
     stats = [
-        _stat(e.kind, e.layer, torch.cat(v), J.shape, resolve_method(method, J, quantity, probes))
+        _stat(e.kind, e.layer, torch.cat(v), J.shape, est.resolve(J, quantity))
         for e, J, v in zip(found, shapes, values)
     ]
     seconds = time.perf_counter() - start
-    return StabilityReport(stats, method, quantity, goal, stack.num_layers, T, times, B, steps, seed, seconds)
+    return StabilityReport(stats, est.method, quantity, goal, stack.num_layers, T, times, B, est.steps, seed, seconds,
+                           est.rtol, est.probes)
 

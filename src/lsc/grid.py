@@ -1,6 +1,6 @@
 """The depth x time grid of a stacked recurrent model and its local Jacobians (edges).
 
-Node (l, t) is layer l's full state s^l_t (DESIGN.md section 1). Edges, each a
+Node (l, t) is layer l's full state s^l_t (docs/design.md, section 1). Edges, each a
 :class:`~lsc.jacobian.LocalJacobian` evaluated on the model's *own* trajectory
 (states start at the cell's initial state and follow the model on real input):
 
@@ -28,7 +28,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from .checks import NonFiniteError, check_parameters_finite, unknown_name
+from .checks import check_parameters_finite, unknown_name
 from .jacobian import LocalJacobian
 from .models import Cell, Stack, as_stack
 
@@ -112,37 +112,32 @@ def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
 
 @torch.no_grad()
 def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
-    """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid."""
-    B = x.shape[0]
-    states = stack.init_states(B, device=x.device, dtype=stack.dtype)
-    L = stack.num_layers
-    rec: dict[str, list[list[Tensor]]] = {k: [[] for _ in range(L)] for k in ("inputs", "previous", "states")}
-    raw = []
-    finite = [torch.ones((), dtype=torch.bool, device=x.device) for _ in range(L)]
+    """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid:
+    one :meth:`Stack.unroll <lsc.models.Stack.unroll>` whose hooks keep, at the chosen
+    steps, each cell's input, previous state and new state (no readout is computed)."""
+    B, L = x.shape[0], stack.num_layers
     wanted = set(times)
-    for t in range(max(times) + 1):
-        u = stack.encoder(x[:, t])
+    last = stack.init_states(B, device=x.device, dtype=stack.dtype)
+    inputs: list[list[Tensor]] = [[] for _ in range(L)]
+    previous: list[list[Tensor]] = [[] for _ in range(L)]
+    states: list[list[Tensor]] = [[] for _ in range(L)]
+
+    def on_input(l: int, t: int, u: Tensor) -> None:
         if t in wanted:
-            raw.append(x[:, t])
-        for l, cell in enumerate(stack.cells):
-            new = cell.transition(u, states[l])
-            finite[l] = finite[l] & torch.isfinite(new).all()  # no sync per step; checked below
-            if t in wanted:
-                rec["inputs"][l].append(u)
-                rec["previous"][l].append(states[l])
-                rec["states"][l].append(new)
-            u = cell.output(u, new)
-            states[l] = new
-    for l, ok in enumerate(finite):
-        if not bool(ok):
-            raise NonFiniteError(
-                f"the state of layer {l} became NaN/inf within the first {max(times) + 1} steps: the model "
-                "diverges on this input, so its Jacobians are undefined. Rescale the weights or the input."
-            )
+            inputs[l].append(u)
+            previous[l].append(last[l])
+
+    def on_state(l: int, t: int, s: Tensor) -> Tensor:
+        if t in wanted:
+            states[l].append(s)
+        last[l] = s
+        return s
+
+    stack.unroll(x, hook=on_state, input_hook=on_input, states=list(last), steps=max(times) + 1, readout=False)
+    order = sorted(wanted)
+    raw = torch.cat([x[:, t] for t in order])
     cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
-    return Trajectory(
-        tuple(sorted(wanted)), cat(rec["inputs"]), cat(rec["previous"]), cat(rec["states"]), torch.cat(raw), B
-    )
+    return Trajectory(tuple(order), cat(inputs), cat(previous), cat(states), raw, B)
 
 
 def _depth(below: Cell, cell: Cell, u_below: Tensor, s_prev: Tensor, s_below: Tensor) -> Tensor:

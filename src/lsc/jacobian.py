@@ -1,16 +1,16 @@
 """Local Jacobians as matrix-free operators, and per-sample estimators of their size.
 
-A local Jacobian of the stability grid (DESIGN.md section 1) is J_b = d fn(p)_b / d p_b
+A local Jacobian of the stability grid (docs/design.md, section 1) is J_b = d fn(p)_b / d p_b
 for every sample b of a batch, where ``fn`` maps a batch of points (B, n) to a batch
 of outputs (B, m) and samples do not interact (cells act row-wise). One batched
 ``torch.func.jvp`` therefore gives every sample's J_b v_b at once, one ``vjp`` every
-J_b^T u_b: no Python loop over samples and no n x n matrix (DESIGN.md section 2).
+J_b^T u_b: no Python loop over samples and no n x n matrix (docs/design.md, section 2).
 
 Quantities, each per sample and differentiable with respect to the parameters
 ``fn`` closes over:
 
 * ``radius``: the spectral radius rho(J) = max |lambda(J)| (Herranz-Celotti & Rouat,
-  "Stabilizing RNN Gradients through Pre-training"; lsc_paper.md 1.2). Non-square
+  "Stabilizing RNN Gradients through Pre-training"; docs/design.md A1.2). Non-square
   Jacobians use a random square sub-matrix, as the reference code does.
 * ``norm``: the spectral norm sigma_max(J).
 * ``rms``: the root-mean-square singular value sqrt(||J||_F^2 / min(m, n)).
@@ -42,7 +42,18 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-from .checks import NonFiniteError, check_number, unknown_name
+from .checks import check_number, unknown_name
+from .krylov import (
+    arnoldi,
+    eig,
+    eigvals,
+    finite,
+    generator_device,
+    lanczos,
+    norm,
+    normalise,
+    power,
+)
 
 METHODS = ("auto", "dense", "arnoldi", "power")
 QUANTITIES = ("radius", "norm", "rms")
@@ -205,11 +216,6 @@ class Linearized:
         return self.J._pick_rows(jv)
 
 
-def generator_device(generator: torch.Generator | None, like: Tensor) -> torch.device:
-    """The device random draws must be made on for ``generator`` (its own, or ``like``'s)."""
-    return generator.device if generator is not None else like.device
-
-
 def check_counts(steps: object = DEFAULT_STEPS, probes: object = DEFAULT_PROBES, rtol: object = DEFAULT_RTOL) -> tuple[int, int, float]:
     """``steps`` and ``probes`` as integers >= 1 and ``rtol`` as a finite number >= 0, or a ValueError."""
     for value in (steps, probes):
@@ -235,107 +241,6 @@ def _start(J: LocalJacobian, n: int, generator: torch.Generator | None, count: i
     return torch.randn(shape, generator=generator, device=dev, dtype=J.point.dtype).to(J.point.device)
 
 
-def _norm(w: Tensor) -> Tensor:
-    """Row norms that neither overflow nor underflow: |w| = s |w / s| with s = max |w_i|."""
-    s = w.abs().amax(dim=-1, keepdim=True)
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    return (w / safe).norm(dim=-1) * s.squeeze(-1)
-
-
-def _normalise(w: Tensor) -> tuple[Tensor, Tensor]:
-    nrm = _norm(w)
-    return w / torch.where(nrm > 0, nrm, torch.ones_like(nrm)).unsqueeze(-1), nrm
-
-
-def _eig(M: Tensor) -> Tensor:
-    """``torch.linalg.eigvals`` in float64, with LAPACK failures explained."""
-    return _eig_vectors(M, vectors=False)[0]
-
-
-def _eig_vectors(M: Tensor, vectors: bool = True) -> tuple[Tensor, Tensor | None]:
-    """Eigenvalues (and right eigenvectors, as columns) of each M_b in float64/complex128,
-    with LAPACK failures explained."""
-    try:
-        if not vectors:
-            return torch.linalg.eigvals(M.double()), None
-        return torch.linalg.eig(M.double())
-    except RuntimeError as exc:
-        raise NonFiniteError(
-            f"the eigensolver failed on a Jacobian ({exc}); its entries are too large or too "
-            "degenerate for this precision. Rescale the model or measure it in float64."
-        ) from None
-
-
-def _finite(H: Tensor, what: str) -> Tensor:
-    if not bool(torch.isfinite(H).all()):
-        raise NonFiniteError(
-            f"the {what} overflowed (entries beyond the range of {H.dtype}): the Jacobian is too large "
-            "to estimate in this precision. Rescale the model or measure it in float64."
-        )
-    return H
-
-
-def arnoldi(
-    matvec: Callable[[Tensor], Tensor],
-    v0: Tensor,
-    steps: int,
-    *,
-    tol: float = 0.0,
-    check_every: int = 5,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Batched Arnoldi with full (twice classical Gram-Schmidt) re-orthogonalisation.
-
-    Returns V (B, n, k) with orthonormal columns and H (B, k, k) = V^T A V, upper
-    Hessenberg, k <= min(steps, n). With ``tol > 0`` it stops early, every
-    ``check_every`` steps, once the largest Ritz modulus of 90% of the samples moved
-    by at most ``tol`` (relative) since the last check (checked on at most 32 samples,
-    an even spread of the batch, to keep the small eigenproblems cheap). A sample
-    whose Krylov space becomes invariant continues with a fresh random direction (its
-    sub-diagonal entry is 0), so H stays the exact projection of A and its
-    eigenvalues stay Ritz values. Call it without a graph (it uses no autograd).
-    """
-    B, n = v0.shape
-    kmax = min(steps, n)
-    eps = torch.finfo(v0.dtype).eps
-    V = v0.new_zeros(B, kmax, n)  # basis vectors as rows: V[:, :j] is a strided batch of blocks
-    V[:, 0] = _normalise(v0)[0]
-    H = v0.new_zeros(B, kmax, kmax)
-
-    def orthogonalise(w: Tensor, Vj: Tensor) -> tuple[Tensor, Tensor]:
-        h = torch.bmm(Vj, w.unsqueeze(2))
-        w = w - torch.bmm(Vj.transpose(1, 2), h).squeeze(2)
-        h2 = torch.bmm(Vj, w.unsqueeze(2))
-        return w - torch.bmm(Vj.transpose(1, 2), h2).squeeze(2), (h + h2).squeeze(2)
-
-    k, last = kmax, None
-    watch = torch.linspace(0, B - 1, min(B, 32), device=v0.device).long()
-    for j in range(kmax):
-        w = matvec(V[:, j])
-        scale = _norm(w)
-        w, H[:, : j + 1, j] = orthogonalise(w, V[:, : j + 1])
-        if j + 1 == kmax:
-            break
-        w, beta = _normalise(w)
-        broke = beta <= 64 * eps * scale
-        if bool(broke.any()):  # invariant subspace: continue with a random orthogonal direction
-            fresh = torch.randn(w.shape, generator=generator, device=generator_device(generator, w), dtype=w.dtype)
-            fresh, _ = orthogonalise(fresh.to(w.device), V[:, : j + 1])
-            w = torch.where(broke.unsqueeze(1), _normalise(fresh)[0], w)
-            beta = torch.where(broke, torch.zeros_like(beta), beta)
-        H[:, j + 1, j] = beta
-        V[:, j + 1] = w
-        if tol > 0 and (j + 1) % check_every == 0:
-            top = _eig(_finite(H[watch, : j + 1, : j + 1], "Krylov matrix")).abs().amax(1)
-            if last is not None:
-                moved = (top - last).abs() / top.clamp_min(torch.finfo(top.dtype).tiny)
-                if float(torch.quantile(moved, 0.9)) <= tol:
-                    k = j + 1
-                    break
-            last = top
-    return V[:, :k].transpose(1, 2), _finite(H[:, :k, :k], "Krylov matrix")
-
-
 def _column(vecs: Tensor, j: Tensor) -> Tensor:
     """Column j_b of each vecs_b: (B, k, k), (B,) -> (B, k)."""
     return vecs.gather(2, j.view(-1, 1, 1).expand(-1, vecs.shape[1], 1)).squeeze(2)
@@ -352,7 +257,7 @@ def _top_eigenpair(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     iteration shifted by that exact value would meet a singular matrix. A defective M
     (Y singular) gives non-finite l for that sample only; callers keep the bare value
     there."""
-    evals, vecs = _eig_vectors(M)
+    evals, vecs = eig(M)
     assert vecs is not None
     j = evals.abs().argmax(dim=1)
     theta = evals.gather(1, j[:, None]).squeeze(1)
@@ -400,11 +305,11 @@ def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.
         lin = J.linearize()
         V, H = arnoldi(lin.matvec, _start(J, n, generator), steps, tol=rtol, generator=generator)
         if not want_grad:
-            return _eig(H).abs().amax(dim=1).to(J.point.dtype)
+            return eigvals(H).abs().amax(dim=1).to(J.point.dtype)
         theta, y, left = _top_eigenpair(H)
         x, u = _lift(V, y), _lift(V, left)
         W, G = arnoldi(lin.rmatvec, _start(J, n, generator), H.shape[-1], generator=generator)
-        evals_t, vecs_t = _eig_vectors(G)
+        evals_t, vecs_t = eig(G)
         assert vecs_t is not None
         gap, j = (evals_t - theta[:, None]).abs().min(dim=1)
         z = _column(vecs_t, j)
@@ -424,40 +329,33 @@ def _radius_power(J: LocalJacobian, steps: int, generator: torch.Generator | Non
     """
     n = J.shape[1]
     with torch.no_grad():
-        mv = J.linearize().matvec
-        v, _ = _normalise(_start(J, n, generator))
-        logs = []
-        for _ in range(max(steps, 2)):
-            v, nrm = _normalise(_finite(mv(v), "power iteration"))
-            logs.append(torch.log(nrm))
-        rho = torch.exp(torch.stack(logs[len(logs) // 2 :]).mean(0))
-        rho = _finite(torch.where(nrm > 0, rho, torch.zeros_like(rho)), "power iteration")
+        v, growth, _ = power(J.linearize().matvec, _start(J, n, generator), max(steps, 2))
+        rho = torch.exp(torch.stack([g.log() for g in growth[len(growth) // 2 :]]).mean(0))
+        rho = finite(torch.where(growth[-1] > 0, rho, torch.zeros_like(rho)), "power iteration")
     if not torch.is_grad_enabled():
         return rho
-    growth = _norm(J.matvec(v))
-    return growth * (rho / torch.where(growth > 0, growth, torch.ones_like(growth))).detach()
+    grow = norm(J.matvec(v))
+    return grow * (rho / torch.where(grow > 0, grow, torch.ones_like(grow))).detach()
 
 
-def _norm_krylov(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None, lanczos: bool) -> Tensor:
+def _norm_krylov(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None, use_lanczos: bool) -> Tensor:
     """sigma_max from Lanczos (or power iteration) on J^T J; sigma = |J v| at the top
     vector v, whose gradient (Jv/|Jv|)^T (dJ) v is exact at convergence."""
     n = J.shape[1]
     with torch.no_grad():
         lin = J.linearize()
-        v0, _ = _normalise(_start(J, n, generator))
-        s = _norm(lin.matvec(v0))  # scale J^T J by 1/s^2 so sigma^2 cannot overflow
+        v0, _ = normalise(_start(J, n, generator))
+        s = norm(lin.matvec(v0))  # scale J^T J by 1/s^2 so sigma^2 cannot overflow
         s = torch.where(s > 0, s, torch.ones_like(s)).unsqueeze(1)
         gram = lambda v: lin.rmatvec(lin.matvec(v) / s) / s  # noqa: E731
-        if lanczos:
-            V, H = arnoldi(gram, v0, steps, tol=rtol, generator=generator)
-            _, vecs = torch.linalg.eigh(0.5 * (H + H.transpose(1, 2)).double())
+        if use_lanczos:
+            V, T = lanczos(gram, v0, steps, tol=rtol, generator=generator)
+            _, vecs = torch.linalg.eigh(T.double())
             v = torch.einsum("bnk,bk->bn", V, vecs[:, :, -1].to(V.dtype))
         else:
-            v = v0
-            for _ in range(max(steps, 1)):
-                v = gram(_normalise(v)[0])
-        v, _ = _normalise(v)
-    return _norm(J.matvec(v))
+            v, _, _ = power(gram, v0, max(steps, 1))
+        v, _ = normalise(v)
+    return norm(J.matvec(v))
 
 
 def _rms(J: LocalJacobian, probes: int, generator: torch.Generator | None) -> Tensor:
@@ -481,9 +379,9 @@ def _dense(J: LocalJacobian, quantity: str) -> Tensor:
     if quantity == "radius":
         want_grad = torch.is_grad_enabled()
         with torch.no_grad():
-            M = _finite(J.dense(), "Jacobian")
+            M = finite(J.dense(), "Jacobian")
             if not want_grad:
-                return _eig(M).abs().amax(dim=-1).to(M.dtype)
+                return eigvals(M).abs().amax(dim=-1).to(M.dtype)
             theta, y, left = _top_eigenpair(M)
             cdt = torch.complex128 if M.dtype == torch.float64 else torch.complex64
         return _differentiable_radius(J, theta, y.to(cdt), left.to(cdt))
@@ -533,10 +431,44 @@ def estimate(
     elif quantity == "radius":
         values = _radius_arnoldi(J, steps, rtol, generator) if method == "arnoldi" else _radius_power(J, steps, generator)
     elif quantity == "norm":
-        values = _norm_krylov(J, steps, rtol, generator, lanczos=method == "arnoldi")
+        values = _norm_krylov(J, steps, rtol, generator, use_lanczos=method == "arnoldi")
     else:
         values = _rms(J, probes, generator)
-    return _finite(values, quantity)
+    return finite(values, quantity)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """How a per-sample quantity of a local Jacobian is estimated: the ``method`` (``auto``,
+    ``dense``, ``arnoldi``, ``power``), the most Krylov (or power) ``steps``, the Arnoldi
+    stopping tolerance ``rtol`` (0: always ``steps``) and the Hutchinson ``probes`` of the
+    rms singular value. One value, used by :func:`lsc.measure`, :func:`lsc.pretrain`, the
+    report and the command line (docs/design.md, section 3)."""
+
+    method: str = "auto"
+    steps: int = DEFAULT_STEPS
+    rtol: float = DEFAULT_RTOL
+    probes: int = DEFAULT_PROBES
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise unknown_name("method", self.method, METHODS)
+        check_counts(self.steps, self.probes, self.rtol)
+
+    def estimate(self, J: LocalJacobian, quantity: str = "radius", generator: torch.Generator | None = None) -> Tensor:
+        """:func:`estimate` with these settings."""
+        return estimate(J, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator)
+
+    def estimate_all(
+        self, jacobians: Sequence[LocalJacobian], quantity: str = "radius", generator: torch.Generator | None = None
+    ) -> list[Tensor]:
+        """:func:`estimate_all` with these settings."""
+        return estimate_all(jacobians, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes,
+                            generator=generator)
+
+    def resolve(self, J: LocalJacobian, quantity: str = "radius") -> str:
+        """The algorithm that will run on J (see :func:`resolve_method`)."""
+        return resolve_method(self.method, J, quantity, self.probes)
 
 
 MEMORY_BUDGET = 1 << 28

@@ -27,11 +27,20 @@ from . import distributed as _dist
 from . import tasks as task_registry
 from .checks import check_seed, generator_seed
 from .condition import parse_target
-from .runio import hold_directory, remove_run_files, write_atomic
 from .init import registry as init_registry
 from .pretraining import PretrainResult, history_jsonl, pretrain
+from .runio import hold_directory, remove_run_files, write_atomic
 from .tasks import Task
-from .train import BEST, CHECKPOINT, CONFIG, METRICS, RESULT, TrainResult, check_compatible, train
+from .train import (
+    BEST,
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    RESULT,
+    TrainResult,
+    check_compatible,
+    train,
+)
 
 PRETRAIN_DIR = "pretrain"
 FILES = (CONFIG, METRICS, BEST, CHECKPOINT, RESULT, "pretrain.json", "pretrain_history.jsonl", PRETRAIN_DIR)

@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from ..checks import unknown_name
 from ..grid import prepare
+from ..krylov import lanczos, power
 from ..models import Stack
 
 Batch = Tensor | tuple[Tensor, Tensor] | list[Tensor]
@@ -152,44 +153,17 @@ class Smoothness:
 
 
 def _lanczos(op: Callable[[Tensor], Tensor], v0: Tensor, iters: int) -> tuple[np.ndarray, int]:
-    """Ritz values of a symmetric operator after ``iters`` Lanczos steps (full
-    re-orthogonalisation, twice; stops early on an invariant subspace)."""
-    V = [v0 / v0.norm()]
-    alphas: list[float] = []
-    betas: list[float] = []
-    scale = 0.0
-    for j in range(iters):
-        w = op(V[j])
-        a = float(w @ V[j])
-        alphas.append(a)
-        basis = torch.stack(V)
-        for _ in range(2):
-            w = w - basis.T @ (basis @ w)
-        b = float(w.norm())
-        scale = max(scale, abs(a), b)
-        if j == iters - 1 or b <= 1e-10 * max(scale, 1e-300):
-            break
-        betas.append(b)
-        V.append(w / b)
-    T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    return np.linalg.eigvalsh(T), len(alphas)
+    """Ritz values of a symmetric operator after ``iters`` Lanczos steps (:func:`lsc.krylov.lanczos`)."""
+    _, T = lanczos(lambda v: op(v[0]).unsqueeze(0), v0.unsqueeze(0), iters)
+    return torch.linalg.eigvalsh(T[0].double()).cpu().numpy(), T.shape[-1]
 
 
 def _power(op: Callable[[Tensor], Tensor], v0: Tensor, iters: int, tol: float) -> tuple[np.ndarray, int]:
-    """The eigenvalue of largest modulus by power iteration (Rayleigh quotient)."""
-    v = v0 / v0.norm()
-    lam = 0.0
-    for j in range(iters):
-        w = op(v)
-        new = float(w @ v)
-        norm = float(w.norm())
-        if norm == 0.0:
-            return np.array([0.0]), j + 1
-        v = w / norm
-        if j > 0 and abs(new - lam) <= tol * abs(new):
-            return np.array([new]), j + 1
-        lam = new
-    return np.array([lam]), iters
+    """The eigenvalue of largest modulus by power iteration (Rayleigh quotient, :func:`lsc.krylov.power`)."""
+    _, growth, rayleigh = power(lambda v: op(v[0]).unsqueeze(0), v0.unsqueeze(0), iters, tol=tol)
+    if float(growth[-1][0]) == 0.0:
+        return np.array([0.0]), len(rayleigh)
+    return np.array([float(rayleigh[-1][0])]), len(rayleigh)
 
 
 def smoothness(

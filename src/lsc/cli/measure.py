@@ -8,8 +8,22 @@ from typing import Any
 
 from ..condition import DEFAULT_TOL, measure
 from ..grid import DEFAULT_TIME_POINTS, KINDS
-from ..jacobian import DEFAULT_PROBES, DEFAULT_STEPS, METHODS, QUANTITIES
-from .options import build_model, model_options, parse_kinds, parse_target, parse_time_points, positive_int
+from ..jacobian import (
+    DEFAULT_PROBES,
+    DEFAULT_RTOL,
+    DEFAULT_STEPS,
+    METHODS,
+    QUANTITIES,
+    Estimator,
+)
+from .options import (
+    build_model,
+    model_options,
+    parse_kinds,
+    parse_target,
+    parse_time_points,
+    positive_int,
+)
 
 
 def add_command(sub: Any) -> None:
@@ -56,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
         x,
         kinds=args.kinds,
         target=args.target,
-        method=args.method,
         quantity=args.quantity,
-        steps=args.steps,
-        probes=args.probes,
+        estimator=Estimator(args.method, args.steps, DEFAULT_RTOL, args.probes),
         time_points=args.time_points,
         seed=args.seed,
     )

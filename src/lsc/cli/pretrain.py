@@ -11,14 +11,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import generator_seed
 from ..condition import measure
 from ..distributed import is_main
-from ..runio import hold_directory, remove_run_files, write_atomic
 from ..jacobian import METHODS
 from ..models.io import save
 from ..pretraining import CHECKPOINT, copy_task_inputs, history_jsonl, pretrain
-from ..checks import generator_seed
-from .options import DTYPES, build_model, model_options, parse_kinds, parse_target, positive_float, positive_int
+from ..runio import hold_directory, remove_run_files, write_atomic
+from .options import (
+    DTYPES,
+    build_model,
+    model_options,
+    parse_kinds,
+    parse_target,
+    positive_float,
+    positive_int,
+)
 
 
 def add_command(sub: Any) -> None:

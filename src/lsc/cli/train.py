@@ -12,7 +12,14 @@ from ..distributed import is_main
 from ..job import TrainJob, run_job
 from ..models import cell_names
 from ..train import OPTIMIZERS
-from .options import init_options, parse_init_options, parse_option, parse_target, positive_float, positive_int
+from .options import (
+    init_options,
+    parse_init_options,
+    parse_option,
+    parse_target,
+    positive_float,
+    positive_int,
+)
 
 
 def add_command(sub: Any) -> None:

@@ -13,7 +13,17 @@ into independent runs, and reports tables and plots from whatever runs exist. Se
 
 from __future__ import annotations
 
-from .base import PRESETS, REGISTRY, Experiment, Run, RunRecord, available, get, records, register
+from .base import (
+    PRESETS,
+    REGISTRY,
+    Experiment,
+    Run,
+    RunRecord,
+    available,
+    get,
+    records,
+    register,
+)
 from .runner import commands, pending, run
 
 MODULES = ("fig1_paths", "fig2_ffn", "fig3_deep_rnn", "fig4_lru", "glorot_long_range", "meanfield_critical", "smoothness_attractors")

@@ -10,12 +10,22 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean_std, register, save_figure, table
+from .base import (
+    Experiment,
+    Logger,
+    Run,
+    RunRecord,
+    figure,
+    group,
+    mean_std,
+    register,
+    save_figure,
+    table,
+)
 
 CONDITIONS = {"default": None, "rho1": 1.0, "rho0.5": 0.5}
 

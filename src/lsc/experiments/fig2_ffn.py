@@ -33,7 +33,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, present, register, save_figure, std, table
+from .base import (
+    Experiment,
+    Logger,
+    Run,
+    RunRecord,
+    figure,
+    group,
+    mean,
+    mean_std,
+    present,
+    register,
+    save_figure,
+    std,
+    table,
+)
 
 INITS = ("glorot", "he", "lsc")
 PRETRAIN = {"pretrain_lr": 1e-3, "pretrain_kinds": ["depth"], "pretrain_rescale": True}  # see the module docstring

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean_std, present, register, save_figure, table
+from .base import (
+    Run,
+    RunRecord,
+    TrainExperiment,
+    figure,
+    group,
+    mean_std,
+    present,
+    register,
+    save_figure,
+    table,
+)
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")

@@ -11,14 +11,25 @@ Metric: test perplexity at the best validation epoch (lower is better).
 
 from __future__ import annotations
 
-import math
-
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
+from .base import (
+    Run,
+    RunRecord,
+    TrainExperiment,
+    figure,
+    group,
+    mean,
+    mean_std,
+    present,
+    register,
+    save_figure,
+    table,
+)
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 

@@ -26,7 +26,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, present, register, save_figure, table
+from .base import (
+    Experiment,
+    Logger,
+    Run,
+    RunRecord,
+    figure,
+    group,
+    mean_std,
+    present,
+    register,
+    save_figure,
+    table,
+)
 
 INITS = ("glorot", "rescaled_glorot", "half_variance")
 BLOWUP = 10.0
@@ -140,7 +152,6 @@ class GlorotLongRange(Experiment):
         rows, val = [], {}
         for init in INITS:
             rs = by.get(init, [])
-            ok = [r for r in rs if r.state == "ok"]
             val[init] = {r.config["seed"]: scale * r.result["test"] if r.state == "ok" and r.result.get("test") is not None
                          else None for r in rs if r.state in ("ok", "diverged")}
             rows.append((init, mean_std(r.result["radius"] for r in rs if "radius" in r.result),

@@ -14,7 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob
-from .base import Run, RunRecord, TrainExperiment, figure, group, mean, mean_std, present, register, save_figure, table
+from .base import (
+    Run,
+    RunRecord,
+    TrainExperiment,
+    figure,
+    group,
+    mean,
+    mean_std,
+    present,
+    register,
+    save_figure,
+    table,
+)
 
 INITS = {"standard": "glorot", "critical": "critical"}
 

@@ -20,7 +20,19 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .base import Experiment, Logger, Run, RunRecord, figure, group, mean, mean_std, register, save_figure, table
+from .base import (
+    Experiment,
+    Logger,
+    Run,
+    RunRecord,
+    figure,
+    group,
+    mean,
+    mean_std,
+    register,
+    save_figure,
+    table,
+)
 
 MODELS = ("free", "stable")
 OSCILLATES = 0.1  # amplitude above which the long-run output counts as oscillating

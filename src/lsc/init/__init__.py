@@ -17,7 +17,11 @@ from .check import InitCheck, check_lsc
 from .critical import CriticalInit, LayerChoice
 from .meanfield import GateInit, MeanField
 from .registry import InitInfo, apply, available, critical
-from .rescaled import rescaled_glorot_eigenvalues, rescaled_glorot_matrix, rescaled_glorot_scale
+from .rescaled import (
+    rescaled_glorot_eigenvalues,
+    rescaled_glorot_matrix,
+    rescaled_glorot_scale,
+)
 
 __all__ = [
     "CriticalInit",

@@ -15,8 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..checks import NonFiniteError, check_number, check_seed, generator_seed, unknown_name
-from . import classical, chrono, ssm
+from ..checks import (
+    NonFiniteError,
+    check_number,
+    check_seed,
+    generator_seed,
+    unknown_name,
+)
+from . import chrono, classical, ssm
 from .classical import NotApplicable
 from .critical import CriticalInit, critical_units
 from .units import Unit, gate_names, refresh, units

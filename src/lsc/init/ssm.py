@@ -11,7 +11,11 @@ import torch
 from ..models.lru import ring_init
 from . import draws
 from .classical import NotApplicable
-from .rescaled import lru_parameters, rescaled_glorot_eigenvalues, rescaled_glorot_matrix
+from .rescaled import (
+    lru_parameters,
+    rescaled_glorot_eigenvalues,
+    rescaled_glorot_matrix,
+)
 from .units import Unit
 
 

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..models import ALIFCell, DenseCell, ElmanCell, GRUCell, LRUCell, LSTMCell, as_stack
+from ..models import (
+    ALIFCell,
+    DenseCell,
+    ElmanCell,
+    GRUCell,
+    LRUCell,
+    LSTMCell,
+    as_stack,
+)
 from ..models.torch_layout import TorchLayoutCell
 
 GATE_NAMES: dict[type, tuple[str, ...]] = {LSTMCell: ("i", "f", "g", "o"), GRUCell: ("r", "z", "n"), ElmanCell: ("h",)}

@@ -1,5 +1,5 @@
 """Adaptive leaky integrate-and-fire (ALIF) cell: Bellec et al.'s LSNN neuron in the form
-the LSC reference code trains (lsc_paper.md section 3, "maLSNN").
+the LSC reference code trains (docs/design.md A3, "maLSNN").
 
 State s_t = [v_t; a_t] (membrane voltage, threshold adaptation). The previous spike is
 recomputed from the state, z_{t-1} = H(v_{t-1} - b - beta a_{t-1}), as the reference

@@ -1,4 +1,4 @@
-"""The step protocol every recurrent layer follows (DESIGN.md section 4).
+"""The step protocol every recurrent layer follows (docs/design.md, section 1).
 
 A cell is a pure step function over one state tensor::
 

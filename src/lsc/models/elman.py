@@ -3,7 +3,7 @@
     h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
 
 with phi one of :data:`lsc.models.activations.ACTIVATIONS`. The LSC paper's "RNN ReLU" (rsimplernn) and
-"RNN sigma" (ssimplernn) are phi = relu and phi = sigmoid (lsc_paper.md 3).
+"RNN sigma" (ssimplernn) are phi = relu and phi = sigmoid (docs/design.md A3).
 ``identity`` gives a linear recurrence (analytic test cases).
 """
 

@@ -1,4 +1,4 @@
-"""Feed-forward networks as the T = 1 case of the grid (DESIGN.md section 1).
+"""Feed-forward networks as the T = 1 case of the grid (docs/design.md, section 1).
 
 Layer l computes h^l = phi(W_l h^{l-1} + b_l) with a ``torch.nn.Linear``; its depth
 Jacobian is diag(phi'(a_l)) W_l. The first layer's Jacobian is the encoder edge, the

@@ -1,5 +1,5 @@
 """Residual LRU block (Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for
-Long Sequences"), as the LSC reference code's ResLRU (lsc_paper.md section 3).
+Long Sequences"), as the LSC reference code's ResLRU (docs/design.md A3).
 
 Per step, with u_t the block input (adapted to width d by a linear map when the widths
 differ) and a complex diagonal state x_t of size N:

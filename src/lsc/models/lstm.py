@@ -4,7 +4,7 @@
     c_t = sigma(f) * c_{t-1} + sigma(i) * tanh(g)
     h_t = sigma(o) * tanh(c_t)            (then h_t = W_hr h_t with a projection)
 
-State s_t = [h_t; c_t], the full state of the LSC paper's grid (lsc_paper.md 1.1).
+State s_t = [h_t; c_t], the full state of the LSC paper's grid (docs/design.md A1.1).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ surrogate derivative dz/du = psi(u). We use the straight-through *detach trick*:
 
 Forward values are exactly 0 or 1 (F(u) - F(u).detach() is exactly 0), and every
 derivative (autograd, ``torch.func.jvp/vjp/jacrev/vmap``) sees psi; no custom
-``autograd.Function`` is involved (DESIGN.md section 4).
+``autograd.Function`` is involved (docs/design.md, section 1).
 
 Surrogates (F is the antiderivative of psi; ``dampening`` gamma scales psi,
 ``sharpness`` s widens or narrows it):

@@ -21,9 +21,23 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as _dist
-from ..checks import NonFiniteError, check_count, check_number, check_parameters_finite, check_positive, check_seed
-from ..condition import StabilityReport, Target, estimator_generator, measure, resolve_target
+from ..checks import (
+    NonFiniteError,
+    check_count,
+    check_number,
+    check_parameters_finite,
+    check_positive,
+    check_seed,
+)
+from ..condition import (
+    StabilityReport,
+    Target,
+    estimator_generator,
+    measure,
+    resolve_target,
+)
 from ..grid import available_kinds, check_kinds, edge_list
+from ..jacobian import Estimator
 from ..models import Stack, as_stack
 from ..runio import OPTIMIZERS, hold_directory, progress_bar
 from .checkpoint import NAME, StepStart, load_state, save_state
@@ -141,6 +155,7 @@ def pretrain(
     callback: Callable[[Mapping[str, object]], None] | None = None,
     distributed: bool | None = None,
     config: Mapping[str, object] | None = None,
+    estimator: Estimator | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -194,6 +209,8 @@ def pretrain(
             the checkpoint; ``shuffle`` is not supported.
         config: extra JSON-ready entries that must also match for a checkpoint to resume
             (the command line records its model, init and data options here).
+        estimator: the radius estimator as one value (:class:`lsc.jacobian.Estimator`);
+            when given it replaces ``method``, ``krylov_steps`` and ``rtol``.
     """
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
@@ -202,6 +219,9 @@ def pretrain(
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
     _validated(max_steps, patience, time_points, batch_size, time_steps, checkpoint_every, plateau, edges_per_step, tol,
                smoothing, shuffle, lr, max_seconds, seed, optimizer)
+    est = estimator if estimator is not None else Estimator(method, krylov_steps, rtol)
+    if not isinstance(est, Estimator):
+        raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
     ddp = _dist.resolve(distributed)
     main = not ddp or _dist.is_main()
     if ddp and shuffle:
@@ -223,14 +243,14 @@ def pretrain(
         "target": goal, "kinds": list(kinds), "tol": tol, "patience": patience,
         "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
         "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
-        "time_points": time_points, "edges_per_step": edges_per_step, "method": method, "krylov_steps": krylov_steps,
-        "rtol": rtol, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+        "time_points": time_points, "edges_per_step": edges_per_step, "method": est.method,
+        "krylov_steps": est.steps, "rtol": est.rtol, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
     }
     settings = json.loads(json.dumps(settings, default=str))
     clock = _Clock()
     pre = Pretrainer(
         model, stack, params, Rule(goal, stopping, tol, patience, plateau, smoothing), kinds, grid, optimizer,
-        time_points, edges_per_step, method, krylov_steps, rtol, rescale, shuffle, gen, ddp, clock.elapsed,
+        time_points, edges_per_step, est, rescale, shuffle, gen, ddp, clock.elapsed,
     )
     path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
     # one run per directory, found writable before any work

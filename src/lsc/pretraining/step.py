@@ -26,12 +26,15 @@ from torch import Tensor, nn
 from .. import distributed as _dist
 from ..checks import NonFiniteError
 from ..grid import edges, trajectory
-from ..jacobian import estimate_all
+from ..jacobian import Estimator
 from ..models import Stack
 from ..runio import interrupts_deferred, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 
+PRETRAINING_ESTIMATOR = Estimator("arnoldi", 20, 1e-2)
+"""Pre-training's default estimator: Arnoldi, at most 20 steps, stopping at 1% (a step needs
+a gradient more than a precise value; the final report is measured with :func:`lsc.measure`)."""
 EXPLODED = 1e6
 """A radius loss above this means the radii ran away: the step counts as diverged."""
 
@@ -98,7 +101,7 @@ class Measured:
 
 def measure_edges(
     stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
-    edges_per_step: int | None, method: str, krylov_steps: int, rtol: float, gen: torch.Generator | None,
+    edges_per_step: int | None, estimator: Estimator, gen: torch.Generator | None,
 ) -> Measured:
     """The chosen edges' radii at ``time_points`` random time points of batch ``xb``
     (``edges_per_step`` of them drawn at random when given), and the radius loss."""
@@ -109,7 +112,7 @@ def measure_edges(
     if edges_per_step is not None and edges_per_step < len(found):
         pick = torch.randperm(len(found), generator=gen, device=dev)[:edges_per_step].tolist()
         found = [found[i] for i in sorted(pick)]
-    values = estimate_all([e.jacobian for e in found], "radius", method, steps=krylov_steps, rtol=rtol, generator=gen)
+    values = estimator.estimate_all([e.jacobian for e in found], "radius", gen)
     loss = torch.stack([((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]).mean()
     means = torch.stack([v.detach().mean() for v in values]).tolist()
     return Measured({(e.kind, e.layer): m for e, m in zip(found, means)}, float(loss.detach()), loss, tuple(times))
@@ -160,9 +163,7 @@ class Pretrainer:
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam"
     time_points: int = 1
     edges_per_step: int | None = None
-    method: str = "arnoldi"
-    krylov_steps: int = 20
-    rtol: float = 1e-2
+    estimator: Estimator = PRETRAINING_ESTIMATOR
     rescale: bool = False
     shuffle: float = 0.0
     generator: torch.Generator | None = None
@@ -174,8 +175,8 @@ class Pretrainer:
         return State(Progress(lr=lr), make_optimizer(self.optimizer, self.params, lr))
 
     def measure(self, xb: Tensor, step: int) -> Measured:
-        args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.method,
-                self.krylov_steps, self.rtol, self.generator)
+        args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.estimator,
+                self.generator)
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)

@@ -14,7 +14,7 @@ from ..checks import unknown_name
 from . import mnist, shd, slmnist, synthetic, text
 from .base import Task
 from .images import describe_source
-from .paths import data_dir_note, find_file, candidates
+from .paths import candidates, data_dir_note, find_file
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
+import re
+import types
 
 import pytest
 import torch
 from torch import nn
 
 import lsc
+from lsc.grid import pick_time_points
+from lsc.jacobian import Estimator
 from lsc.checks import NonFiniteError
 from lsc.models import ElmanCell, Stack, StackedRNN
 
@@ -105,6 +110,81 @@ def test_targets_resolve_per_kind():
             lsc.resolve_target(bad, 3, 10)
 
 
+ALL3 = ("encoder", "time", "depth")
+
+
+@pytest.mark.parametrize(
+    "target,L,T,expected",
+    [
+        # a number: every kind but the decoder, as a float
+        (0.5, 3, 100, dict.fromkeys(ALL3, 0.5)),
+        (1, 1, 1, dict.fromkeys(ALL3, 1.0)),
+        (2.5, 4, 7, dict.fromkeys(ALL3, 2.5)),
+        (1e-3, 2, 2, dict.fromkeys(ALL3, 1e-3)),
+        # auto: 0.5 when the grid has depth and time (L > 1 and T > 1), else 1
+        ("auto", 3, 100, dict.fromkeys(ALL3, 0.5)),
+        ("auto", 2, 2, dict.fromkeys(ALL3, 0.5)),
+        ("auto", 1, 100, dict.fromkeys(ALL3, 1.0)),
+        ("auto", 3, 1, dict.fromkeys(ALL3, 1.0)),
+        ("auto", 1, 1, dict.fromkeys(ALL3, 1.0)),
+        # unbalanced: encoder and depth L / (L + T), time T / (L + T)
+        ("unbalanced", 4, 12, {"encoder": 0.25, "time": 0.75, "depth": 0.25}),
+        ("unbalanced", 3, 1, {"encoder": 0.75, "time": 0.25, "depth": 0.75}),
+        ("unbalanced", 1, 1, {"encoder": 0.5, "time": 0.5, "depth": 0.5}),
+        ("unbalanced", 1, 3, {"encoder": 0.25, "time": 0.75, "depth": 0.25}),
+        ("unbalanced", 3, 300, {"encoder": 3 / 303, "time": 300 / 303, "depth": 3 / 303}),
+        # a mapping: only the kinds it names (the decoder too), whatever the grid
+        ({"time": 0.9, "decoder": 1}, 3, 10, {"time": 0.9, "decoder": 1.0}),
+        ({"encoder": 2, "depth": 0.25}, 1, 1, {"encoder": 2.0, "depth": 0.25}),
+        ({"time": 0.5}, 1, 1, {"time": 0.5}),
+        (types.MappingProxyType({"depth": 0.75}), 5, 5, {"depth": 0.75}),
+        (dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5), 2, 3,
+         dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5)),
+    ],
+)
+def test_resolve_target_table(target, L, T, expected):
+    got = lsc.resolve_target(target, L, T)
+    assert got == expected
+    assert all(type(v) is float for v in got.values())
+    got["time"] = -1.0  # a fresh dict each call: the caller's mapping is never aliased
+    assert lsc.resolve_target(target, L, T) == expected
+    report = lsc.StabilityReport(edges=[], method="dense", quantity="radius", target={}, num_layers=L, time_steps=T,
+                                 time_points=(0,), batch_size=1, steps=1)
+    assert report.targets_for(target) == expected  # a report resolves for its own grid
+
+
+NOT_A_TARGET = "target must be a number > 0, 'auto', 'unbalanced' or a mapping, got "
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (0, "target must be a finite number > 0, got 0"), (-1, "target must be a finite number > 0, got -1"),
+        (-0.5, "target must be a finite number > 0"), (0.0, "target must be a finite number > 0"),
+        (float("nan"), "target must be a finite number > 0, got nan"),
+        (float("inf"), "target must be a finite number > 0, got inf"),
+        (True, NOT_A_TARGET + "True"), (False, NOT_A_TARGET + "False"), (None, NOT_A_TARGET + "None"),
+        ([0.5], NOT_A_TARGET + "[0.5]"), ((0.5,), NOT_A_TARGET + "(0.5,)"),
+        ("half", "unknown target 'half': use a number > 0, 'auto', 'unbalanced' or a {kind: value} mapping"),
+        ("", "unknown target ''"), ("Auto", "unknown target 'Auto'"),
+        ("0.5", "unknown target '0.5'"),  # text is parse_target's job, not resolve_target's
+        ({}, "target mapping is empty; name at least one edge kind"),
+        ({"tim": 1.0}, "unknown edge kind in target 'tim'. Did you mean 'time'?"),
+        ({"layer": 1.0}, "unknown edge kind in target 'layer'"),
+        ({"time": 0}, "target for time edges must be a finite number > 0, got 0"),
+        ({"depth": -1}, "target for depth edges must be a finite number > 0"),
+        ({"time": float("nan")}, "target for time edges must be a finite number > 0"),
+        ({"decoder": float("inf")}, "target for decoder edges must be a finite number > 0"),
+        ({"time": "0.5"}, "target for time edges must be a number > 0, got '0.5'"),
+        ({"time": True}, "target for time edges must be a number > 0, got True"),
+        ({"time": 0.5, "depht": 0.5}, "unknown edge kind in target 'depht'. Did you mean 'depth'?"),
+    ],
+)
+def test_resolve_target_refuses_bad_targets(bad, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        lsc.resolve_target(bad, 3, 10)
+
+
 def test_satisfies_checks_only_the_kinds_a_mapping_names():
     report = lsc.measure(small_lstm(), torch.randn(4, 12, 8))
     time_mean = report.edge("time", 1).mean
@@ -134,7 +214,7 @@ def test_measurement_is_deterministic_given_seed():
 
 def test_time_points_choice():
     model, x = small_lstm(), torch.randn(2, 12, 8)
-    picks = lsc.measure(model, x).time_points
+    picks = lsc.measure(model, x, time_points=8).time_points
     assert len(picks) == 8 and picks[-1] == 11 and picks[0] > 0  # evenly spread, ending at the last step
     assert max(b - a for a, b in zip(picks, picks[1:])) <= 2
     assert lsc.measure(model, x, time_points="all").edges[1].count == 2 * 12
@@ -225,3 +305,88 @@ def test_a_diverging_model_is_reported_not_measured_as_nan():
             p.mul_(1e3)
     with pytest.raises(NonFiniteError, match="diverges"):
         lsc.measure(model, torch.randn(4, 200, 4))
+
+
+def test_auto_time_points_add_samples_until_every_edge_mean_is_precise():
+    """time_points="auto" measures at 2 steps, then 4, then 8, and stops once the standard
+    error of every edge mean is within ``precision`` of it; the pooled values are the same
+    as measuring those steps directly."""
+    model, x = small_lstm(), torch.randn(6, 40, 8, generator=torch.Generator().manual_seed(0))
+    loose = lsc.measure(model, x, method="dense", precision=1e6)
+    assert loose.time_points == pick_time_points(40, 2)
+    strict = lsc.measure(model, x, method="dense", precision=1e-9)
+    assert set(strict.time_points) == set(pick_time_points(40, 2) + pick_time_points(40, 4) + pick_time_points(40, 8))
+    direct = lsc.measure(model, x, method="dense", time_points=list(strict.time_points))
+    for a, b in zip(strict.edges, direct.edges):
+        assert a.count == b.count == 6 * len(strict.time_points)
+        assert a.mean == pytest.approx(b.mean, rel=1e-6)  # float32: the trajectories run in other segments
+
+
+def test_two_methods_with_one_seed_measure_the_same_samples():
+    """Square sub-matrices come from their own generator: arnoldi and dense read the same
+    encoder sub-matrix of every sample, so their means agree to the estimator's accuracy."""
+    model, x = small_lstm(), torch.randn(8, 20, 8, generator=torch.Generator().manual_seed(1))
+    kinds = ["encoder"]
+    dense = lsc.measure(model, x, method="dense", kinds=kinds, time_points=[5, 19])
+    krylov = lsc.measure(model, x, method="arnoldi", steps=64, kinds=kinds, time_points=[5, 19],
+                         estimator=Estimator("arnoldi", 64, 0.0))
+    assert krylov.edges[0].mean == pytest.approx(dense.edges[0].mean, rel=1e-6)
+
+
+def test_report_records_its_grid_options_and_time():
+    model, x = small_lstm(), torch.randn(3, 10, 8)  # batch 3, 10 steps: the two never confused
+    start = time.perf_counter()
+    report = lsc.measure(model, x, time_points=[2, 9])
+    elapsed = time.perf_counter() - start
+    assert (report.batch_size, report.time_steps, report.num_layers, report.time_points) == (3, 10, 3, (2, 9))
+    assert (report.steps, report.seed, report.method, report.quantity) == (lsc.jacobian.DEFAULT_STEPS, 0, "auto", "radius")
+    assert 0 < report.seconds <= elapsed
+    other = lsc.measure(model, x, time_points=[2, 9], steps=7, seed=5, method="arnoldi")
+    assert (other.steps, other.seed, other.method) == (7, 5, "arnoldi")
+    seeded = lsc.measure(model, x, time_points=[2, 9], seed=0)  # the default seed is 0
+    assert [e.mean for e in seeded.edges] == [e.mean for e in report.edges]
+
+
+def test_measure_names_a_bad_count():
+    model, x = small_lstm(), torch.randn(2, 6, 8)
+    with pytest.raises(ValueError, match=r"^steps must be an integer >= 1, got 0"):
+        lsc.measure(model, x, steps=0)
+    with pytest.raises(ValueError, match=r"^probes must be an integer >= 1, got 0"):
+        lsc.measure(model, x, probes=0)
+
+
+def test_norms_and_rms_use_the_whole_jacobian():
+    """Only the radius takes a square sub-matrix; norm and rms read the whole (32 x 8) encoder."""
+    model, x = small_lstm(), torch.randn(4, 6, 8)
+    stack, xb = lsc.grid.prepare(model, x)
+    found = lsc.grid.edges(stack, lsc.grid.trajectory(stack, xb, (2, 5)), lsc.KINDS)
+    dense = {(e.kind, e.layer): e.jacobian.dense() for e in found}
+    norm = lsc.measure(model, x, quantity="norm", method="dense", time_points=[2, 5])
+    rms = lsc.measure(model, x, quantity="rms", method="dense", time_points=[2, 5])
+    for e_norm, e_rms in zip(norm.edges, rms.edges):
+        M = dense[(e_norm.kind, e_norm.layer)]
+        assert e_norm.shape == e_rms.shape == tuple(M.shape[1:])
+        want = torch.linalg.matrix_norm(M, ord=2)
+        assert e_norm.mean == pytest.approx(float(want.mean()), rel=1e-5)
+        want = torch.linalg.matrix_norm(M, ord="fro") / min(M.shape[1:]) ** 0.5
+        assert e_rms.mean == pytest.approx(float(want.mean()), rel=1e-5)
+    assert norm.edge("encoder", 0).shape == (32, 8)
+
+
+def test_method_steps_and_probes_reach_the_estimator():
+    model, x = small_lstm(), torch.randn(4, 6, 8)
+    times = [2, 5]
+    dense = lsc.measure(model, x, method="dense", time_points=times)
+    crude = lsc.measure(model, x, method="arnoldi", steps=1, time_points=times)  # one Krylov vector: a Rayleigh quotient
+    full = lsc.measure(model, x, method="arnoldi", steps=32, time_points=times)
+    for d, c, f in zip(dense.edges, crude.edges, full.edges):
+        assert c.method == f.method == "arnoldi" and d.method == "dense"
+        assert f.mean == pytest.approx(d.mean, rel=1e-3)
+        assert abs(c.mean - d.mean) > 1e-2 * d.mean, (d.kind, d.layer)
+    exact = lsc.measure(model, x, quantity="rms", method="arnoldi", probes=64, time_points=times)
+    sampled = lsc.measure(model, x, quantity="rms", method="arnoldi", probes=2, time_points=times)
+    dense_rms = lsc.measure(model, x, quantity="rms", method="dense", time_points=times)
+    for e, s, d in zip(exact.edges, sampled.edges, dense_rms.edges):
+        assert e.method == "exact" and s.method == "hutchinson"  # every edge has a side of 8 or more
+        assert e.mean == pytest.approx(d.mean, rel=1e-5)
+        assert s.mean != pytest.approx(d.mean, rel=1e-5)  # two Gaussian probes: an estimate

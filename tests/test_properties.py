@@ -655,7 +655,7 @@ PRETRAIN_ARGS = {
     "--method": _pick(list(METHODS), ["junk"]),
     "--data": _pick(["gaussian", "copy"], ["junk"]),
     "--shuffle": _pick(["0", "0.5", "1"], ["2", "nan", "-1", "x"]),
-    "--rescale": FLAG,
+    "--rescale": _pick(["auto", "on", "off"], ["yes", "", "True"]),
     "--quiet": FLAG,
     "--force": FLAG,
     "--out": _pick(["DIR", "DIR/a/b"], ["FILE", "FILE/sub"]),

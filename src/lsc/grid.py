@@ -28,12 +28,13 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from .checks import check_parameters_finite, unknown_name
+from .checks import NonFiniteError, check_parameters_finite, unknown_name
 from .jacobian import LocalJacobian
 from .models import Cell, Stack, as_stack
 
 KINDS = ("encoder", "time", "depth", "decoder")
-DEFAULT_TIME_POINTS = 8
+DEFAULT_TIME_POINTS = "auto"
+"""What :func:`lsc.measure` measures at by default (see its ``time_points``)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Trajectory:
         )
 
 
-def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = DEFAULT_TIME_POINTS) -> tuple[int, ...]:
+def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = 8) -> tuple[int, ...]:
     """Which steps to measure at: ``"all"``, a count (evenly spaced, ending at the last
     step, the first step only when nothing else fits) or explicit step indices."""
     wrong = f"time points must be 'all', a count or a list of step indices, got {spec!r}"
@@ -112,29 +113,42 @@ def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
 
 @torch.no_grad()
 def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
-    """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid:
-    one :meth:`Stack.unroll <lsc.models.Stack.unroll>` whose hooks keep, at the chosen
-    steps, each cell's input, previous state and new state (no readout is computed)."""
+    """Run ``stack`` on batch-first ``x`` up to the last of ``times``, recording the grid.
+
+    The steps between the chosen ones run with the cells' sequence kernels
+    (:meth:`Stack.advance <lsc.models.Stack.advance>`: fused LSTM/GRU/RNN, the LRU scan);
+    each chosen step t runs through the step protocol (:meth:`Stack.unroll
+    <lsc.models.Stack.unroll>`), whose hooks keep each cell's input u^l_t, previous state
+    s^l_{t-1} and new state s^l_t. A state that turns NaN/inf is found and named by
+    stepping the segment where it happened.
+    """
     B, L = x.shape[0], stack.num_layers
-    wanted = set(times)
+    order = sorted(set(times))
     last = stack.init_states(B, device=x.device, dtype=stack.dtype)
     inputs: list[list[Tensor]] = [[] for _ in range(L)]
     previous: list[list[Tensor]] = [[] for _ in range(L)]
     states: list[list[Tensor]] = [[] for _ in range(L)]
 
     def on_input(l: int, t: int, u: Tensor) -> None:
-        if t in wanted:
-            inputs[l].append(u)
-            previous[l].append(last[l])
+        inputs[l].append(u)
+        previous[l].append(last[l])
 
     def on_state(l: int, t: int, s: Tensor) -> Tensor:
-        if t in wanted:
-            states[l].append(s)
+        states[l].append(s)
         last[l] = s
         return s
 
-    stack.unroll(x, hook=on_state, input_hook=on_input, states=list(last), steps=max(times) + 1, readout=False)
-    order = sorted(wanted)
+    start = 0
+    for t in order:
+        last[:] = stack.advance(x[:, start:t], last)
+        try:
+            if not all(bool(torch.isfinite(s).all()) for s in last):
+                raise NonFiniteError(f"a state turned NaN/inf before step {t}: check the input and the weights")
+            stack.unroll(x[:, t : t + 1], hook=on_state, input_hook=on_input, states=list(last), readout=False)
+        except NonFiniteError:  # step from the start to name the layer and the step where it happened
+            stack.unroll(x[:, : t + 1], readout=False)
+            raise
+        start = t + 1
     raw = torch.cat([x[:, t] for t in order])
     cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
     return Trajectory(tuple(order), cat(inputs), cat(previous), cat(states), raw, B)

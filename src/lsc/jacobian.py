@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
-from .checks import check_number, unknown_name
+from .checks import check_count, check_number, unknown_name
 from .krylov import (
     arnoldi,
     eig,
@@ -106,16 +106,20 @@ class LocalJacobian:
         m, n = self.full_shape
         return (m if self.rows is None else self.rows.shape[1]), (n if self.cols is None else self.cols.shape[1])
 
-    def square(self, generator: torch.Generator | None = None) -> "LocalJacobian":
+    def square(self, generator: torch.Generator | None = None, keys: Tensor | None = None) -> "LocalJacobian":
         """A random square sub-matrix per sample: the larger side subsampled to the
         smaller one, without replacement and in sorted order (the reference code's
         choice, drawn independently for every sample so that batch means average over
-        sub-matrices). A square Jacobian is returned unchanged."""
+        sub-matrices). A square Jacobian is returned unchanged. ``keys`` (B, larger side),
+        when given, are the uniform draws that choose (the smallest ``k`` are kept)."""
         m, n = self.shape
         if m == n:
             return self
         k, big = min(m, n), max(m, n)
-        keys = torch.rand(self.batch, big, generator=generator, device=generator_device(generator, self.point))
+        if keys is None:
+            keys = torch.rand(self.batch, big, generator=generator, device=generator_device(generator, self.point))
+        elif tuple(keys.shape) != (self.batch, big):
+            raise ValueError(f"keys must have shape {(self.batch, big)}, got {tuple(keys.shape)}")
         pick = keys.argsort(dim=1)[:, :k].sort(dim=1).values.to(self.point.device)
         if m > n:
             return LocalJacobian(self.fn, self.point, self.out_features, pick, self.cols)
@@ -241,63 +245,66 @@ def _start(J: LocalJacobian, n: int, generator: torch.Generator | None, count: i
     return torch.randn(shape, generator=generator, device=dev, dtype=J.point.dtype).to(J.point.device)
 
 
-def _column(vecs: Tensor, j: Tensor) -> Tensor:
-    """Column j_b of each vecs_b: (B, k, k), (B,) -> (B, k)."""
-    return vecs.gather(2, j.view(-1, 1, 1).expand(-1, vecs.shape[1], 1)).squeeze(2)
+def _columns(vecs: Tensor, j: Tensor) -> Tensor:
+    """Columns j_b (B, k) of each vecs_b (B, n, m) -> (B, n, k)."""
+    return vecs.gather(2, j.unsqueeze(1).expand(-1, vecs.shape[1], -1))
 
 
-def _top_eigenpair(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Eigenvalue theta_b of largest modulus of each M_b, with a right eigenvector y and a
-    left eigenvector l (l^T M = theta l^T) scaled so that l^T y = 1.
+def _top_eigenpairs(M: Tensor, k: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``k`` eigenvalues theta_b (B, k) of largest modulus of each M_b (descending),
+    with right eigenvectors Y (B, n, k) and left eigenvectors L (B, n, k), l_j^T M =
+    theta_j l_j^T, scaled so that l_j^T y_j = 1.
 
-    Both come from one eigendecomposition M = Y diag(lambda) Y^-1: y is column j of Y,
-    l^T is row j of Y^-1 (one solve Y^T l = e_j). LAPACK computes Y from the Schur form,
+    Both come from one eigendecomposition M = Y diag(lambda) Y^-1: y_j is a column of Y,
+    l_j^T the same row of Y^-1 (one solve Y^T L = E). LAPACK computes Y from the Schur form,
     so an eigenvalue that is exactly representable (a diagonal, rotation-block or
-    permutation matrix; docs/design.md section 4) loses nothing, where inverse
-    iteration shifted by that exact value would meet a singular matrix. A defective M
-    (Y singular) gives non-finite l for that sample only; callers keep the bare value
-    there."""
+    permutation matrix; docs/design.md section 4) loses nothing, where inverse iteration
+    shifted by that exact value would meet a singular matrix. A defective M (Y singular)
+    gives non-finite L for that sample only; callers keep the bare values there."""
     evals, vecs = eig(M)
     assert vecs is not None
-    j = evals.abs().argmax(dim=1)
-    theta = evals.gather(1, j[:, None]).squeeze(1)
-    y = _column(vecs, j)
-    e = torch.nn.functional.one_hot(j, M.shape[-1]).to(vecs.dtype).unsqueeze(2)
+    k = min(k, M.shape[-1])
+    j = evals.abs().topk(k, dim=1).indices
+    theta = evals.gather(1, j)
+    y = _columns(vecs, j)
+    e = torch.zeros_like(vecs[:, :, :k]).scatter_(1, j.unsqueeze(1), 1.0)
     left, info = torch.linalg.solve_ex(vecs.transpose(1, 2), e)
-    left = left.squeeze(2)
-    bad = (info != 0) | ~torch.isfinite(left).all(1)
-    return theta, y, torch.where(bad[:, None], torch.full_like(left, float("nan")), left)
+    bad = (info != 0) | ~torch.isfinite(left).all(dim=(1, 2))
+    return theta, y, torch.where(bad[:, None, None], torch.full_like(left, float("nan")), left)
 
 
 def _lift(V: Tensor, coeffs: Tensor) -> Tensor:
-    """V (B, n, k) real times complex coefficients (B, k) -> complex (B, n)."""
+    """V (B, n, k) real times complex coefficients (B, k, ...) -> complex (B, n, ...)."""
     cdt = torch.complex128 if V.dtype == torch.float64 else torch.complex64
-    return torch.einsum("bnk,bk->bn", V.to(cdt), coeffs.to(cdt))
+    return torch.einsum("bnk,bk...->bn...", V.to(cdt), coeffs.to(cdt))
 
 
-def _differentiable_radius(J: LocalJacobian, theta: Tensor, x: Tensor, u: Tensor) -> Tensor:
-    """|u^T J x / u^T x| with the eigenvector pair (x, u) fixed: equal to |theta| in
-    value, and its gradient is the first-order eigenvalue perturbation
-    d lambda = u^T (dJ) x / u^T x. Samples where the pair is degenerate (defective J,
-    u^T x = 0) keep |theta| with no gradient."""
+def _differentiable_moduli(J: LocalJacobian, theta: Tensor, x: Tensor, u: Tensor) -> Tensor:
+    """|u_j^T J x_j / u_j^T x_j| for the eigenvector pairs (x_j, u_j) (B, n, k) held fixed:
+    equal to |theta_j| (B, k) in value, and the gradient of each is the first-order
+    eigenvalue perturbation d lambda = u^T (dJ) x / u^T x (docs/design.md section 4).
+    Pairs that are degenerate (defective J, u^T x = 0) keep |theta| with no gradient."""
     denom = (u * x).sum(1)
     ok = torch.isfinite(denom) & (denom.abs() > 0) & torch.isfinite(u).all(1) & torch.isfinite(x).all(1)
-    if not bool(ok.all()):  # zero the degenerate samples' vectors so no NaN reaches the backward pass
+    if not bool(ok.all()):  # zero the degenerate pairs' vectors so no NaN reaches the backward pass
         u, x = torch.where(ok[:, None], u, 0), torch.where(ok[:, None], x, 0)
         denom = torch.where(ok, denom, 1)
     lin = J.linearize()
-    jtu = torch.complex(lin.rmatvec(u.real.contiguous()), lin.rmatvec(u.imag.contiguous()))
+    k = u.shape[-1]
+    parts = torch.cat([u.real, u.imag], dim=-1).permute(2, 0, 1).contiguous()  # (2k, B, m)
+    jtu = vmap(lin.rmatvec)(parts) if k > 1 else torch.stack([lin.rmatvec(p) for p in parts])
+    jtu = torch.complex(jtu[:k], jtu[k:]).permute(1, 2, 0)  # (B, n, k)
     rho = ((jtu * x).sum(1) / denom).abs()
     return torch.where(ok, rho, theta.abs().to(rho.dtype))
 
 
-def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None) -> Tensor:
-    """Largest-modulus Ritz value of a batched Arnoldi run.
+def _moduli_arnoldi(J: LocalJacobian, k: int, steps: int, rtol: float, generator: torch.Generator | None) -> Tensor:
+    """The ``k`` largest-modulus Ritz values of a batched Arnoldi run, (B, k).
 
-    Without grad: |theta| of the Krylov space of J. With grad: a second Arnoldi run on
-    J^T gives the left vector u (the left Ritz vector of the first run when the two
-    runs disagree by more than 1%), and the radius is differentiated through one
-    vjp (:func:`_differentiable_radius`).
+    Without grad: their moduli. With grad: a second Arnoldi run on J^T gives each left
+    vector u_j (the left Ritz vector of the first run where the two runs disagree by more
+    than 1%), and each modulus is differentiated through the vjps of
+    :func:`_differentiable_moduli`.
     """
     n = J.shape[1]
     want_grad = torch.is_grad_enabled()
@@ -305,17 +312,22 @@ def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.
         lin = J.linearize()
         V, H = arnoldi(lin.matvec, _start(J, n, generator), steps, tol=rtol, generator=generator)
         if not want_grad:
-            return eigvals(H).abs().amax(dim=1).to(J.point.dtype)
-        theta, y, left = _top_eigenpair(H)
+            return eigvals(H).abs().topk(min(k, H.shape[-1]), dim=1).values.to(J.point.dtype)
+        theta, y, left = _top_eigenpairs(H, k)
         x, u = _lift(V, y), _lift(V, left)
         W, G = arnoldi(lin.rmatvec, _start(J, n, generator), H.shape[-1], generator=generator)
         evals_t, vecs_t = eig(G)
         assert vecs_t is not None
-        gap, j = (evals_t - theta[:, None]).abs().min(dim=1)
-        z = _column(vecs_t, j)
+        gap, j = (evals_t.unsqueeze(2) - theta.unsqueeze(1)).abs().min(dim=1)  # nearest left Ritz value
+        z = _columns(vecs_t, j)
         agree = ((gap <= 1e-2 * theta.abs()) & torch.isfinite(z).all(1)).unsqueeze(1)
         u = torch.where(agree, _lift(W, z), u)
-    return _differentiable_radius(J, theta, x, u)
+    return _differentiable_moduli(J, theta, x, u)
+
+
+def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None) -> Tensor:
+    """Largest-modulus Ritz value of a batched Arnoldi run (:func:`_moduli_arnoldi`, k = 1)."""
+    return _moduli_arnoldi(J, 1, steps, rtol, generator)[:, 0]
 
 
 def _radius_power(J: LocalJacobian, steps: int, generator: torch.Generator | None) -> Tensor:
@@ -372,23 +384,51 @@ def _rms(J: LocalJacobian, probes: int, generator: torch.Generator | None) -> Te
     return (sq / min(m, n)).sqrt()
 
 
+def _moduli_dense(J: LocalJacobian, k: int) -> Tensor:
+    """The ``k`` largest eigenvalue moduli of the materialised Jacobians, (B, k). The gradient
+    goes through the exact eigenvector pairs (:func:`_differentiable_moduli`), not through
+    ``eigvals``' backward, which fails at defective matrices."""
+    want_grad = torch.is_grad_enabled()
+    with torch.no_grad():
+        M = finite(J.dense(), "Jacobian")
+        if not want_grad:
+            return eigvals(M).abs().topk(min(k, M.shape[-1]), dim=1).values.to(M.dtype)
+        theta, y, left = _top_eigenpairs(M, k)
+        cdt = torch.complex128 if M.dtype == torch.float64 else torch.complex64
+    return _differentiable_moduli(J, theta, y.to(cdt), left.to(cdt))
+
+
 def _dense(J: LocalJacobian, quantity: str) -> Tensor:
-    """Exact, from the materialised Jacobians. The radius gradient goes through the exact
-    eigenvector pair (:func:`_differentiable_radius`), not through ``eigvals``' backward,
-    which fails at defective matrices."""
+    """Exact, from the materialised Jacobians."""
     if quantity == "radius":
-        want_grad = torch.is_grad_enabled()
-        with torch.no_grad():
-            M = finite(J.dense(), "Jacobian")
-            if not want_grad:
-                return eigvals(M).abs().amax(dim=-1).to(M.dtype)
-            theta, y, left = _top_eigenpair(M)
-            cdt = torch.complex128 if M.dtype == torch.float64 else torch.complex64
-        return _differentiable_radius(J, theta, y.to(cdt), left.to(cdt))
+        return _moduli_dense(J, 1)[:, 0]
     M = J.dense()
     if quantity == "norm":
         return torch.linalg.matrix_norm(M, ord=2)
     return torch.linalg.matrix_norm(M, ord="fro") / math.sqrt(min(M.shape[-2:]))
+
+
+def moduli(
+    J: LocalJacobian, k: int, method: str = "auto", *, steps: int = DEFAULT_STEPS, rtol: float = DEFAULT_RTOL,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The ``k`` largest eigenvalue moduli of every sample's Jacobian (its square sub-matrix),
+    (B, k), descending; the first column is the spectral radius. Differentiable: each is the
+    first-order perturbation of its eigenvalue (exact for ``dense``, Ritz values of the
+    Krylov space for ``arnoldi``, so at most ``steps`` of them). What pre-training pushes
+    down when it moves the whole spectrum (docs/design.md section 9)."""
+    check_choice(method, "radius")
+    steps, _, rtol = check_counts(steps, DEFAULT_PROBES, rtol)
+    k = check_count(k, "k")
+    J = J.square(generator)
+    method = resolve_method(method, J)
+    if method == "dense":
+        values = _moduli_dense(J, k)
+    elif method == "arnoldi":
+        values = _moduli_arnoldi(J, k, steps, rtol, generator)
+    else:
+        raise ValueError("moduli need method dense or arnoldi (power iteration sees only the top eigenvalue)")
+    return finite(values, "eigenvalue moduli")
 
 
 def resolve_method(method: str, J: LocalJacobian, quantity: str = "radius", probes: int = DEFAULT_PROBES) -> str:

@@ -70,7 +70,7 @@ class TrainJob:
     pretrain: str | None = None
     pretrain_kinds: Sequence[str] | None = None
     pretrain_steps: int = 1000
-    pretrain_seconds: float | None = 300.0
+    pretrain_seconds: float | None = None
     pretrain_tol: float = 0.02
     epochs: int = 5
     lr: float = 1e-3

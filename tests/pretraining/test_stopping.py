@@ -75,9 +75,23 @@ def test_plateau_restart_needs_no_1_percent_progress_for_plateau_steps():
     assert not any(v.restart for v in verdicts)
 
 
-def _scripted(monkeypatch, script, loss_scale=1e-3):
-    """Pretrainer.measure replaced by radii read from ``script``; the loss moves every weight."""
-    calls = {"n": 0}
+class _Report:
+    """What the fresh check after "converged" reads (a StabilityReport's ``gaps``)."""
+
+    def __init__(self, radii):
+        self.radii = dict(radii)
+
+    def gaps(self, goal):
+        return [r - goal[k] if k in goal else None for (k, _), r in self.radii.items()]
+
+
+def _scripted(monkeypatch, script, loss_scale=1e-3, fresh=None):
+    """Pretrainer.measure replaced by radii read from ``script``; the loss moves every weight.
+    The fresh measurement that confirms convergence reads ``fresh`` in turn (default: the
+    script's radii of the step that converged); ``calls["fresh"]`` counts them."""
+    import lsc.pretraining.loop as loop
+
+    calls = {"n": 0, "fresh": 0}
 
     def fake(self, xb, step):
         radii = script[min(calls["n"], len(script) - 1)]
@@ -85,7 +99,13 @@ def _scripted(monkeypatch, script, loss_scale=1e-3):
         loss = loss_scale * sum(p.sum() for p in self.params)
         return Measured(dict(radii), float(loss.detach()), loss, (0,))
 
+    def fake_measure(model, x, **kwargs):
+        radii = fresh[min(calls["fresh"], len(fresh) - 1)] if fresh else script[min(calls["n"], len(script)) - 1]
+        calls["fresh"] += 1
+        return _Report(radii)
+
     monkeypatch.setattr(Pretrainer, "measure", fake)
+    monkeypatch.setattr(loop, "measure", fake_measure)
     return calls
 
 
@@ -100,6 +120,23 @@ def test_pretrain_ignores_the_decoder_in_its_stopping_rule(monkeypatch):
     res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth", "decoder"], tol=0.01, patience=3,
                        max_steps=50, time_steps=5, progress=False)
     assert res.stopped == "converged" and res.steps == 3
+
+
+def test_convergence_is_confirmed_on_a_fresh_batch(monkeypatch):
+    """The rule's "converged" (every running mean within tol for ``patience`` steps) is
+    checked by a fresh measurement: an edge off there sends the run on with the patience
+    count reset, and the next confirmation ends it; the message says so."""
+    radii = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.5}
+    off = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.56}
+    calls = _scripted(monkeypatch, [radii], fresh=[off, radii])
+    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.05, patience=3, max_steps=50,
+                       time_steps=5, progress=False)
+    assert res.stopped == "converged" and res.steps == 6 and calls["fresh"] == 2
+    assert "1 earlier fresh check" in res.message
+    calls = _scripted(monkeypatch, [radii], fresh=[off])
+    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.05, patience=3, max_steps=10,
+                       time_steps=5, progress=False)
+    assert res.stopped == "max_steps" and not res.converged and calls["fresh"] == 4  # 3 checks, then the result's
 
 
 def test_pretrain_does_not_converge_when_an_edge_cannot_reach_its_target(monkeypatch):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..checks import generator_seed
-from .options import DTYPES, build_model, model_options, parse_target
+from .options import DTYPES, build_model, model_options, parse_target, positive_float, positive_int
 
 ANALYSES = ("grid", "lyapunov", "smoothness", "attractors")
 
@@ -42,7 +42,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         metavar="TARGET",
         help="pre-train the time and depth edges to this target first (e.g. 0.5 or 1)",
     )
-    g.add_argument("--pretrain-seconds", type=float, default=60.0, help="time budget of --pretrain (default 60 s)")
+    g.add_argument("--pretrain-steps", type=positive_int, default=200, help="step budget of --pretrain (default 200)")
+    g.add_argument("--pretrain-seconds", type=positive_float, default=None,
+                   help="an extra time cap on --pretrain in s (default none)")
     g.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG plot and the JSON numbers")
 
 
@@ -145,6 +147,7 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
             None,
             target=args.pretrain,
             kinds=("time", "depth") if as_stack(model).num_layers > 1 else ("time",),
+            max_steps=args.pretrain_steps,
             max_seconds=args.pretrain_seconds,
             batch_size=args.batch,
             time_steps=min(args.time, 100),

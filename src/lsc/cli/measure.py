@@ -6,11 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from ..condition import DEFAULT_TOL, measure
+from ..condition import DEFAULT_TOL, MEASURE_RTOL, measure
 from ..grid import DEFAULT_TIME_POINTS, KINDS
 from ..jacobian import (
     DEFAULT_PROBES,
-    DEFAULT_RTOL,
     DEFAULT_STEPS,
     METHODS,
     QUANTITIES,
@@ -49,7 +48,8 @@ def measure_options(p: argparse.ArgumentParser) -> None:
         "--time-points",
         type=parse_time_points,
         default=DEFAULT_TIME_POINTS,
-        help=f"steps measured: a count (evenly spaced), 'all' or e.g. 0,10,49 (default {DEFAULT_TIME_POINTS})",
+        help=f"steps measured: auto (2, 4, then 8 evenly spaced steps until every edge mean is known to 0.5%%), "
+        f"a count (evenly spaced), 'all' or e.g. 0,10,49 (default {DEFAULT_TIME_POINTS})",
     )
     g.add_argument("--kinds", type=parse_kinds, default=None, help=f"edge kinds, comma-separated from {','.join(KINDS)} (default all)")
     g.add_argument(
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         kinds=args.kinds,
         target=args.target,
         quantity=args.quantity,
-        estimator=Estimator(args.method, args.steps, DEFAULT_RTOL, args.probes),
+        estimator=Estimator(args.method, args.steps, MEASURE_RTOL, args.probes),
         time_points=args.time_points,
         seed=args.seed,
     )

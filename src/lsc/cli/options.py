@@ -27,8 +27,8 @@ def parse_target(text: str) -> Target:
 
 
 def parse_time_points(text: str) -> int | list[int] | str:
-    """``8`` (a count) | ``all`` | ``0,10,49`` (step indices)."""
-    if text == "all":
+    """``auto`` | ``8`` (a count) | ``all`` | ``0,10,49`` (step indices)."""
+    if text in ("all", "auto"):
         return text
     try:
         return [int(t) for t in text.split(",")] if "," in text else int(text)

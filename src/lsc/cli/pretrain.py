@@ -51,7 +51,8 @@ def add_command(sub: Any) -> None:
     g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
     g.add_argument("--time-points", type=positive_int, default=1, help="random time points per step (default 1)")
     g.add_argument("--method", choices=METHODS, default="arnoldi", help="radius estimator (default arnoldi)")
-    g.add_argument("--rescale", action="store_true", help="the reference code's weight rescaling towards target (off by default)")
+    g.add_argument("--rescale", choices=("auto", "on", "off"), default="auto",
+                   help="the reference code's weight rescaling towards target: auto (default: on LRU/ALIF layers), on, off")
     g.add_argument("--shuffle", type=float, default=0.0, help="probability per step of the reference's weight shuffling (default 0)")
     g.add_argument("--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint")
     g.add_argument("--force", action="store_true", help="start afresh: delete the run files lsc wrote in --out first")
@@ -103,7 +104,7 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
         time_points=args.time_points,
         method=args.method,
         seed=args.seed,
-        rescale=args.rescale,
+        rescale={"auto": "auto", "on": True, "off": False}[args.rescale],
         shuffle=args.shuffle,
         checkpoint=out,
         progress=False if args.quiet or args.json else None,

@@ -50,7 +50,9 @@ def add_command(sub: Any) -> None:
                    help="pre-train to the LSC first: 0.5, 1, unbalanced, auto or kind=value,... (default: no pre-training)")
     g.add_argument("--pretrain-kinds", default=None, help="edge kinds to pre-train (default encoder,time,depth)")
     g.add_argument("--pretrain-steps", type=positive_int, default=1000, help="pre-training step budget (default 1000)")
-    g.add_argument("--pretrain-seconds", type=positive_float, default=300.0, help="pre-training time budget in s (default 300)")
+    g.add_argument("--pretrain-seconds", type=positive_float, default=None,
+                   help="an extra time cap on pre-training in s (default none: the step budget decides, so a seed "
+                   "fixes the init on a busy machine as on an idle one)")
     g.add_argument("--pretrain-tol", type=float, default=0.02, help="pre-training tolerance (default 0.02)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=5, help="epochs (default 5)")

@@ -147,7 +147,7 @@ class TrainExperiment(Experiment):
             task=config["task"], task_options=dict(config["options"]), cell=cell, layers=config["layers"],
             width=config["width"], epochs=config["epochs"], batch_size=config["batch"], lr=config["lr"],
             seed=config["seed"], pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
-            pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else 300.0,
+            pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else None,
             pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000, **extra,
         )
 

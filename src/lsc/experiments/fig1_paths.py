@@ -39,9 +39,9 @@ class Fig1Paths(Experiment):
     )
     source = "Herranz-Celotti & Rouat, Fig. 1 (docs/design.md A1.4)"
     presets = {
-        "smoke": {"pascal": (4, 20), "cell": "gru", "layers": 2, "width": 8, "time": 20, "seconds": 2.0, "steps": 20, "seeds": [0]},
-        "cpu": {"pascal": (10, 100), "cell": "gru", "layers": 5, "width": 32, "time": 100, "seconds": 40.0, "steps": 1000, "seeds": [0, 1, 2]},
-        "paper": {"pascal": (10, 100), "cell": "gru", "layers": 7, "width": 128, "time": 500, "seconds": 900.0, "steps": 5000, "seeds": [0, 1, 2, 3]},
+        "smoke": {"pascal": (4, 20), "cell": "gru", "layers": 2, "width": 8, "time": 20, "seconds": None, "steps": 20, "seeds": [0]},
+        "cpu": {"pascal": (10, 100), "cell": "gru", "layers": 5, "width": 32, "time": 100, "seconds": None, "steps": 1000, "seeds": [0, 1, 2]},
+        "paper": {"pascal": (10, 100), "cell": "gru", "layers": 7, "width": 128, "time": 500, "seconds": None, "steps": 5000, "seeds": [0, 1, 2, 3]},
     }
 
     def runs(self, preset: str) -> list[Run]:

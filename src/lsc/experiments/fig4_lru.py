@@ -44,13 +44,13 @@ class Fig4LRU(TrainExperiment):
     source = "Herranz-Celotti & Rouat, Fig. 4 and Table 1 (docs/design.md A1.5, A4.6)"
     presets = {
         "smoke": {"task": "char", "options": {"max_chars": 20000, "bptt": 20}, "layers": [2], "width": 16, "epochs": 1,
-                  "batch": 32, "lr": 3e-3, "clips": [None, 1.0], "seeds": [0], "pretrain_seconds": 1.0,
+                  "batch": 32, "lr": 3e-3, "clips": [None, 1.0], "seeds": [0], "pretrain_seconds": None,
                   "pretrain_steps": 3, "conditions": ["default", "rho0.5"]},
         "cpu": {"task": "char", "options": {"max_chars": 300000, "bptt": 100}, "layers": [3, 6], "width": 64, "epochs": 2,
-                "batch": 32, "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1], "pretrain_seconds": 60.0,
+                "batch": 32, "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1], "pretrain_seconds": None,
                 "pretrain_steps": 500, "conditions": list(CONDITIONS)},
         "paper": {"task": "ptb", "options": {"bptt": 300}, "layers": [3, 6], "width": 256, "epochs": 50, "batch": 32,
-                  "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1, 2, 3], "pretrain_seconds": 3600.0,
+                  "lr": 1e-3, "clips": [None, 1.0], "seeds": [0, 1, 2, 3], "pretrain_seconds": None,
                   "pretrain_steps": 5000, "conditions": list(CONDITIONS)},
     }
 

@@ -57,6 +57,8 @@ def _trunc_normal(n: int, mean: float) -> Tensor:
 class ALIFCell(Cell):
     """ALIF spiking cell over state [v; a]; output: the spikes z_t (exactly 0 or 1)."""
 
+    diagonal_recurrence = True  # each unit recurs on its own: the time Jacobian holds one eigenvalue per unit
+
     def __init__(
         self,
         input_size: int,

@@ -38,6 +38,10 @@ class Cell(nn.Module):
     input_size: int
     hidden_size: int
     state_size: int
+    diagonal_recurrence: bool = False
+    """True when each unit recurs on its own (a diagonal or block-diagonal time Jacobian, or
+    one dominated by per-unit decays): its spectrum has one eigenvalue per unit, not one that
+    stands out (LRU, ALIF)."""
 
     def init_state(
         self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None

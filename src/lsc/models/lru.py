@@ -61,6 +61,8 @@ def ring_init(
 class LRUCell(Cell):
     """Residual LRU block as a cell over the state [Re x; Im x]."""
 
+    diagonal_recurrence = True  # each unit recurs on its own: the time Jacobian holds one eigenvalue per unit
+
     def __init__(
         self,
         input_size: int,

@@ -189,6 +189,23 @@ class Stack(nn.Module):
             raise ValueError(f"input is empty: batch {x.shape[0]}, time {x.shape[1]}")
         return x
 
+    def advance(self, x: Tensor, states: list[Tensor]) -> list[Tensor]:
+        """The states after the batch-first segment ``x`` (B, t, F) from ``states``, layer by
+        layer with each cell's sequence kernel (PyTorch's fused LSTM/GRU/RNN, the LRU's scan)
+        where the cell has one: the fast way to a time point when the steps before it need
+        no hooks. Same map as :meth:`unroll`; the states are not checked for NaN/inf."""
+        if x.shape[1] == 0:
+            return list(states)
+        if isinstance(self.encoder, (nn.Identity, nn.Embedding, nn.Linear)):
+            u = self.encoder(x)  # these act on (B, t, F) as on (B, F)
+        else:  # a custom encoder is applied step by step, as unroll does
+            u = torch.stack([self.encoder(x[:, t]) for t in range(x.shape[1])], dim=1)
+        new = []
+        for cell, s in zip(self.cells, states):
+            u, s = cell.forward_sequence(u, s)
+            new.append(s)
+        return new
+
     def forward(self, x: Tensor) -> Tensor:
         """Outputs for a whole sequence (time axis as given), stepping every cell."""
         y = self.unroll(self.check_input(x), check=False)

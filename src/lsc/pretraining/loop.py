@@ -28,6 +28,7 @@ from ..checks import (
     check_parameters_finite,
     check_positive,
     check_seed,
+    unknown_name,
 )
 from ..condition import (
     StabilityReport,
@@ -42,7 +43,7 @@ from ..models import Stack, as_stack
 from ..runio import OPTIMIZERS, hold_directory, progress_bar
 from .checkpoint import NAME, StepStart, load_state, save_state
 from .sources import InputSource, RankItems, next_input
-from .step import Pretrainer, State, StepRecord
+from .step import OBJECTIVES, Pretrainer, State, StepRecord
 from .stopping import Rule
 
 DEFAULT_KINDS = ("encoder", "time", "depth")
@@ -147,7 +148,7 @@ def pretrain(
     krylov_steps: int = 20,
     rtol: float = 1e-2,
     seed: int | None = 0,
-    rescale: bool = False,
+    rescale: bool | str = "auto",
     shuffle: float = 0.0,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 25,
@@ -156,6 +157,8 @@ def pretrain(
     distributed: bool | None = None,
     config: Mapping[str, object] | None = None,
     estimator: Estimator | None = None,
+    objective: str = "mean",
+    spectrum: int | str = "auto",
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -188,8 +191,12 @@ def pretrain(
             Arnoldi is exact for Jacobians of at most ``krylov_steps`` rows and much
             cheaper than ``dense`` above that.
         seed: seeds batches, time points, sub-matrices and Krylov start vectors.
-        rescale, shuffle: the reference code's weight rescaling / shuffling
-            (:mod:`lsc.pretraining.heuristics`), off by default; frozen parameters are left alone.
+        rescale: the reference code's weight rescaling towards target after each step
+            (:mod:`lsc.pretraining.heuristics`): ``"auto"`` (default) on the layers whose
+            units recur on their own (LRU, ALIF: Adam moves their decay parameters by about
+            lr a step, hundreds of steps from 0.98 to 0.5), ``True`` on every layer, ``False`` off.
+        shuffle: the reference code's weight shuffling, its probability per step (off by
+            default). Both leave frozen parameters alone.
         checkpoint: a directory; the run holds it (a second process is refused), saves
             its state there every ``checkpoint_every`` steps and when it stops, and a later
             call resumes from it: exactly, with the data's position too (a re-iterable is
@@ -211,6 +218,14 @@ def pretrain(
             (the command line records its model, init and data options here).
         estimator: the radius estimator as one value (:class:`lsc.jacobian.Estimator`);
             when given it replaces ``method``, ``krylov_steps`` and ``rtol``.
+        objective: ``"mean"`` (default): each edge's batch-mean radius to target, plus a
+            spread term that does not pull the mean; ``"samples"``: the reference code's
+            mean of per-sample squared gaps, whose optimum puts a wide-spread edge's mean
+            below target (:func:`lsc.pretraining.step.edge_loss`).
+        spectrum: how many eigenvalues each edge's loss pushes down where the radius is
+            above target: ``"auto"`` (default: 16 on the time edges of cells whose units
+            recur on their own, LRU and ALIF, else the radius alone), or a number for
+            every edge (1: the radius alone).
     """
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
@@ -220,6 +235,12 @@ def pretrain(
     _validated(max_steps, patience, time_points, batch_size, time_steps, checkpoint_every, plateau, edges_per_step, tol,
                smoothing, shuffle, lr, max_seconds, seed, optimizer)
     est = estimator if estimator is not None else Estimator(method, krylov_steps, rtol)
+    if not (isinstance(rescale, bool) or rescale == "auto"):
+        raise ValueError(f"rescale must be True, False or 'auto', got {rescale!r}")
+    if objective not in OBJECTIVES:
+        raise unknown_name("objective", objective, OBJECTIVES)
+    if not (isinstance(spectrum, str) and spectrum == "auto"):
+        check_count(spectrum, "spectrum (a number of eigenvalues, or 'auto')")
     if not isinstance(est, Estimator):
         raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
     ddp = _dist.resolve(distributed)
@@ -244,13 +265,13 @@ def pretrain(
         "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
         "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
         "time_points": time_points, "edges_per_step": edges_per_step, "method": est.method,
-        "krylov_steps": est.steps, "rtol": est.rtol, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+        "krylov_steps": est.steps, "rtol": est.rtol, "objective": objective, "spectrum": spectrum, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
     }
     settings = json.loads(json.dumps(settings, default=str))
     clock = _Clock()
     pre = Pretrainer(
         model, stack, params, Rule(goal, stopping, tol, patience, plateau, smoothing), kinds, grid, optimizer,
-        time_points, edges_per_step, est, rescale, shuffle, gen, ddp, clock.elapsed,
+        time_points, edges_per_step, est, objective, spectrum, rescale, shuffle, gen, ddp, clock.elapsed,
     )
     path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
     # one run per directory, found writable before any work
@@ -269,9 +290,9 @@ def pretrain(
         ):
             state = replace(state, stopped="", message="")  # a larger budget: carry on
         run = _Run(pre, source, path if main else None, settings, clock, max_steps, max_seconds, checkpoint_every,
-                   progress if main else False, callback)
+                   progress if main else False, callback, kinds, seed)
         state = run.loop(state, first if state.position == 0 else None)
-    return _result(pre, source, state, kinds, seed)
+    return _result(pre, source, state, kinds, seed, run.report)
 
 
 class _Clock:
@@ -301,6 +322,10 @@ class _Run:
     checkpoint_every: int
     progress: bool | None
     callback: Callable[[Mapping[str, object]], None] | None
+    kinds: Sequence[str] = ()
+    seed: int | None = None
+    report: StabilityReport | None = None  # the fresh measurement that confirmed convergence
+    refuted: int = 0  # fresh checks that found an edge off after the rule said converged
 
     def loop(self, state: State, pending: Tensor | None) -> State:
         """Steps until the run stops; the final state (its ``stopped`` and ``message`` set)."""
@@ -328,8 +353,13 @@ class _Run:
                 if self.callback is not None:
                     self.callback(record)
                 if state.progress.within >= pre.rule.patience:
-                    stopped = "converged"
-                    message = f"every edge within {pre.rule.tol} of its target for {pre.rule.patience} steps"
+                    state, self.report = self._confirm(state)
+                    if self.report is not None:
+                        stopped = "converged"
+                        message = (f"every edge within {pre.rule.tol} of its target for {pre.rule.patience} steps "
+                                   "and on a fresh batch")
+                        if self.refuted:
+                            message += f" ({self.refuted} earlier fresh check(s) found an edge off)"
                 elif self.path is not None and state.progress.step % self.checkpoint_every == 0:
                     save_state(self.path, pre, state, self.settings, self.clock.elapsed())
         except NonFiniteError as exc:
@@ -352,6 +382,24 @@ class _Run:
             save_state(self.path, pre, state, self.settings, seconds, start if stopped == "interrupted" else None)
         return replace(state, stopped=stopped, message=message, seconds=seconds)
 
+    def _confirm(self, state: State) -> tuple[State, StabilityReport | None]:
+        """The rule's "converged" checked by the final measurement: :func:`lsc.measure` on
+        a fresh batch (docs/design.md section 9). When every edge is within ``tol`` there,
+        these weights are the result (the step that converged made no update) and the
+        report is returned; else the run goes on with the patience count reset."""
+        pre = self.pre
+        report = _measure_fresh(pre, self.source, state.progress.step, self.kinds, self.seed)
+        deciding = {kind for kind, _ in pre.rule.stopping}  # as the rule: the decoder does not decide
+        goal = {k: v for k, v in pre.rule.goal.items() if k in deciding}
+        worst = max((abs(g) for g in report.gaps(goal) if g is not None), default=0.0)
+        if pre.ddp:  # every rank decides alike
+            worst = _dist.all_reduce_floats([worst], op="max", device=pre.stack.device)[0]
+        state = replace(state, position=self.source.position)
+        if worst <= pre.rule.tol:
+            return replace(state, best=copy.deepcopy(pre.model.state_dict())), report
+        self.refuted += 1
+        return replace(state, progress=replace(state.progress, within=0)), None
+
     def _budget(self, step: int) -> tuple[str, str]:
         if step >= self.max_steps:
             return "max_steps", f"reached max_steps={self.max_steps}"
@@ -363,19 +411,27 @@ class _Run:
         return "", ""
 
 
-def _result(pre: Pretrainer, source: InputSource, state: State, kinds: Sequence[str], seed: int | None) -> PretrainResult:
-    """The best weights back in the model, measured afresh on a new batch."""
+def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None) -> StabilityReport:
+    """:func:`lsc.measure` (its defaults) on the next batch of the data, not a step's estimate."""
+    fresh = next_input(pre.stack, source, step)
+    return measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
+                   target=dict(pre.rule.goal), kinds=kinds, seed=seed)
+
+
+def _result(
+    pre: Pretrainer, source: InputSource, state: State, kinds: Sequence[str], seed: int | None,
+    report: StabilityReport | None = None,
+) -> PretrainResult:
+    """The best weights back in the model (for a converged run: the confirmed ones), and
+    their measurement on a fresh batch."""
     stopped, message, p = state.stopped, state.message, state.progress
     if state.best is not None:
         pre.model.load_state_dict(state.best)
         if stopped == "diverged":
             message += f"; restored the best weights (step {p.best_step}, rms gap {p.best_gap:.4f})"
-    report = None
-    if stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
-        fresh = next_input(pre.stack, source, p.step)
+    if report is None and stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
         try:
-            report = measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
-                             target=dict(pre.rule.goal), kinds=kinds, seed=seed)
+            report = _measure_fresh(pre, source, p.step, kinds, seed)
         except NonFiniteError as exc:  # even the weights kept diverge on fresh input: say so, return them
             stopped = "diverged"
             message += f"; the final measurement on a fresh batch failed too ({exc})"

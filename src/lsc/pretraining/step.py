@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .. import distributed as _dist
 from ..checks import NonFiniteError
 from ..grid import edges, trajectory
-from ..jacobian import Estimator
+from ..jacobian import Estimator, moduli
 from ..models import Stack
 from ..runio import interrupts_deferred, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
@@ -99,12 +99,55 @@ class Measured:
     times: tuple[int, ...]
 
 
+OBJECTIVES = ("mean", "samples")
+SPECTRUM_K = 16
+"""How many eigenvalues a step pushes down on an edge whose whole spectrum moves (``spectrum="auto"``)."""
+
+
+def edge_loss(values: Tensor, target: float, objective: str = "mean") -> Tensor:
+    """The loss of one edge from its per-sample eigenvalue moduli ``values`` (B, k), largest
+    first (k = 1: the radius alone) (docs/design.md section 9):
+
+    * ``"mean"`` (default): (mean_b rho_b - rho*)^2 + rho*^2 cv^2, cv the coefficient of
+      variation of the radii. The first term's optimum is the stopping rule's (the mean at
+      target); the spread term narrows the radii without pulling the mean (cv is unchanged
+      by a common scaling), where E[(rho - rho*)^2] = (mean - rho*)^2 + mean^2 cv^2 settles
+      the mean at rho* / (1 + cv^2) on a wide-spread edge;
+    * ``"samples"``: mean_b (rho_b - rho*)^2, the reference code's loss (docs/design.md A1.3).
+
+    With k > 1, a sample whose radius is above target also pushes down every further
+    eigenvalue above target, sum_j (|lambda_j| - rho*)_+^2: the radius gradient alone moves
+    one eigenvalue, which stalls diagonal recurrences (LRU, ALIF) whose units each hold one.
+    At the optimum (radius at target, nothing above it) the term is zero.
+    """
+    rho = values[:, 0]
+    if objective == "samples":
+        loss = ((rho - target) ** 2).mean()
+    else:
+        m = rho.mean()
+        loss = (m - target) ** 2 + target**2 * rho.var(correction=0) / m.clamp_min(torch.finfo(m.dtype).tiny) ** 2
+    if values.shape[1] > 1:
+        excess = (values[:, 1:] - target).clamp_min(0) ** 2
+        loss = loss + (excess.sum(1) * (rho.detach() > target)).mean()
+    return loss
+
+
+def spectrum_size(stack: Stack, kind: str, layer: int, spectrum: int | str) -> int:
+    """How many eigenvalue moduli an edge's loss reads: ``spectrum`` when a number; for
+    ``"auto"``, :data:`SPECTRUM_K` on the time edges of cells whose units recur on their own
+    (``diagonal_recurrence``: LRU, ALIF), else 1 (the radius)."""
+    if not isinstance(spectrum, str):
+        return int(spectrum)
+    return SPECTRUM_K if kind == "time" and getattr(stack.cells[layer], "diagonal_recurrence", False) else 1
+
+
 def measure_edges(
     stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
     edges_per_step: int | None, estimator: Estimator, gen: torch.Generator | None,
+    objective: str = "mean", spectrum: int | str = "auto",
 ) -> Measured:
     """The chosen edges' radii at ``time_points`` random time points of batch ``xb``
-    (``edges_per_step`` of them drawn at random when given), and the radius loss."""
+    (``edges_per_step`` of them drawn at random when given), and the loss (:func:`edge_loss`)."""
     T = xb.shape[1]
     dev = gen.device if gen is not None else "cpu"
     times = sorted(torch.randperm(T, generator=gen, device=dev)[: min(time_points, T)].tolist())
@@ -112,9 +155,17 @@ def measure_edges(
     if edges_per_step is not None and edges_per_step < len(found):
         pick = torch.randperm(len(found), generator=gen, device=dev)[:edges_per_step].tolist()
         found = [found[i] for i in sorted(pick)]
-    values = estimator.estimate_all([e.jacobian for e in found], "radius", gen)
-    loss = torch.stack([((v - goal[e.kind]) ** 2).mean() for e, v in zip(found, values)]).mean()
-    means = torch.stack([v.detach().mean() for v in values]).tolist()
+    sizes = [spectrum_size(stack, e.kind, e.layer, spectrum) for e in found]
+    single = [i for i, k in enumerate(sizes) if k == 1]
+    values: list[Tensor | None] = [None] * len(found)
+    for i, v in zip(single, estimator.estimate_all([found[i].jacobian for i in single], "radius", gen)):
+        values[i] = v.unsqueeze(1)
+    for i, k in enumerate(sizes):
+        if k > 1:
+            values[i] = moduli(found[i].jacobian, k, estimator.method if estimator.method != "power" else "arnoldi",
+                               steps=max(estimator.steps, k), rtol=estimator.rtol, generator=gen)
+    loss = torch.stack([edge_loss(v, goal[e.kind], objective) for e, v in zip(found, values)]).mean()  # type: ignore[arg-type]
+    means = torch.stack([v[:, 0].detach().mean() for v in values]).tolist()  # type: ignore[index]
     return Measured({(e.kind, e.layer): m for e, m in zip(found, means)}, float(loss.detach()), loss, tuple(times))
 
 
@@ -164,7 +215,9 @@ class Pretrainer:
     time_points: int = 1
     edges_per_step: int | None = None
     estimator: Estimator = PRETRAINING_ESTIMATOR
-    rescale: bool = False
+    objective: str = "mean"
+    spectrum: int | str = "auto"
+    rescale: bool | str = "auto"
     shuffle: float = 0.0
     generator: torch.Generator | None = None
     ddp: bool = False
@@ -176,7 +229,7 @@ class Pretrainer:
 
     def measure(self, xb: Tensor, step: int) -> Measured:
         args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.estimator,
-                self.generator)
+                self.generator, self.objective, self.spectrum)
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)
@@ -215,6 +268,9 @@ class Pretrainer:
             _dist.all_reduce_grads(self.params, average=True)
         optimizer.step()
         if self.rescale:
-            rescale_towards_target(self.stack, measured.radii, self.rule.goal)
+            radii = measured.radii if self.rescale is True else {
+                (kind, layer): m for (kind, layer), m in measured.radii.items()
+                if getattr(self.stack.cells[layer], "diagonal_recurrence", False)}
+            rescale_towards_target(self.stack, radii, self.rule.goal)
         if self.shuffle:
             shuffle_weights(self.stack, self.shuffle, self.generator)

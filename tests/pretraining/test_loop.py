@@ -329,3 +329,17 @@ def test_cli_pretrain_refuses_to_resume_with_other_settings(tmp_path, capsys, fl
     assert main(argv + [flag, value]) == 2
     err = capsys.readouterr().err
     assert "other settings" in err and shown in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_a_time_first_module_is_read_time_first_by_pretrain_as_by_measure(as_list):
+    """One layout rule: nn.GRU(batch_first=False) given (T=40, B=16, F) data. Before, pretrain
+    read it batch-first (batch 40, T = 16) while measure read T = 40."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(3, 8, num_layers=2, batch_first=False)
+    x = torch.randn(40, 16, 3)
+    assert lsc.measure(gru, x).time_steps == 40
+    data = [x[:, :8], x[:, 8:]] if as_list else x
+    res = lsc.pretrain(gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, progress=False)
+    assert res.report is not None and res.report.time_steps == 40 and res.report.batch_size == 8
+    assert max(t for r in res.history for t in r["times"]) >= 16  # time points beyond the batch size: T is 40

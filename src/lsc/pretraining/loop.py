@@ -165,10 +165,11 @@ def pretrain(
     Args:
         model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
             step protocol sees (:func:`lsc.models.as_stack`).
-        data: input batches, always batch-first whatever the module's own layout: a
-            tensor (B, T, F) (random mini-batches of ``batch_size``), a ``DataLoader``
-            or other re-iterable (tuples give their first element), or ``None`` for
-            Gaussian input of (batch_size, time_steps, features).
+        data: input batches in the module's own layout, as :func:`lsc.measure` reads
+            them (time-first for ``batch_first=False``): a tensor (B, T, F) (random
+            mini-batches of ``batch_size``), a ``DataLoader`` or other re-iterable
+            (tuples give their first element), or ``None`` for Gaussian input of
+            (batch_size, time_steps, features).
         target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
             ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
         kinds: edge kinds that take part (default: time, depth, encoder, and the

@@ -40,8 +40,9 @@ def _first(item: object) -> Tensor:
 
 class InputSource:
     """An endless stream of batch-first input batches (B, T, F) (tokens (B, T); a
-    feed-forward network's (B, F)), whatever the layout of the model itself, that
-    knows how many batches it has given (:attr:`position`).
+    feed-forward network's (B, F)) that knows how many batches it has given
+    (:attr:`position`). The data is read in the model's own layout, as :func:`lsc.measure`
+    reads it: time-first for a ``batch_first=False`` module (one rule for both).
 
     * a tensor: random mini-batches of ``batch_size`` along its batch axis, each an
       independent draw with ``generator`` (the whole tensor when it is smaller);
@@ -80,6 +81,7 @@ class InputSource:
             raise TypeError(f"data must be a tensor, a re-iterable of batches or None, got {type(data).__name__}")
         self.stack, self.data, self.batch_size, self.time_steps = stack, data, batch_size, time_steps
         self.generator = generator
+        self.time_first = data is not None and stack.recurrent and not stack.batch_first
         self.position = 0
         self._stream = self._batches()
 
@@ -103,6 +105,8 @@ class InputSource:
     def _batches(self) -> Iterator[Tensor]:
         data = self.data
         if isinstance(data, Tensor):
+            if self.time_first and data.dim() >= 2:
+                data = data.transpose(0, 1)
             yield from _tensor_batches(self.stack, data, self.batch_size, self.generator)
         elif data is None:
             yield from _noise(self.stack, self.batch_size, self.time_steps, self.generator)
@@ -111,7 +115,8 @@ class InputSource:
                 empty = True
                 for item in data:
                     empty = False
-                    yield _first(item)
+                    x = _first(item)
+                    yield x.transpose(0, 1) if self.time_first and x.dim() >= 2 else x
                 if empty:
                     raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
 

@@ -35,6 +35,7 @@ test-all: $(VENV)/.ready
 bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_radius.py
 	$(PY) benchmarks/bench_pretrain.py
+	$(PY) benchmarks/bench_practical.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -32,7 +32,7 @@ def _scaled(model: nn.Module, scale: float = 2.0) -> nn.Module:
     return model
 
 
-def lstm_proj() -> nn.Module:  # state [h (4); c (12)]: encoder 16 x 5, decoder 7 x 16
+def lstm_proj() -> nn.Module:  # state [h (4); c (12)]: encoder 16 x 5, decoder 7 x 4 (h only: c never reaches y)
     torch.manual_seed(0)
     return _scaled(StackedRNN("lstm", input_size=5, hidden_size=12, num_layers=3, output_size=7, proj_size=4))
 
@@ -131,9 +131,9 @@ def reference(model: nn.Module, x: torch.Tensor, times=TIMES):
             jac.setdefault(("time", l), []).append(per_sample_jacobian(lambda s: cell.transition(u_l, s), prev[l]))
         if decoder is not None:
             top, u_top = cells[-1], ins[-1]
-            jac.setdefault(("decoder", L - 1), []).append(
-                per_sample_jacobian(lambda s: decoder(top.output(u_top, s)), new[-1])
-            )
+            full = per_sample_jacobian(lambda s: decoder(top.output(u_top, s)), new[-1])
+            reads = full.abs().amax(dim=(0, 1)) > 0  # the state columns that reach y at all
+            jac.setdefault(("decoder", L - 1), []).append(full[:, :, reads])
     cat = lambda parts: [torch.cat(p) for p in parts]  # noqa: E731
     recorded = {k: cat(v) for k, v in grid.items() if k != "raw"}
     recorded["raw"] = torch.cat(grid["raw"])
@@ -253,3 +253,14 @@ def test_a_diverging_layer_is_named_and_only_the_steps_asked_for_are_run():
     assert traj.times == (2, 5) and traj.states[0].shape == (4, 8)
     with pytest.raises(NonFiniteError, match=r"state of layer 0\b.*NaN/inf"):
         trajectory(Stack([GRUCell(4, 8).double()]), bad, [2, 6])
+
+
+def test_an_lstm_decoder_edge_reads_h_not_c():
+    """An LSTM's cell state reaches the head only through the next step: the decoder edge
+    is over h (its square sub-matrices never pick a structurally zero c column, which gave
+    radii of exactly 0 to some samples)."""
+    torch.manual_seed(0)
+    model = StackedRNN("lstm", input_size=4, hidden_size=16, num_layers=2, output_size=3)
+    report = lsc.measure(model, torch.randn(32, 10, 4), kinds=["decoder"], method="dense", time_points=4)
+    (edge,) = report.edges
+    assert edge.min > 0

@@ -11,7 +11,8 @@ time l     d s^l_t / d s^l_{t-1}                                s^l_{t-1}
 depth l    d s^l_t / d s^{l-1}_t, through layer l-1's output    s^{l-1}_t   (l >= 1)
 encoder    d s^0_t / d x_t (through the encoder; for token      x_t (or the embedded
            input, with respect to the embedded vector)          token)
-decoder    d y_t / d s^{L-1}_t                                  s^{L-1}_t
+decoder    d y_t / d s^{L-1}_t, over the columns the output reads   s^{L-1}_t (an LSTM's
+                                                                h, not c)
 =========  ===================================================  =====================
 
 All chosen time points of one edge are stacked along the batch axis, so one batched
@@ -162,8 +163,11 @@ def _encoder(encoder: nn.Module, cell: Cell, s_prev: Tensor, x: Tensor) -> Tenso
     return cell.transition(encoder(x), s_prev)
 
 
-def _decoder(decoder: nn.Module, cell: Cell, u: Tensor, s: Tensor) -> Tensor:
-    return decoder(cell.output(u, s))
+def _decoder(decoder: nn.Module, cell: Cell, u: Tensor, s: Tensor, part: Tensor) -> Tensor:
+    """y_t as a function of the state columns the output reads (``part``), the rest of
+    ``s`` held fixed."""
+    cols = cell.output_columns()
+    return decoder(cell.output(u, torch.cat([s[:, : cols.start], part, s[:, cols.stop :]], dim=1)))
 
 
 def available_kinds(stack: Stack) -> tuple[str, ...]:
@@ -223,6 +227,8 @@ def edges(stack: Stack, traj: Trajectory, kinds: Sequence[str]) -> list[Edge]:
             fn, point = partial(cells[l].transition, traj.inputs[l]), traj.previous[l]
         else:
             assert stack.decoder is not None
-            fn, point = partial(_decoder, stack.decoder, cells[l], traj.inputs[l]), traj.states[l]
+            s = traj.states[l]
+            fn = partial(_decoder, stack.decoder, cells[l], traj.inputs[l], s)
+            point = s[:, cells[l].output_columns()]
         out.append(Edge(kind, l, LocalJacobian.of(fn, point)))
     return out

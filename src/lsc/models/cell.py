@@ -59,6 +59,12 @@ class Cell(nn.Module):
         """y_t from the input x_t and the new state s_t (default: the state itself)."""
         return state
 
+    def output_columns(self) -> slice:
+        """The columns of the state that :meth:`output` reads (default: all of them). The
+        rest pass nothing to the output (an LSTM's cell state c reaches y only through
+        the next step), so the decoder edge leaves them out (docs/design.md section 1)."""
+        return slice(0, self.state_size)
+
     def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         new_state = self.transition(x, state)
         return self.output(x, new_state), new_state

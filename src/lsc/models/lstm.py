@@ -62,6 +62,9 @@ class LSTMCell(TorchLayoutCell):
     def output(self, x: Tensor, state: Tensor) -> Tensor:
         return state[:, : self.hidden_size]
 
+    def output_columns(self) -> slice:
+        return slice(0, self.hidden_size)  # h; c reaches the output only through the next step
+
     def flat_weights(self) -> list[Tensor]:
         ws = super().flat_weights()
         return ws + [self.weight_hr] if self.weight_hr is not None else ws

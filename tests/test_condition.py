@@ -235,7 +235,7 @@ def test_bad_input_gets_clear_errors():
         (lambda: lsc.measure(model, x, target=-0.5), ValueError, "> 0"),
         (lambda: lsc.measure(model, x, kinds=["depht"]), ValueError, "Did you mean 'depth'"),
         (lambda: lsc.measure(model, x, method="eig"), ValueError, "unknown method"),
-        (lambda: lsc.measure(nn.Linear(8, 8), x), TypeError, "cannot see the recurrence"),
+        (lambda: lsc.measure(nn.Linear(8, 8), x), TypeError, "found no recurrence in a Linear"),
         (lambda: lsc.measure(nn.LSTM(8, 8), x.tolist()), TypeError, "torch.Tensor"),
         (lambda: lsc.measure(nn.LSTM(8, 8, batch_first=True), x, kinds=["depth"]), ValueError, "one layer"),
         (lambda: lsc.measure(nn.LSTM(8, 8, batch_first=True), x, kinds=["decoder"]), ValueError, "no decoder"),

@@ -9,6 +9,7 @@ from . import analysis, init, jacobian, models, tasks
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
+from .parts import view
 from .pretraining import PretrainResult, pretrain
 from .train import TrainResult, train
 
@@ -32,4 +33,5 @@ __all__ = [
     "save",
     "tasks",
     "train",
+    "view",
 ]

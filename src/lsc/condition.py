@@ -21,11 +21,12 @@ from __future__ import annotations
 import numbers
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
+from . import parts
 from .checks import (
     NonFiniteError,
     check_count,
@@ -125,6 +126,7 @@ class EdgeStat:
     count: int = 0
     shape: tuple[int, int] = (0, 0)
     method: str = ""
+    module: str = ""  # the recurrent part's qualified name in a larger model ("" for the model itself)
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,13 @@ class StabilityReport:
         check_tol(tol)
         goal = self.targets_for(target)
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
+        width = max((len(e.module) for e in self.edges), default=0)
+        part = (lambda name: f"{name:<{width}}  ") if width else (lambda name: "")  # noqa: E731
         lines = [
-            f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
-            f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s",
-            f"{'kind':<8} {'layer':>5}  {'mean':>7} ± {'std':<6} {'min':>7} {'max':>7}  {'shape':>9} {'target':>7} {'gap':>7}",
+            (f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
+             f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s"),
+            f"{part('part')}{'kind':<8} {'layer':>5}  {'mean':>7} ± {'std':<6} {'min':>7} {'max':>7}  {'shape':>9} "
+            f"{'target':>7} {'gap':>7}",
         ]
         for e, gap in zip(self.edges, self.gaps(target)):
             shape = f"{e.shape[0]}x{e.shape[1]}"
@@ -211,7 +216,8 @@ class StabilityReport:
             g = f"{gap:+7.3f}" if gap is not None else f"{'':>7}"
             flag = "" if gap is None or abs(gap) <= tol else "  *"
             lines.append(
-                f"{e.kind:<8} {e.layer:>5}  {e.mean:7.3f} ± {e.std:<6.3f} {e.min:7.3f} {e.max:7.3f}  {shape:>9} {tgt} {g}{flag}"
+                f"{part(e.module)}{e.kind:<8} {e.layer:>5}  {e.mean:7.3f} ± {e.std:<6.3f} {e.min:7.3f} {e.max:7.3f}  "
+                f"{shape:>9} {tgt} {g}{flag}"
             )
         checked = [g for g in self.gaps(target) if g is not None]
         if checked:
@@ -293,10 +299,13 @@ def measure(
     """Measure the local Jacobians of ``model`` on input ``x``.
 
     Args:
-        model: an ``lsc.models.StackedRNN``, a ``torch.nn.LSTM/GRU/RNN`` (or cell), or
-            any module whose ``cells`` follow the step protocol.
+        model: an ``lsc.models.StackedRNN``, a ``torch.nn.LSTM/GRU/RNN`` (or cell), any
+            module whose ``cells`` follow the step protocol, or any model with such parts
+            inside: ``model(x)`` runs once and each recurrent part is measured on the input
+            it receives, its edges named by the part (:mod:`lsc.parts`).
         x: input, (batch, time, features) floats (time first for ``batch_first=False``
-            modules) or (batch, time) token ids for models that embed tokens.
+            modules) or (batch, time) token ids for models that embed tokens; for a larger
+            model, whatever its ``forward`` takes as one tensor.
         kinds: edge kinds to measure (default: all the model has).
         target: the LSC target shown in the table and kept in the report (see module doc).
         method: ``auto`` | ``dense`` | ``arnoldi`` | ``power`` (see :mod:`lsc.jacobian`).
@@ -314,6 +323,15 @@ def measure(
             when given it replaces ``method``, ``steps``, ``rtol`` and ``probes``.
         precision: the relative standard error ``time_points="auto"`` stops at (1%).
     """
+    if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
+        found = parts.find(model, x)
+        reports = [
+            measure(p.module, p.inputs, kinds=kinds, target=target, method=method, quantity=quantity, steps=steps,
+                    probes=probes, time_points=time_points, seed=seed, estimator=estimator, precision=precision,
+                    rtol=rtol)
+            for p in found
+        ]
+        return _joined(reports, [p.name for p in found])
     start = time.perf_counter()
     check_choice(method, quantity)
     steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
@@ -344,6 +362,19 @@ def measure(
     seconds = time.perf_counter() - start
     return StabilityReport(stats, est.method, quantity, goal, stack.num_layers, T, tuple(sorted(times)), B, est.steps,
                            seed, seconds, est.rtol, est.probes)
+
+
+def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> StabilityReport:
+    """One report over several recurrent parts, each edge named by its part."""
+    first = reports[0]
+    if any(dict(r.target) != dict(first.target) for r in reports):
+        raise ValueError(
+            "the recurrent parts resolve the target differently (" + ", ".join(
+                f"{n}: {dict(r.target)}" for n, r in zip(names, reports)) + "); give a number or a mapping as target"
+        )
+    edges = [replace(e, module=n) for r, n in zip(reports, names) for e in r.edges]
+    times = tuple(sorted({t for r in reports for t in r.time_points}))  # each part's own choice, joined
+    return replace(first, edges=edges, time_points=times, seconds=sum(r.seconds for r in reports))
 
 
 class _Sampler:
@@ -384,8 +415,8 @@ class _Sampler:
 
     def precise(self, precision: float) -> bool:
         """Whether every edge's mean has a standard error of at most ``precision`` of it."""
-        for parts in self.values:
-            v = torch.cat(parts).double()
+        for chunks in self.values:
+            v = torch.cat(chunks).double()
             if v.numel() < 2:
                 return False
             se = float(v.std()) / v.numel() ** 0.5

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from .cell import Cell
 from .elman import ElmanCell
 from .gru import GRUCell
 from .lstm import LSTMCell
@@ -80,6 +79,6 @@ def as_stack(model: nn.Module) -> Stack:
     raise TypeError(
         f"lsc cannot see the recurrence of a {type(model).__name__}: it is not a torch.nn.LSTM/GRU/RNN "
         "(or LSTMCell/GRUCell/RNNCell), not an lsc.models.StackedRNN, and has no `cells` that follow "
-        f"the step protocol. Give your model a `cells` list of {Cell.__module__}.Cell subclasses "
-        "(transition + output), plus `encoder`/`decoder` if it has them, or measure its recurrent submodule."
+        "the step protocol. lsc.measure and lsc.pretrain find the recurrent parts of a larger model by "
+        "running it; lsc.view(rnn, encoder=..., decoder=...) makes a stack of known parts."
     )

@@ -13,7 +13,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed as _dist
+from .. import parts as _parts
 from ..checks import (
     NonFiniteError,
     check_count,
@@ -159,6 +160,7 @@ def pretrain(
     estimator: Estimator | None = None,
     objective: str = "mean",
     spectrum: int | str = "auto",
+    part: str | None = None,
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -227,7 +229,14 @@ def pretrain(
             above target: ``"auto"`` (default: 16 on the time edges of cells whose units
             recur on their own, LRU and ALIF, else the radius alone), or a number for
             every edge (1: the radius alone).
+        part: for a larger model (an embedding, an ``nn.LSTM``, a head ...): the qualified
+            name of the recurrent part to pre-train (default: its only one). The part is
+            found by running ``model`` on the data (:mod:`lsc.parts`) and pre-trained on
+            what it receives; only its parameters change, the model's class, attributes
+            and ``state_dict`` keys stay. The report's edges are named by the part.
     """
+    if not _parts.visible(model):
+        return _pretrain_part(model, data, dict(locals()))
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
     params = tuple(p for p in stack.parameters() if p.requires_grad)
@@ -294,6 +303,36 @@ def pretrain(
                    progress if main else False, callback, kinds, seed)
         state = run.loop(state, first if state.position == 0 else None)
     return _result(pre, source, state, kinds, seed, run.report)
+
+
+def _pretrain_part(model: nn.Module, data: Tensor | Iterable[object] | None, args: dict[str, object]) -> PretrainResult:
+    """:func:`pretrain` of one recurrent part of a larger model, on the inputs it receives."""
+    if data is None:
+        raise ValueError(
+            f"a {type(model).__name__} is not a stack: lsc finds its recurrent part by running it, so pass data "
+            "(its inputs, as its forward takes them)"
+        )
+    batch_size = int(args["batch_size"])  # type: ignore[call-overload]
+    name = args["part"]
+    if isinstance(data, Tensor):
+        probe = data[:batch_size]
+    elif isinstance(data, Iterable) and not isinstance(data, Iterator):
+        item = next(iter(data), None)
+        probe = item[0] if isinstance(item, (tuple, list)) and item else item  # type: ignore[assignment]
+        if not isinstance(probe, Tensor):
+            raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(probe).__name__}")
+    else:
+        raise ValueError("data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator")
+    found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
+    inputs = (_parts.inputs_of(model, found, data, batch_size) if isinstance(data, Tensor)
+              else _parts.Through(model, found.name, data))
+    result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None})  # type: ignore[arg-type]
+    report = result.report
+    if report is not None:
+        report = replace(report, edges=[replace(e, module=found.name) for e in report.edges])
+    return replace(result, report=report,
+                   message=f"pre-trained {found.name} ({type(found.module).__name__}) of the {type(model).__name__}: "
+                           + result.message)
 
 
 class _Clock:

@@ -150,3 +150,49 @@ def test_a_view_shares_the_parameters_and_adds_the_encoder_and_decoder_edges():
     lsc.pretrain(v, x, target=0.5, kinds=["time"], max_steps=2, progress=False)
     assert not torch.equal(before, lm.lstm.weight_hh_l0) and list(lm.state_dict()) == keys
     assert set(lm._modules) == {"embed", "lstm", "head"}
+
+
+def _chain(depth: int = 12, width: int = 64) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.Tanh())])
+
+
+def test_a_sequential_chain_of_linear_and_tanh_has_depth_edges_that_match_autograd():
+    seq = _chain()
+    x = torch.randn(32, 64, generator=torch.Generator().manual_seed(1))
+    report = lsc.measure(seq, x, kinds=["depth"])
+    assert [e.layer for e in report.edges] == list(range(1, 12))
+    h, means = x, []
+    for l in range(0, 24, 2):  # by hand: each layer's Jacobian at its own input, by autograd
+        layer = seq[l : l + 2]
+        if l:
+            J = torch.stack([torch.autograd.functional.jacobian(layer, h[b]) for b in range(32)])
+            means.append(float(torch.linalg.eigvals(J).abs().amax(-1).mean()))
+        with torch.no_grad():
+            h = layer(h)
+    assert [e.mean for e in report.edges] == pytest.approx(means, rel=0.02)
+
+
+def test_a_sequential_chain_is_pretrained_to_one_and_found_inside_a_model():
+    seq = _chain()
+    keys = list(seq.state_dict())
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(2))
+    res = lsc.pretrain(seq, x, target=1.0, kinds=["depth"], tol=0.05, max_steps=300, progress=False)
+    assert res.converged
+    check = lsc.measure(seq, torch.randn(64, 64, generator=torch.Generator().manual_seed(3)), method="dense",
+                        target=1.0, kinds=["depth"])
+    assert max(abs(g) for g in check.gaps()) <= 0.05
+    assert type(seq) is nn.Sequential and list(seq.state_dict()) == keys
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = _chain(depth=3, width=16)
+            self.out = nn.Linear(16, 2)
+
+        def forward(self, x):
+            return self.out(self.blocks(x))
+
+    net = Net()
+    report = lsc.measure(net, torch.randn(8, 16), kinds=["depth"])
+    assert {e.module for e in report.edges} == {"blocks"} and [e.layer for e in report.edges] == [1, 2]

@@ -9,8 +9,10 @@ lsc stack is the stack's), and records the input each one really receives: an LS
 after an embedding is measured on the embedded vectors, and its encoder edge is
 ∂s⁰/∂(that input) (docs/design.md section 0).
 
-What is found: ``torch.nn.LSTM``/``GRU``/``RNN`` (not bidirectional) and lsc stacks,
-however deeply nested. What is not: cells stepped in a loop by the user's ``forward``,
+What is found: ``torch.nn.LSTM``/``GRU``/``RNN`` (not bidirectional), lsc stacks, and
+``nn.Sequential`` chains of ``Linear`` layers with element-wise activations,
+normalisation or dropout between them (:func:`lsc.models.ffn.linear_chain`), however
+deeply nested. What is not: cells stepped in a loop by the user's ``forward``,
 attention, convolutions; a part's initial state is taken as zero (the hidden state a
 ``forward`` passes in is not read).
 """
@@ -25,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .models import Stack, as_stack
+from .models.ffn import linear_chain
 
 _SEQUENCE_MODULES = (nn.RNNBase, Stack)
 
@@ -49,11 +52,17 @@ def visible(model: nn.Module) -> bool:
     return True
 
 
+def _is_part(module: nn.Module) -> bool:
+    if isinstance(module, _SEQUENCE_MODULES):
+        return True
+    return isinstance(module, nn.Sequential) and linear_chain(module) is not None
+
+
 def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The outermost sequence modules inside ``model`` (not ``model`` itself)."""
+    """The outermost parts inside ``model`` (not ``model`` itself)."""
     found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
-        if not name or not isinstance(module, _SEQUENCE_MODULES):
+        if not name or not _is_part(module):
             continue
         if any(name.startswith(outer + ".") for outer, _ in found):
             continue  # inside a part already found: the part's own
@@ -67,8 +76,9 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
     candidates = _candidates(model)
     if not candidates:
         raise TypeError(
-            f"lsc found no recurrence in a {type(model).__name__}: it has no torch.nn.LSTM/GRU/RNN or lsc stack "
-            "inside (cells stepped in a loop by your forward, attention and convolutions are not discovered). "
+            f"lsc found no recurrence in a {type(model).__name__}: it has no torch.nn.LSTM/GRU/RNN, lsc stack or "
+            "nn.Sequential chain of Linear layers and activations inside (cells stepped in a loop by your forward, "
+            "attention and convolutions are not discovered). "
             "Pass the recurrent submodule itself, or lsc.view(rnn, encoder=..., decoder=...)."
         )
     seen: dict[str, Tensor] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from .elman import ElmanCell
+from .ffn import linear_chain
 from .gru import GRUCell
 from .lstm import LSTMCell
 from .stacked import Stack
@@ -55,12 +56,17 @@ def as_stack(model: nn.Module) -> Stack:
     """The :class:`Stack` the stability grid should see for ``model``.
 
     Accepts a :class:`Stack` (e.g. :class:`StackedRNN`), a ``torch.nn`` LSTM/GRU/RNN
-    module or cell, or any module with a ``cells`` sequence of :class:`Cell` (plus
+    module or cell, an ``nn.Sequential`` chain of ``Linear`` layers and activations
+    (:func:`~lsc.models.ffn.linear_chain`), or any module with a ``cells`` sequence of :class:`Cell` (plus
     optional ``encoder``/``decoder``/``batch_first``/``input_size``). A stack made
     for another module keeps it as ``stack.source``.
     """
     if isinstance(model, Stack):
         return model
+    if isinstance(model, nn.Sequential):
+        chain = linear_chain(model)
+        if chain is not None:
+            return chain
     if _cell_class(model, _LAYERED) or _cell_class(model, _SINGLE):
         return adapt_torch_rnn(model)
     cells = getattr(model, "cells", None)

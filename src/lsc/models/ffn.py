@@ -41,7 +41,78 @@ class DenseCell(Cell):
         return super().extra_repr() + f", activation={self.activation!r}"
 
 
-class FFN(Stack):
+class FeedForward(Stack):
+    """A stack of cells without recurrence over (batch, features) input: the T = 1 case."""
+
+    def check_input(self, x: object, batch_first: bool | None = None) -> Tensor:
+        """(batch, features) -> (batch, 1, features); (batch, 1, features) is accepted too."""
+        if isinstance(x, Tensor) and x.dim() == 2:
+            x = x.unsqueeze(1)
+        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] != 1:
+            raise ValueError(f"a feed-forward network takes (batch, features) input, got shape {tuple(x.shape)}")
+        return super().check_input(x, batch_first=True)
+
+
+# what may follow a Linear inside one layer of a chain: element-wise maps and per-sample
+# normalisation (their Jacobians are those of the user's module); dropout is the identity
+# (the Jacobian of the network as it is evaluated)
+_LAYER_TAIL = (nn.Tanh, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Softplus, nn.Hardtanh,
+               nn.Mish, nn.SELU, nn.CELU, nn.Identity, nn.LayerNorm, nn.Dropout)
+
+
+class LinearLayerCell(Cell):
+    """One layer of a user's ``nn.Sequential`` chain seen as a cell without recurrence:
+    ``tail(linear(x))`` over the user's own modules (nothing is copied)."""
+
+    recurrent = False
+
+    def __init__(self, linear: nn.Linear, tail: list[nn.Module]) -> None:
+        super().__init__()
+        self.linear = linear
+        self.tail = nn.ModuleList([m for m in tail if not isinstance(m, nn.Dropout)])
+        self.input_size = linear.in_features
+        self.hidden_size = self.state_size = linear.out_features
+
+    def transition(self, x: Tensor, state: Tensor | None) -> Tensor:
+        y = self.linear(x)
+        for m in self.tail:
+            y = m(y)
+        return y
+
+    @torch.no_grad()
+    def scale_input(self, factor: float) -> None:
+        self.linear.weight.mul_(factor)
+
+
+def linear_chain(seq: nn.Sequential) -> FeedForward | None:
+    """A user's ``nn.Sequential`` of ``Linear`` layers, each followed by element-wise
+    activations, normalisation or dropout, as a feed-forward stack over its own
+    parameters: every Linear with what follows it is a layer (depth edges between them);
+    a last Linear with nothing after it is the decoder. ``None`` when ``seq`` is not such
+    a chain (or has fewer than two layers)."""
+    modules = list(seq)
+    if not modules or not isinstance(modules[0], nn.Linear):
+        return None
+    groups: list[tuple[nn.Linear, list[nn.Module]]] = []
+    for m in modules:
+        if isinstance(m, nn.Linear):
+            groups.append((m, []))
+        elif isinstance(m, _LAYER_TAIL):
+            groups[-1][1].append(m)
+        else:
+            return None
+    decoder = None
+    if len(groups) > 1 and not [m for m in groups[-1][1] if not isinstance(m, nn.Dropout)]:
+        decoder = groups.pop()[0]
+    if len(groups) < 2:
+        return None
+    stack = FeedForward([LinearLayerCell(lin, tail) for lin, tail in groups], None, decoder,
+                        input_size=groups[0][0].in_features)
+    stack.source = seq
+    return stack
+
+
+class FFN(FeedForward):
     """``depth`` x [Linear(width) -> activation] -> Linear(output_size).
 
     Input is (batch, features); the grid sees it as a sequence of length 1.
@@ -76,14 +147,6 @@ class FFN(Stack):
             "output_size": output_size,
             "bias": bias,
         }
-
-    def check_input(self, x: object, batch_first: bool | None = None) -> Tensor:
-        """(batch, features) -> (batch, 1, features); (batch, 1, features) is accepted too."""
-        if isinstance(x, Tensor) and x.dim() == 2:
-            x = x.unsqueeze(1)
-        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[1] != 1:
-            raise ValueError(f"a feed-forward network takes (batch, features) input, got shape {tuple(x.shape)}")
-        return super().check_input(x, batch_first=True)
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         """(batch, features) -> (batch, output_size) (or the last hidden layer)."""

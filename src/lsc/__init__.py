@@ -9,6 +9,7 @@ from . import analysis, init, jacobian, models, tasks
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
+from .monitor import Monitor
 from .parts import view
 from .pretraining import PretrainResult, pretrain
 from .train import TrainResult, train
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KINDS",
     "EdgeStat",
+    "Monitor",
     "PretrainResult",
     "StabilityReport",
     "TrainResult",

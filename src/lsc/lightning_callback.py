@@ -1,0 +1,83 @@
+"""A PyTorch Lightning callback (the optional extra ``lightning``): pre-train the
+LightningModule's recurrent parts to the LSC when fitting starts, and log their radii to
+the trainer's logger every ``every`` steps.
+
+    from lsc.lightning_callback import LSCCallback
+    trainer = lightning.Trainer(callbacks=[LSCCallback(batch, target=0.5, every=100)])
+
+The LightningModule is taken as the model: its ``forward`` on ``batch`` shows lsc its
+recurrent parts (:mod:`lsc.parts`), or it is a stack itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+from torch import Tensor
+
+from .condition import Target
+from .monitor import Monitor, scalars
+from .pretraining import PretrainResult, pretrain
+
+
+class LSCCallback(pl.Callback):
+    """Args:
+        batch: the held input batch (as the LightningModule's ``forward`` takes it): what
+            the radii are measured on, and what pre-training draws from unless ``data``
+            is given.
+        target, kinds: the LSC target and the edges (as :func:`lsc.pretrain`).
+        every: log the radii every ``every`` optimiser steps (and at step 0); ``None``: never.
+        pretrain: pre-train at ``on_fit_start`` (default ``True``).
+        data: pre-training inputs (a tensor or re-iterable; default ``batch``).
+        pretrain_options: more keyword arguments for :func:`lsc.pretrain` (``max_steps``,
+            ``tol``, ``part`` ...).
+    """
+
+    def __init__(
+        self,
+        batch: Tensor,
+        *,
+        target: Target = 0.5,
+        kinds: list[str] | None = None,
+        every: int | None = 100,
+        pretrain: bool = True,
+        data: object = None,
+        pretrain_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.batch, self.target, self.kinds, self.every = batch, target, kinds, every
+        self.do_pretrain, self.data = pretrain, data
+        self.pretrain_options = dict(pretrain_options or {})
+        self.result: PretrainResult | None = None
+        self.logged: list[tuple[int, dict[str, float]]] = []
+        self._monitor: Monitor | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batch = self.batch.to(pl_module.device)
+        if self.do_pretrain:
+            options = {"progress": False, **self.pretrain_options}
+            self.result = pretrain(pl_module, self.data if self.data is not None else batch, target=self.target,
+                                   kinds=self.kinds, **options)
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({"lsc/pretrain_steps": float(self.result.steps),
+                                            "lsc/pretrain_converged": float(self.result.converged)}, step=0)
+        if self.every is not None:
+            self._monitor = Monitor(pl_module, batch, self.every, target=self.target, kinds=self.kinds)
+            self._log(trainer, 0)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step  # optimiser steps taken, this batch's included
+        if self._monitor is not None and step > 0 and step % self._monitor.every == 0:
+            self._log(trainer, step)
+
+    def _log(self, trainer: pl.Trainer, step: int) -> None:
+        assert self._monitor is not None
+        training = trainer.lightning_module.training
+        report = self._monitor.measure()
+        trainer.lightning_module.train(training)
+        values = scalars(report)
+        self.logged.append((step, values))
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"lsc/{k}": v for k, v in values.items()}, step=step)

@@ -203,6 +203,7 @@ class StabilityReport:
         goal = self.targets_for(target)
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         width = max((len(e.module) for e in self.edges), default=0)
+        width = max(width, len("part")) if width else 0
         part = (lambda name: f"{name:<{width}}  ") if width else (lambda name: "")  # noqa: E731
         lines = [
             (f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "

@@ -102,3 +102,76 @@ def test_analyze_refuses_model_options_beside_a_checkpoint(tmp_path, capsys):
     lsc.save(StackedRNN("lstm", input_size=3, hidden_size=4, num_layers=2), tmp_path / "m.pt")
     assert main(["analyze", "grid", "--cell", "gru", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a")]) == 2
     assert "--cell would be ignored" in capsys.readouterr().err
+
+
+USER_MODELS = '''
+import torch
+from torch import nn
+
+class LM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(30, 16)
+        self.rnn = nn.GRU(16, 32, num_layers=2, batch_first=True)
+        self.head = nn.Linear(32, 30)
+
+    def forward(self, tokens):
+        return self.head(self.rnn(self.embed(tokens))[0])
+
+def make_lm():
+    return LM()
+'''
+
+
+def test_measure_and_pretrain_a_users_model_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """--model MODULE:FACTORY, --checkpoint (the user's state_dict), --inputs (a tensor file):
+    the model is found and measured; pretrain writes a state_dict that --checkpoint reads."""
+    (tmp_path / "usermodels.py").write_text(USER_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import usermodels
+
+    torch.manual_seed(1)
+    start = usermodels.make_lm().state_dict()
+    torch.save(start, tmp_path / "lm.pt")
+    torch.save(torch.randint(0, 30, (64, 20), generator=torch.Generator().manual_seed(0)), tmp_path / "tokens.pt")
+    common = ["--model", "usermodels:make_lm", "--inputs", str(tmp_path / "tokens.pt"), "--target", "0.5"]
+    assert main(["measure", *common, "--checkpoint", str(tmp_path / "lm.pt"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(e["module"], e["kind"]) for e in report["edges"]][:2] == [("rnn", "encoder"), ("rnn", "time")]
+    model = usermodels.make_lm()
+    model.load_state_dict(start)
+    direct = lsc.measure(model, torch.load(tmp_path / "tokens.pt"), target=0.5)
+    assert [e["mean"] for e in report["edges"]] == pytest.approx([e.mean for e in direct.edges])
+    out = tmp_path / "out"
+    assert main(["pretrain", *common, "--checkpoint", str(tmp_path / "lm.pt"), "--kinds", "time,depth", "--tol", "0.05",
+                 "--out", str(out), "--quiet"]) == 0
+    assert "pre-trained rnn (GRU) of the LM" in capsys.readouterr().out
+    trained = torch.load(out / "pretrained.pt", weights_only=True)
+    model.load_state_dict(trained)  # the user's own state_dict keys
+    assert not torch.equal(trained["rnn.weight_hh_l0"], start["rnn.weight_hh_l0"])
+    assert torch.equal(trained["embed.weight"], start["embed.weight"])
+    assert main(["measure", *common, "--checkpoint", str(out / "pretrained.pt"), "--kinds", "time,depth",
+                 "--tol", "0.05", "--check"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "usermodels:make_lm"], "--model needs --inputs FILE"),
+        (["--model", "usermodels", "--inputs", "X"], "MODULE:FACTORY"),
+        (["--model", "nosuchpkg:f", "--inputs", "X"], "cannot import nosuchpkg"),
+        (["--model", "usermodels:nothere", "--inputs", "X"], "usermodels has no nothere"),
+        (["--model", "usermodels:make_lm", "--inputs", "MISSING"], "does not exist"),
+        (["--model", "usermodels:make_lm", "--inputs", "X", "--checkpoint", "BAD"], "does not fit the --model"),
+        (["--inputs", "X"], "go with --model"),
+    ],
+)
+def test_a_users_model_given_wrongly_gets_one_line(tmp_path, monkeypatch, capsys, argv, message):
+    (tmp_path / "usermodels.py").write_text(USER_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    torch.save(torch.randint(0, 30, (8, 5)), tmp_path / "X")
+    torch.save({"other.weight": torch.zeros(2)}, tmp_path / "BAD")
+    argv = [str(tmp_path / a) if a in ("X", "BAD", "MISSING") else a for a in argv]
+    assert main(["measure", *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except distributed.DistributedError as exc:
         print(f"lsc {args.command}: distributed run failed: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, NonFiniteError) as exc:
+    except (ValueError, TypeError, NonFiniteError, FileNotFoundError) as exc:
         print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ def _floats(text: str) -> list[float]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    model_options(p)
+    model_options(p, user_model=False)
     g = p.add_argument_group("model source and output")
     g.add_argument(
         "--checkpoint",

@@ -4,8 +4,11 @@ edge kinds, sizes, inits, dtypes, and the model a command builds from them."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,6 +17,7 @@ from ..checks import check_seed, generator_seed
 from ..condition import Target
 from ..init import registry as init_registry
 from ..models import FFN, StackedRNN, cell_names
+from ..runio import DamagedFileError, load_untrusted, unwrap
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -62,7 +66,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def model_options(p: argparse.ArgumentParser) -> None:
+def model_options(p: argparse.ArgumentParser, user_model: bool = True) -> None:
     g = p.add_argument_group("model (built fresh with --seed, on Gaussian input)")
     g.add_argument("--cell", default="lstm", help=f"cell kind: {', '.join(cell_names())}, or ffn (default lstm)")
     g.add_argument("--layers", type=int, default=3, help="number of stacked layers (default 3)")
@@ -77,6 +81,15 @@ def model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)")
     init_options(g)
+    if not user_model:
+        return
+    u = p.add_argument_group("your own model (instead of --cell ...)")
+    u.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="an importable callable returning your model, e.g. mypkg.models:make_lm (needs --inputs)")
+    u.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="weights for --model: your state_dict (torch.save) or an lsc file; loaded without executing it")
+    u.add_argument("--inputs", default=None, metavar="FILE",
+                   help="the input batch(es) your model's forward takes: a tensor in a .pt (weights-only) or .npy file")
 
 
 def init_options(g: argparse._ArgumentGroup) -> None:
@@ -118,8 +131,76 @@ def apply_init(model: nn.Module, name: str | None, options: dict[str, object], t
     return init_registry.run(model, name, seed=seed, horizon=time_steps, **options)[1]
 
 
+def user_factory(spec: str) -> Callable[[], nn.Module]:
+    """``package.module:factory`` -> the callable (the convention of uvicorn and friends).
+    Importing the module runs its code: the user named it."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--model must be MODULE:FACTORY (e.g. mypkg.models:make_lm), got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--model {spec}: cannot import {module_name} ({exc}); is it on PYTHONPATH?") from None
+    factory = module
+    for part in attr.split("."):
+        if not hasattr(factory, part):
+            raise ValueError(f"--model {spec}: {module_name} has no {attr}")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise ValueError(f"--model {spec}: {attr} is not callable")
+    return factory  # type: ignore[return-value]
+
+
+def read_inputs(path: str) -> torch.Tensor:
+    """A tensor from a ``.npy`` file (no pickles) or a ``.pt`` file (weights only)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"--inputs {path} does not exist")
+    if path.endswith(".npy"):
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False))
+        except ValueError as exc:
+            raise ValueError(f"--inputs {path}: not a plain .npy array ({exc})") from None
+    value = load_untrusted(path)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"--inputs {path} holds a {type(value).__name__}, not a tensor: torch.save one tensor")
+    return value
+
+
+def load_weights(model: nn.Module, path: str) -> None:
+    """``--checkpoint``: a plain ``state_dict`` or an lsc model file, into ``model``."""
+    blob = load_untrusted(path)
+    if isinstance(blob, dict) and "lsc" in blob:
+        blob = unwrap(blob, path, "model").get("state_dict")
+    if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
+        raise DamagedFileError(Path(path), "it is neither a state_dict nor an lsc model file",
+                               "pass the file torch.save(model.state_dict(), ...) wrote")
+    try:
+        model.load_state_dict(blob)
+    except RuntimeError as exc:
+        raise ValueError(f"--checkpoint {path} does not fit the --model: {str(exc).splitlines()[0][:300]}") from None
+
+
+def build_user_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+    """``--model`` (with ``--checkpoint``) and its ``--inputs``."""
+    if args.inputs is None:
+        raise ValueError("--model needs --inputs FILE: lsc runs your model's forward on them to find its recurrent parts")
+    torch.manual_seed(generator_seed(check_seed(args.seed)))
+    model = user_factory(args.model)()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"--model {args.model} returned a {type(model).__name__}, not a torch.nn.Module")
+    if args.checkpoint is not None:
+        load_weights(model, args.checkpoint)
+    x = read_inputs(args.inputs)
+    return model.to(args.device), x.to(args.device)
+
+
 def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
-    """The model and Gaussian input the CLI uses: seeded, so runs are reproducible."""
+    """The model and Gaussian input the CLI uses: seeded, so runs are reproducible; or the
+    user's ``--model`` and ``--inputs``."""
+    if getattr(args, "model", None) is not None:
+        return build_user_model(args)
+    if getattr(args, "checkpoint", None) is not None or getattr(args, "inputs", None) is not None:
+        raise ValueError("--checkpoint and --inputs go with --model MODULE:FACTORY")
     torch.manual_seed(generator_seed(check_seed(args.seed)))  # any integer; torch takes [0, 2**64)
     dtype = DTYPES[args.dtype]
     if args.cell == "ffn":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -76,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
 def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module, x: torch.Tensor) -> int:
     """Measure, pre-train and write, with ``out`` held by this process."""
     data = None
-    if args.data == "copy":
+    if args.model is not None:  # the user's model: pre-trained on its own --inputs
+        if args.data != "gaussian":
+            raise ValueError("--data copy makes inputs for lsc's own models; with --model, --inputs is the data")
+        data, x = x, x[: args.batch]
+    elif args.data == "copy":
         if args.cell == "ffn":
             raise ValueError("--data copy makes sequences; use --data gaussian for an ffn")
         gen = torch.Generator().manual_seed(generator_seed(args.seed))
@@ -87,7 +92,8 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
     if out is not None and (out / CHECKPOINT).exists() and not args.json:
         print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
     cli = {k: getattr(args, k) for k in ("cell", "layers", "width", "input_size", "output_size", "nonlinearity",
-                                         "activation", "dtype", "init", "init_opt", "data")}
+                                         "activation", "dtype", "init", "init_opt", "data", "model", "checkpoint",
+                                         "inputs")}
     result = pretrain(
         model,
         data,
@@ -112,8 +118,13 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
     )
     if not is_main():  # under torchrun: rank 0 writes and prints
         return 130 if result.stopped == "interrupted" else 0
-    if out is not None:
+    if out is not None and args.model is not None:  # your model: its own state_dict, as --checkpoint reads it
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        write_atomic(out / "pretrained.pt", buffer.getvalue())
+    elif out is not None:
         save(model, out / "pretrained.pt", pretrain=result.summary())
+    if out is not None:
         write_atomic(out / "history.jsonl", history_jsonl(result.history))
         if result.report is not None:
             write_atomic(out / "report.json", json.dumps(result.report.to_dict(), indent=2))

@@ -130,8 +130,45 @@ def test_bidirectional_and_packed_parts_are_refused_clearly():
             packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3], batch_first=True)
             return self.rnn(packed)[0]
 
-    with pytest.raises(ValueError, match="received a PackedSequence"):
-        lsc.measure(Packed(), torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match="receives a PackedSequence: pre-training reads equal-length"):
+        lsc.pretrain(Packed(), torch.randn(2, 5, 3), max_steps=1, progress=False)
+
+
+def test_padded_and_packed_batches_use_only_time_points_inside_each_length():
+    """Lengths 3 and 50: the short sequence counts at its 3 steps only, and the radii are
+    those of the two sequences measured alone (its states never saw the padding)."""
+    torch.manual_seed(0)
+    gru = nn.GRU(3, 8, num_layers=2, batch_first=True)
+    x = torch.randn(2, 50, 3)
+    x[0, 3:] = 1e3  # padding that would show if it were read
+    opts = dict(kinds=["time", "depth"], method="dense", time_points="all", target=0.5)
+    padded = lsc.measure(gru, x, lengths=[3, 50], **opts)
+    short = lsc.measure(gru, x[:1, :3], **opts)
+    long = lsc.measure(gru, x[1:], **opts)
+    for p, s, lo in zip(padded.edges, short.edges, long.edges):
+        assert p.count == 3 + 50
+        assert p.mean == pytest.approx((3 * s.mean + 50 * lo.mean) / 53)
+        assert p.max == pytest.approx(max(s.max, lo.max)) and p.min == pytest.approx(min(s.min, lo.min))
+
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = gru
+
+        def forward(self, batch):
+            packed = nn.utils.rnn.pack_padded_sequence(batch, [3, 50], batch_first=True, enforce_sorted=False)
+            return self.rnn(packed)[0]
+
+    through = lsc.measure(Packed(), x, **opts)
+    assert [e.mean for e in through.edges] == pytest.approx([e.mean for e in padded.edges])
+    packed = nn.utils.rnn.pack_padded_sequence(x, [3, 50], batch_first=True, enforce_sorted=False)
+    assert [e.mean for e in lsc.measure(gru, packed, **opts).edges] == pytest.approx([e.mean for e in padded.edges])
+    few = lsc.measure(gru, x, lengths=[3, 10])  # auto: time points inside the longest sequence
+    assert max(few.time_points) < 10
+    with pytest.raises(ValueError, match="lengths must lie in 1..50"):
+        lsc.measure(gru, x, lengths=[0, 50])
+    with pytest.raises(ValueError, match="2 integers"):
+        lsc.measure(gru, x, lengths=[3])
 
 
 def test_a_view_shares_the_parameters_and_adds_the_encoder_and_decoder_edges():

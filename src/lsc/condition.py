@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import parts
 from .checks import (
@@ -36,6 +37,7 @@ from .checks import (
     generator_seed,
     unknown_name,
 )
+from .models import as_stack
 from .grid import (
     DEFAULT_TIME_POINTS,
     KINDS,
@@ -296,6 +298,7 @@ def measure(
     estimator: Estimator | None = None,
     precision: float = DEFAULT_PRECISION,
     rtol: float = MEASURE_RTOL,
+    lengths: Sequence[int] | Tensor | None = None,
 ) -> StabilityReport:
     """Measure the local Jacobians of ``model`` on input ``x``.
 
@@ -323,16 +326,24 @@ def measure(
         estimator: the whole estimator as one value (:class:`lsc.jacobian.Estimator`);
             when given it replaces ``method``, ``steps``, ``rtol`` and ``probes``.
         precision: the relative standard error ``time_points="auto"`` stops at (1%).
+        lengths: the true length of each sequence of a padded batch: a sample counts only
+            at time points inside its length (its states there never saw the padding), and
+            time points are chosen within the longest. A ``PackedSequence`` ``x`` gives
+            its own lengths.
     """
     if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
         found = parts.find(model, x)
         reports = [
             measure(p.module, p.inputs, kinds=kinds, target=target, method=method, quantity=quantity, steps=steps,
                     probes=probes, time_points=time_points, seed=seed, estimator=estimator, precision=precision,
-                    rtol=rtol)
+                    rtol=rtol, lengths=p.lengths if lengths is None else lengths)
             for p in found
         ]
         return _joined(reports, [p.name for p in found])
+    if isinstance(x, PackedSequence):
+        if lengths is not None:
+            raise ValueError("a PackedSequence carries its own lengths: pass lengths=None")
+        x, lengths = pad_packed_sequence(x, batch_first=as_stack(model).batch_first)
     start = time.perf_counter()
     check_choice(method, quantity)
     steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
@@ -346,9 +357,11 @@ def measure(
     kinds = check_kinds(stack, kinds)
     B, T = xb.shape[0], xb.shape[1]
     goal = resolve_target(target, stack.num_layers, T)
+    valid = _lengths(lengths, B, T)
+    span = T if valid is None else int(valid.max())  # time points inside the longest sequence
     auto = isinstance(time_points, str) and time_points == "auto"
-    rounds = [pick_time_points(T, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(T, time_points)]
-    sampler = _Sampler(stack, xb, kinds, quantity, est, estimator_generator(seed, stack.device), seed)
+    rounds = [pick_time_points(span, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(span, time_points)]
+    sampler = _Sampler(stack, xb, kinds, quantity, est, estimator_generator(seed, stack.device), seed, valid)
     times: list[int] = []
     for picks in rounds:
         new = [t for t in picks if t not in times]
@@ -356,6 +369,9 @@ def measure(
         times += new
         if sampler.precise(precision):
             break
+    if any(sum(part.numel() for part in v) == 0 for v in sampler.values):
+        raise ValueError(f"no sequence is long enough for the time points {sorted(times)} (lengths "
+                         f"{[] if valid is None else valid.tolist()}): choose time points inside the lengths")
     stats = [
         _stat(e.kind, e.layer, torch.cat(v), J.shape, est.resolve(J, quantity))
         for e, J, v in zip(sampler.found, sampler.shapes, sampler.values)
@@ -378,12 +394,28 @@ def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> Stabili
     return replace(first, edges=edges, time_points=times, seconds=sum(r.seconds for r in reports))
 
 
-class _Sampler:
-    """Per-edge values of the chosen quantity, added time point by time point."""
+def _lengths(lengths: Sequence[int] | Tensor | None, batch: int, time_steps: int) -> Tensor | None:
+    """``lengths`` checked: one integer in 1..T per sample."""
+    if lengths is None:
+        return None
+    try:
+        valid = torch.as_tensor(lengths).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"lengths must be a sequence of integers, got {lengths!r}") from None
+    if valid.dim() != 1 or valid.shape[0] != batch or valid.is_floating_point() or valid.dtype == torch.bool:
+        raise ValueError(f"lengths must be {batch} integers (one per sample), got {tuple(valid.shape)} {valid.dtype}")
+    if bool((valid < 1).any()) or bool((valid > time_steps).any()):
+        raise ValueError(f"lengths must lie in 1..{time_steps} (the padded length), got {valid.tolist()}")
+    return valid.long()
 
-    def __init__(self, stack, xb, kinds, quantity, est, gen, seed) -> None:  # type: ignore[no-untyped-def]
+
+class _Sampler:
+    """Per-edge values of the chosen quantity, added time point by time point (of a padded
+    batch, only the samples whose length covers the time point)."""
+
+    def __init__(self, stack, xb, kinds, quantity, est, gen, seed, lengths=None) -> None:  # type: ignore[no-untyped-def]
         self.stack, self.xb, self.kinds, self.quantity, self.est = stack, xb, kinds, quantity, est
-        self.gen, self.seed = gen, seed
+        self.gen, self.seed, self.lengths = gen, seed, lengths
         size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
         element = xb.element_size() if xb.is_floating_point() else 4
         self.per_call = max(1, rows_within_budget(size, est.steps, element) // xb.shape[0])
@@ -400,6 +432,9 @@ class _Sampler:
             part = edges(self.stack, traj.part(i, i + self.per_call), self.kinds)
             ops = [self._square(e.jacobian, traj.times[i : i + self.per_call]) for e in part]
             vals = self.est.estimate_all(ops, self.quantity, self.gen)
+            if self.lengths is not None:  # samples at time points beyond their length are padding
+                keep = torch.cat([self.lengths > t for t in traj.times[i : i + self.per_call]]).to(vals[0].device)
+                vals = [v[keep] for v in vals]
             if not self.found:
                 self.found, self.shapes = part, ops
                 self.values = [[v] for v in vals]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .models import Stack, as_stack
 from .models.ffn import linear_chain
@@ -40,6 +40,7 @@ class Part:
     name: str
     module: nn.Module
     inputs: Tensor
+    lengths: Tensor | None = None  # of a PackedSequence input: each sequence's true length
 
 
 def visible(model: nn.Module) -> bool:
@@ -81,24 +82,23 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
             "attention and convolutions are not discovered). "
             "Pass the recurrent submodule itself, or lsc.view(rnn, encoder=..., decoder=...)."
         )
-    seen: dict[str, Tensor] = {}
+    seen: dict[str, tuple[Tensor, Tensor | None]] = {}
 
     def hook(name: str, module: nn.Module, args: tuple[object, ...]) -> None:
         if name in seen:
             return  # called again in the same forward: the first call's input stands
         if not args or not isinstance(args[0], (Tensor, PackedSequence)):
             raise TypeError(f"{name} ({type(module).__name__}) was called without a tensor input")
-        if isinstance(args[0], PackedSequence):
-            raise ValueError(
-                f"{name} ({type(module).__name__}) received a PackedSequence: lsc measures padded batches of "
-                "equal length for now; pass a batch of sequences cut to a common length"
-            )
         if getattr(module, "bidirectional", False):
             raise ValueError(
                 f"{name} is a bidirectional {type(module).__name__}: lsc measures unidirectional recurrences; "
                 "measure a unidirectional module instead"
             )
-        seen[name] = args[0].detach()
+        if isinstance(args[0], PackedSequence):  # padded, and each sequence's length
+            padded, lengths = pad_packed_sequence(args[0], batch_first=bool(getattr(module, "batch_first", True)))
+            seen[name] = (padded.detach(), lengths)
+        else:
+            seen[name] = (args[0].detach(), None)
 
     handles = [m.register_forward_pre_hook(lambda mod, args, n=n: hook(n, mod, args)) for n, m in candidates]
     was_training = model.training
@@ -110,7 +110,7 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
         for h in handles:
             h.remove()
         model.train(was_training)
-    parts = [Part(n, m, seen[n]) for n, m in candidates if n in seen]
+    parts = [Part(n, m, *seen[n]) for n, m in candidates if n in seen]
     if not parts:
         names = ", ".join(n for n, _ in candidates)
         raise TypeError(f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input")

@@ -257,13 +257,41 @@ def _holder(folder: Path) -> str:
     return f" (pid {pid})"
 
 
+def _pytorch_optimizer():  # type: ignore[no-untyped-def]
+    try:
+        import pytorch_optimizer
+    except ImportError:
+        raise ValueError("the AdaBelief optimisers come from the pytorch-optimizer package: "
+                         "pip install 'lsc[optimizers]' (or pytorch-optimizer)") from None
+    return pytorch_optimizer
+
+
+def adabelief(params: Iterable[nn.Parameter], lr: float, **options: object) -> torch.optim.Optimizer:
+    """AdaBelief (Zhuang et al. 2020) from ``pytorch-optimizer``, with the reference code's
+    TF-Addons settings: betas (0.9, 0.999), eps 1e-14, rectified (SMA threshold 5),
+    decoupled weight decay (docs/design.md A2.3, A4.5)."""
+    settings = {"betas": (0.9, 0.999), "eps": 1e-14, "rectify": True, "n_sma_threshold": 5,
+                "weight_decouple": True, **options}
+    return _pytorch_optimizer().AdaBelief(params, lr=lr, **settings)
+
+
+def adabelief_lookahead(params: Iterable[nn.Parameter], lr: float, *, k: int = 6, alpha: float = 0.5,
+                        **options: object) -> torch.optim.Optimizer:
+    """:func:`adabelief` inside Lookahead (Zhang et al. 2019; sync period 6, slow step 0.5),
+    the reference code's optimiser, both from ``pytorch-optimizer``."""
+    return _pytorch_optimizer().Lookahead(adabelief(params, lr, **options), k=k, alpha=alpha)
+
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
+    "adabelief": adabelief,
+    "adabelief-lookahead": adabelief_lookahead,
 }
-"""Optimisers by name, for training and pre-training alike."""
+"""Optimisers by name, for training and pre-training alike (the AdaBelief ones need the
+``optimizers`` extra)."""
 
 
 def make_optimizer(

@@ -99,6 +99,8 @@ def test_parts_are_named_by_their_qualified_names_and_pretrained_one_at_a_time()
     assert all(torch.equal(v, model.decoder.state_dict()[k]) for k, v in decoder.items())
     with pytest.raises(ValueError, match="no recurrent part 'rnn'.*encoder.rnn, decoder"):
         lsc.pretrain(model, x, part="rnn", max_steps=1, progress=False)
+    with pytest.raises(ValueError, match="a LSTM is pre-trained as a whole"):
+        lsc.pretrain(model.decoder, h, part="decoder", max_steps=1, progress=False)
 
 
 def test_a_model_without_recurrence_is_refused_with_what_to_do():

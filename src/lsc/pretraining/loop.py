@@ -237,6 +237,8 @@ def pretrain(
     """
     if not _parts.visible(model):
         return _pretrain_part(model, data, dict(locals()))
+    if part is not None:
+        raise ValueError(f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole")
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
     params = tuple(p for p in stack.parameters() if p.requires_grad)

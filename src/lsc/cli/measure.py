@@ -48,7 +48,7 @@ def measure_options(p: argparse.ArgumentParser) -> None:
         "--time-points",
         type=parse_time_points,
         default=DEFAULT_TIME_POINTS,
-        help=f"steps measured: auto (2, 4, then 8 evenly spaced steps until every edge mean is known to 0.5%%), "
+        help=f"steps measured: auto (2, 4, then 8 evenly spaced steps until the standard error of every edge mean is at most 1%% of it), "
         f"a count (evenly spaced), 'all' or e.g. 0,10,49 (default {DEFAULT_TIME_POINTS})",
     )
     g.add_argument("--kinds", type=parse_kinds, default=None, help=f"edge kinds, comma-separated from {','.join(KINDS)} (default all)")

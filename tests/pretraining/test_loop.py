@@ -238,13 +238,24 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lsc", "pretrain", "--cell", "gru", "--layers", "2", "--width", "16", "--input-size", "4",
            "--time", "10", "--batch", "8", "--max-steps", "100000", "--tol", "0", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 60
-    while not (out / "checkpoint.pt").exists() and time.time() < deadline:  # written every 25 steps
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "run the same command again to resume" in err
+    log = tmp_path / "stderr.txt"  # a file, not a pipe nobody drains while the run goes on
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C is not ignored
+        deadline = time.time() + 180
+        while not (out / "checkpoint.pt").exists() and time.time() < deadline:  # written every 25 steps
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert (out / "checkpoint.pt").exists(), "no checkpoint after 180 s"
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"still running 60 s after Ctrl-C; its stderr: {log.read_text()[-2000:]}") from None
+    err = log.read_text()
+    assert proc.returncode == 130 and "run the same command again to resume" in err, err
     from lsc.runio import read_state
 
     done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["progress"]["step"]

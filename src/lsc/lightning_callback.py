@@ -74,10 +74,7 @@ class LSCCallback(pl.Callback):
 
     def _log(self, trainer: pl.Trainer, step: int) -> None:
         assert self._monitor is not None
-        training = trainer.lightning_module.training
-        report = self._monitor.measure()
-        trainer.lightning_module.train(training)
-        values = scalars(report)
+        values = scalars(self._monitor.measure())  # measure leaves the module's mode as it was (lsc.parts.find)
         self.logged.append((step, values))
         if trainer.logger is not None:
             trainer.logger.log_metrics({f"lsc/{k}": v for k, v in values.items()}, step=step)

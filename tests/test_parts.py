@@ -111,29 +111,169 @@ def test_a_model_without_recurrence_is_refused_with_what_to_do():
         lsc.pretrain(LM(), None, max_steps=1, progress=False)
 
 
-def test_bidirectional_and_packed_parts_are_refused_clearly():
-    class Bi(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn = nn.GRU(3, 8, batch_first=True, bidirectional=True)
+class Bidirectional(nn.Module):
+    def __init__(self, layers: int, kind: type[nn.RNNBase] = nn.LSTM, lengths: list[int] | None = None) -> None:
+        super().__init__()
+        self.rnn = kind(3, 24, num_layers=layers, batch_first=True, bidirectional=True)
+        self.lengths = lengths
 
-        def forward(self, x):
-            return self.rnn(x)[0]
+    def forward(self, x):
+        if self.lengths is not None:
+            x = nn.utils.rnn.pack_padded_sequence(x, self.lengths, batch_first=True, enforce_sorted=False)
+        return self.rnn(x)[0]
 
-    with pytest.raises(ValueError, match="rnn is a bidirectional GRU"):
-        lsc.measure(Bi(), torch.randn(2, 5, 3))
 
-    class Packed(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn = nn.GRU(3, 8, batch_first=True)
+def _direction(module: nn.RNNBase, layer: int, reverse: bool) -> nn.RNNBase:
+    """A unidirectional copy of one layer and direction of ``module`` (torch's own weights)."""
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+    w = getattr(module, "weight_ih" + sfx)
+    one = type(module)(w.shape[1], module.hidden_size, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(one, name + "_l0").copy_(getattr(module, name + sfx))
+    return one
 
-        def forward(self, x):
-            packed = nn.utils.rnn.pack_padded_sequence(x, [5, 3], batch_first=True)
-            return self.rnn(packed)[0]
 
-    with pytest.raises(ValueError, match="receives a PackedSequence: pre-training reads equal-length"):
-        lsc.pretrain(Packed(), torch.randn(2, 5, 3), max_steps=1, progress=False)
+def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
+    """Each direction's time edge against torch's own unidirectional module on the input
+    that direction really sees: the reverse one on reversed time; layer 1 on both
+    directions' layer-0 outputs, as torch's bidirectional layer computes them."""
+    torch.manual_seed(0)
+    model = Bidirectional(2)
+    x = torch.randn(8, 30, 3)
+    report = lsc.measure(model, x, method="arnoldi", kinds=["time", "encoder"], time_points=[4, 17, 29])
+    assert [(e.module, e.kind) for e in report.edges] == [
+        (m, k) for m in ("rnn/l0", "rnn/l0/reverse", "rnn/l1", "rnn/l1/reverse") for k in ("encoder", "time")]
+    first = nn.LSTM(3, 24, batch_first=True, bidirectional=True)
+    first.load_state_dict({k: v for k, v in model.rnn.state_dict().items() if "_l0" in k})
+    with torch.no_grad():
+        below = first(x)[0]  # (B, T, 2H): torch's layer 0, both directions
+    for layer, seq in ((0, x), (1, below)):
+        for reverse in (False, True):
+            one = _direction(model.rnn, layer, reverse)
+            dense = lsc.measure(one, seq.flip(1) if reverse else seq, method="dense", kinds=["time"],
+                                time_points=[4, 17, 29])
+            name = f"rnn/l{layer}" + ("/reverse" if reverse else "")
+            got = [e.mean for e in report.edges if e.module == name and e.kind == "time"][0]
+            assert got == pytest.approx(dense.edges[0].mean, rel=0.02), name
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = lsc.pretrain(model, x, part="rnn/l0/reverse", target=0.5, kinds=["time"], max_steps=3, progress=False)
+    assert res.steps == 3 and {e.module for e in res.report.edges} == {"rnn/l0/reverse"}
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved and all(k.startswith("rnn.") and k.endswith("_l0_reverse") for k in moved), moved
+
+
+def test_a_packed_bidirectional_gru_reverses_each_sequence_within_its_length():
+    torch.manual_seed(0)
+    model = Bidirectional(1, nn.GRU, lengths=[3, 50])
+    x = torch.randn(2, 50, 3)
+    x[0, 3:] = 1e3  # padding: read by neither direction
+    opts = dict(kinds=["time"], method="dense", time_points="all")
+    both = lsc.measure(model, x, **opts)
+    reverse = [e for e in both.edges if e.module == "rnn/reverse"][0]
+    one = _direction(model.rnn, 0, True)
+    short = lsc.measure(one, x[:1, :3].flip(1), **opts).edges[0]
+    long = lsc.measure(one, x[1:].flip(1), **opts).edges[0]
+    assert reverse.count == 3 + 50
+    assert reverse.mean == pytest.approx((3 * short.mean + 50 * long.mean) / 53)
+
+
+class CellLoop(nn.Module):
+    """Two nn.LSTMCell (or GRUCell) stepped in the user's forward; time-first input."""
+
+    def __init__(self, kind: type[nn.Module] = nn.LSTMCell, width: int = 48) -> None:
+        super().__init__()
+        self.cells = nn.ModuleList([kind(5, width), kind(width, width)])
+        self.head = nn.Linear(width, 3)
+        self.skip = False  # a loop that hands a cell the wrong state
+
+    def forward(self, x):  # x: (T, B, 5)
+        states: list[object] = [None, None]
+        for t in range(x.shape[0]):
+            inp = x[t]
+            for i, cell in enumerate(self.cells):
+                given = None if (self.skip and t == 2) else states[i]
+                states[i] = cell(inp, given)
+                inp = states[i][0] if isinstance(states[i], tuple) else states[i]
+        return self.head(inp)
+
+
+def _visited(model: CellLoop, x: torch.Tensor) -> list[list[tuple[torch.Tensor, object]]]:
+    """(input, state given) of every cell at every step, by running the loop by hand."""
+    out: list[list[tuple[torch.Tensor, object]]] = [[], []]
+    states: list[object] = [None, None]
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            inp = x[t]
+            for i, cell in enumerate(model.cells):
+                out[i].append((inp, states[i]))
+                states[i] = cell(inp, states[i])
+                inp = states[i][0] if isinstance(states[i], tuple) else states[i]
+    return out
+
+
+def _radius(matrix: torch.Tensor) -> float:
+    return float(torch.linalg.eigvals(matrix.double()).abs().max())
+
+
+@pytest.mark.parametrize("kind", [nn.LSTMCell, nn.GRUCell])
+def test_a_loop_of_cells_has_time_edges_at_the_visited_states_and_its_depth_edge(kind):
+    torch.manual_seed(0)
+    model = CellLoop(kind)
+    x = torch.randn(10, 4, 5)  # time first: the loop steps x[t]
+    points = [2, 6, 9]
+    report = lsc.measure(model, x, method="arnoldi", kinds=["time", "depth"], time_points=points)
+    assert [(e.module, e.kind, e.layer) for e in report.edges] == [
+        ("cells", "time", 0), ("cells", "depth", 1), ("cells", "time", 1)]
+    visited = _visited(model, x)
+    lstm = kind is nn.LSTMCell
+    width = 48
+
+    def step(cell, inp, state):  # the cell on lsc's state layout: [h; c] for an LSTM cell
+        out = cell(inp, (state[:width], state[width:]) if lstm else state)
+        return torch.cat(out) if lstm else out
+
+    def full(state):
+        if state is None:
+            return torch.zeros(2 * width if lstm else width)
+        return torch.cat(state, dim=-1) if lstm else state
+
+    time0, time1, depth = [], [], []
+    for t in points:
+        for b in range(4):
+            for i, rows in ((0, time0), (1, time1)):
+                inp, state = visited[i][t]
+                s = full(state)[b] if state is not None else full(None)
+                rows.append(_radius(torch.autograd.functional.jacobian(lambda z: step(model.cells[i], inp[b], z), s)))
+            below, _ = visited[1][t]  # cell 1's input at step t: cell 0's h_t
+            s0 = torch.cat([below[b], torch.zeros(width)]) if lstm else below[b]  # c^0_t does not reach cell 1
+            given = full(visited[1][t][1])[b] if visited[1][t][1] is not None else full(None)
+
+            def through(z):  # s^1_t as a function of s^0_t, through cell 0's output h = z[:width]
+                return step(model.cells[1], z[:width], given)
+
+            depth.append(_radius(torch.autograd.functional.jacobian(through, s0)))
+    means = {(e.kind, e.layer): e.mean for e in report.edges}
+    assert means[("time", 0)] == pytest.approx(sum(time0) / len(time0), rel=0.02)
+    assert means[("time", 1)] == pytest.approx(sum(time1) / len(time1), rel=0.02)
+    assert means[("depth", 1)] == pytest.approx(sum(depth) / len(depth), rel=0.02)
+
+
+def test_a_loop_of_cells_is_pretrained_in_place_and_an_irregular_loop_is_refused():
+    torch.manual_seed(0)
+    model = CellLoop(nn.GRUCell, width=32)
+    keys = list(model.state_dict())
+    head = model.head.weight.detach().clone()
+    x = torch.randn(20, 64, 5)
+    res = lsc.pretrain(model, x, target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=150, batch_size=16,
+                       progress=False)  # batches cut along the samples axis (1) of a time-first input
+    assert res.converged, res.message
+    check = lsc.measure(model, torch.randn(20, 16, 5), method="dense", target=0.5, kinds=["time", "depth"])
+    assert max(abs(g) for g in check.gaps()) <= 0.05
+    assert list(model.state_dict()) == keys and torch.equal(head, model.head.weight)
+    model.skip = True
+    with pytest.raises(ValueError, match=r"cells.0 \(GRUCell\) is not stepped as one recurrence"):
+        lsc.measure(model, x[:, :4])
 
 
 def test_padded_and_packed_batches_use_only_time_points_inside_each_length():
@@ -235,3 +375,35 @@ def test_a_sequential_chain_is_pretrained_to_one_and_found_inside_a_model():
     net = Net()
     report = lsc.measure(net, torch.randn(8, 16), kinds=["depth"])
     assert {e.module for e in report.edges} == {"blocks"} and [e.layer for e in report.edges] == [1, 2]
+
+
+def test_pretraining_reads_packed_batches_up_to_their_shortest_sequence():
+    """A state before the shortest length never saw padding: pre-training reads a packed
+    batch (given as data, or built inside the model's forward) up to there."""
+    from lsc.models import as_stack
+    from lsc.pretraining.sources import InputSource
+
+    torch.manual_seed(0)
+    gru = nn.GRU(3, 16, batch_first=True)
+    x = torch.randn(32, 30, 3)
+    lengths = [30] * 16 + [9] * 16
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    batch = next(InputSource(as_stack(gru), packed))
+    assert batch.shape == (32, 9, 3) and torch.equal(batch, x[:, :9])
+    res = lsc.pretrain(gru, [packed], target=0.5, kinds=["time"], tol=0.05, max_steps=100, progress=False)
+    assert res.converged, res.message
+
+    class Packs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 16, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(nn.utils.rnn.pack_padded_sequence(x, lengths[: len(x)], batch_first=True,
+                                                              enforce_sorted=False))[0]
+
+    model = Packs()
+    seen = lsc.parts.named(model, x, "rnn")
+    assert seen.inputs.shape == (32, 30, 3) and seen.equal_length().shape == (32, 9, 3)
+    res = lsc.pretrain(model, x, target=0.5, kinds=["time"], tol=0.05, max_steps=100, progress=False)
+    assert res.converged and res.report.edges[0].module == "rnn"

@@ -9,27 +9,38 @@ lsc stack is the stack's), and records the input each one really receives: an LS
 after an embedding is measured on the embedded vectors, and its encoder edge is
 ∂s⁰/∂(that input) (docs/design.md section 0).
 
-What is found: ``torch.nn.LSTM``/``GRU``/``RNN`` (not bidirectional), lsc stacks, and
-``nn.Sequential`` chains of ``Linear`` layers with element-wise activations,
-normalisation or dropout between them (:func:`lsc.models.ffn.linear_chain`), however
-deeply nested. What is not: cells stepped in a loop by the user's ``forward``,
-attention, convolutions; a part's initial state is taken as zero (the hidden state a
-``forward`` passes in is not read).
+What is found: ``torch.nn.LSTM``/``GRU``/``RNN``, lsc stacks, and ``nn.Sequential``
+chains of ``Linear`` layers with element-wise activations, normalisation or dropout
+between them (:func:`lsc.models.ffn.linear_chain`), however deeply nested; and
+``nn.LSTMCell``/``GRUCell``/``RNNCell`` stepped in a loop by the user's ``forward``
+(:func:`_loops`: each cell's time edge at the states it really visits, one cell feeding
+the next where its input *is* the other's output at every step). A bidirectional module
+is one part per direction, the reverse direction on reversed time (``name/reverse``),
+and with several layers one part per layer and direction (``name/l1/reverse``): a
+layer's input mixes both directions of the layer below, so each is measured on the
+input it really receives and its encoder edge is the depth edge from both
+(docs/design.md section 0). What is not found: attention, convolutions; a part's
+initial state is taken as zero (the hidden state a ``forward`` passes in is not read;
+a cell loop that starts elsewhere is refused).
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .models import Stack, as_stack
+from .models.adapters import cell_view, layer_view
 from .models.ffn import linear_chain
 
 _SEQUENCE_MODULES = (nn.RNNBase, Stack)
+_CELLS = (nn.LSTMCell, nn.GRUCell, nn.RNNCell)
 
 
 @dataclass(frozen=True)
@@ -41,11 +52,23 @@ class Part:
     module: nn.Module
     inputs: Tensor
     lengths: Tensor | None = None  # of a PackedSequence input: each sequence's true length
+    batch_axis: int = 0  # the axis of the model's input that holds the samples
+
+    def equal_length(self) -> Tensor:
+        """The inputs cut to the shortest sequence's length: what pre-training reads of a
+        packed batch (a state before that step never saw padding, in either direction;
+        docs/design.md section 9)."""
+        if self.lengths is None:
+            return self.inputs
+        return self.inputs.narrow(1 if as_stack(self.module).batch_first else 0, 0, int(self.lengths.min()))
 
 
 def visible(model: nn.Module) -> bool:
     """Whether ``model`` is itself a stack lsc can see (no search needed). A module lsc
-    knows but refuses (a bidirectional ``nn.LSTM``) raises its own message here."""
+    knows but refuses raises its own message here; a bidirectional module is not one
+    stack but one per direction (:func:`find`)."""
+    if isinstance(model, nn.RNNBase) and model.bidirectional:
+        return False
     try:
         as_stack(model)
     except TypeError:
@@ -54,13 +77,16 @@ def visible(model: nn.Module) -> bool:
 
 
 def _is_part(module: nn.Module) -> bool:
-    if isinstance(module, _SEQUENCE_MODULES):
+    if isinstance(module, _SEQUENCE_MODULES + _CELLS):
         return True
     return isinstance(module, nn.Sequential) and linear_chain(module) is not None
 
 
 def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The outermost parts inside ``model`` (not ``model`` itself)."""
+    """The outermost parts inside ``model`` (``model`` itself only when it is a
+    bidirectional module: one part per direction)."""
+    if isinstance(model, nn.RNNBase) and model.bidirectional:
+        return [("", model)]
     found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
         if not name or not _is_part(module):
@@ -77,43 +103,194 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
     candidates = _candidates(model)
     if not candidates:
         raise TypeError(
-            f"lsc found no recurrence in a {type(model).__name__}: it has no torch.nn.LSTM/GRU/RNN, lsc stack or "
-            "nn.Sequential chain of Linear layers and activations inside (cells stepped in a loop by your forward, "
-            "attention and convolutions are not discovered). "
-            "Pass the recurrent submodule itself, or lsc.view(rnn, encoder=..., decoder=...)."
+            f"lsc found no recurrence in a {type(model).__name__}: it has no torch.nn.LSTM/GRU/RNN (or their cells), "
+            "lsc stack or nn.Sequential chain of Linear layers and activations inside (attention and convolutions "
+            "are not discovered). Pass the recurrent submodule itself, or lsc.view(rnn, encoder=..., decoder=...)."
         )
     seen: dict[str, tuple[Tensor, Tensor | None]] = {}
+    calls: dict[str, list[_Call]] = {}
 
-    def hook(name: str, module: nn.Module, args: tuple[object, ...]) -> None:
+    def pre_hook(name: str, module: nn.Module, args: tuple[object, ...]) -> None:
         if name in seen:
             return  # called again in the same forward: the first call's input stands
         if not args or not isinstance(args[0], (Tensor, PackedSequence)):
-            raise TypeError(f"{name} ({type(module).__name__}) was called without a tensor input")
-        if getattr(module, "bidirectional", False):
-            raise ValueError(
-                f"{name} is a bidirectional {type(module).__name__}: lsc measures unidirectional recurrences; "
-                "measure a unidirectional module instead"
-            )
+            raise TypeError(f"{name or type(module).__name__} ({type(module).__name__}) was called without a tensor input")
         if isinstance(args[0], PackedSequence):  # padded, and each sequence's length
             padded, lengths = pad_packed_sequence(args[0], batch_first=bool(getattr(module, "batch_first", True)))
             seen[name] = (padded.detach(), lengths)
         else:
             seen[name] = (args[0].detach(), None)
 
-    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: hook(n, mod, args)) for n, m in candidates]
+    def cell_hook(name: str, module: nn.Module, args: tuple[object, ...], out: object) -> None:
+        hx = args[1] if len(args) > 1 else None
+        calls.setdefault(name, []).append(_Call(_detached(args[0]), _detached(hx), _detached(out)))
+
+    handles = [
+        m.register_forward_hook(lambda mod, args, out, n=n: cell_hook(n, mod, args, out)) if isinstance(m, _CELLS)
+        else m.register_forward_pre_hook(lambda mod, args, n=n: pre_hook(n, mod, args))
+        for n, m in candidates
+    ]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        if isinstance(exc, (ValueError, TypeError)) and _raised_by_lsc(exc):
+            raise
+        raise ValueError(f"running the {type(model).__name__}'s forward on this input failed ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); lsc runs the model once to find its "
+                         "recurrent parts: pass an input its forward takes") from exc
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    parts = [Part(n, m, *seen[n]) for n, m in candidates if n in seen]
+    parts: list[Part] = []
+    for n, m in candidates:
+        if n not in seen:
+            continue
+        inputs, lengths = seen[n]
+        if isinstance(m, nn.RNNBase) and m.bidirectional:
+            parts += _directions(n, m, inputs, lengths)
+        else:
+            parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
+    modules = dict(candidates)
+    parts += _loops({n: (modules[n], c) for n, c in calls.items()}, x)
     if not parts:
         names = ", ".join(n for n, _ in candidates)
         raise TypeError(f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input")
+    return parts
+
+
+def _raised_by_lsc(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call of a cell in the user's loop: its input, the state it was given, its output."""
+
+    x: object
+    hx: object
+    out: object
+
+
+def _detached(value: object) -> object:
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, (tuple, list)):
+        return tuple(_detached(v) for v in value)
+    return value
+
+
+def _state(value: object) -> Tensor | None:
+    """A cell's state in lsc's layout: [h; c] for an LSTM cell's (h, c), else h."""
+    if isinstance(value, tuple):
+        return torch.cat(value, dim=-1) if value and all(isinstance(v, Tensor) for v in value) else None
+    return value if isinstance(value, Tensor) else None
+
+
+def _output(value: object) -> object:
+    """What a cell passes on: h (the first of an LSTM cell's (h, c))."""
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _same(a: object, b: object) -> bool:
+    return isinstance(a, Tensor) and isinstance(b, Tensor) and (
+        a is b or (a.shape == b.shape and bool(torch.equal(a, b))))
+
+
+def _loops(found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor) -> list[Part]:
+    """Cells stepped in a loop by the user's ``forward``, as stacks (docs/design.md
+    section 0). Each cell must step a recurrence from the zero state (the state it is
+    given at a step is its output at the one before); cell b sits on cell a when, at
+    every step, b's input is a's output; a chain of such cells is one stack over their
+    own parameters, measured on the first cell's inputs (the states it visits are then
+    the ones the loop visited)."""
+    for name, (module, cs) in found.items():
+        first = _state(cs[0].hx)
+        if cs[0].hx is not None and (first is None or bool(first.abs().max() > 0)):
+            raise ValueError(f"{name} ({type(module).__name__}) starts its loop from a non-zero state; lsc measures a "
+                             "loop of cells from the zero state: pass hx=None (or zeros) at the first step")
+        for t in range(1, len(cs)):
+            if not _same(_state(cs[t].hx), _state(cs[t - 1].out)):
+                raise ValueError(
+                    f"{name} ({type(module).__name__}) is not stepped as one recurrence: the state it is given at call "
+                    f"{t + 1} is not its output at call {t}. lsc measures cells looped over time, each given its own "
+                    "last state; measure the cell on its own (lsc.measure(cell, inputs)) otherwise")
+    below = {b: a for b in found for a in found
+             if a != b and len(found[a][1]) == len(found[b][1])
+             and all(_same(cb.x, _output(ca.out)) for ca, cb in zip(found[a][1], found[b][1]))}
+    parts = []
+    for head in (n for n in found if n not in below):
+        chain = [head]
+        while True:
+            nxt = [b for b, a in below.items() if a == chain[-1]]
+            if len(nxt) > 1:
+                raise ValueError(f"{chain[-1]} feeds several cells ({', '.join(nxt)}); lsc measures cell loops that "
+                                 "form a chain")
+            if not nxt:
+                break
+            chain.append(nxt[0])
+        inputs = torch.stack([c.x for c in found[head][1]], dim=1)  # type: ignore[misc]
+        stack = Stack([cell_view(found[n][0]) for n in chain], batch_first=True)
+        stack.source = found[head][0]
+        batch = inputs.shape[0]
+        axis = 0 if x.dim() < 2 or x.shape[0] == batch or x.shape[1] != batch else 1
+        parts.append(Part(_common(chain), stack, inputs, None, axis))
+    return parts
+
+
+def _common(names: list[str]) -> str:
+    """The qualified name the cells share (``cells`` for ``cells.0``, ``cells.1``), or
+    their names joined by ``+``."""
+    if len(names) == 1:
+        return names[0]
+    split = [n.split(".") for n in names]
+    prefix = []
+    for level in zip(*split):
+        if len(set(level)) > 1:
+            break
+        prefix.append(level[0])
+    return ".".join(prefix) if prefix else "+".join(names)
+
+
+def _flip(x: Tensor, lengths: Tensor | None, time_axis: int) -> Tensor:
+    """``x`` reversed in time, each sequence within its own length (padding stays last)."""
+    if lengths is None:
+        return x.flip(time_axis)
+    T = x.shape[time_axis]
+    t = torch.arange(T, device=x.device)
+    n = lengths.to(x.device).view(-1, 1)  # (B, 1)
+    index = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    if time_axis == 0:
+        index = index.t()
+    index = index.reshape(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(time_axis, index)
+
+
+def _directions(name: str, module: nn.RNNBase, x: Tensor, lengths: Tensor | None) -> list[Part]:
+    """A bidirectional module as one part per direction (the reverse one on reversed
+    time) and, with several layers, per layer: layer k's input is both directions'
+    outputs of layer k - 1, computed here with the module's own weights."""
+    time_axis = 1 if module.batch_first else 0
+    axis = 1 - time_axis
+    parts, inputs = [], x
+    for k in range(module.num_layers):
+        outputs = []
+        for reverse in (False, True):
+            stack = layer_view(module, k, reverse=reverse)
+            seq = _flip(inputs, lengths, time_axis) if reverse else inputs
+            label = "/".join(filter(None, [name, f"l{k}" if module.num_layers > 1 else "", "reverse" if reverse else ""]))
+            parts.append(Part(label, stack, seq, lengths, axis))
+            if k < module.num_layers - 1:
+                with torch.no_grad():
+                    y, _ = stack.cells[0].forward_sequence(seq if module.batch_first else seq.transpose(0, 1))
+                y = y if module.batch_first else y.transpose(0, 1)
+                outputs.append(_flip(y, lengths, time_axis) if reverse else y)
+        if outputs:
+            inputs = torch.cat(outputs, dim=-1)
     return parts
 
 
@@ -150,19 +327,23 @@ class Through:
             x = item[0] if isinstance(item, (tuple, list)) and item else item
             if not isinstance(x, Tensor):
                 raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(x).__name__}")
-            yield named(self.model, x, self.name).inputs
+            yield named(self.model, x, self.name).equal_length()
 
 
 def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int) -> Tensor:
     """What ``part`` receives for every sample of ``data``: the model run on chunks of
-    ``batch_size`` samples along the part's batch axis (the model is taken to read its
-    input in its recurrent part's layout), joined along that axis."""
-    axis = 0 if as_stack(part.module).batch_first else 1
+    ``batch_size`` samples along the batch axis of the model's input (``part.batch_axis``),
+    joined along the part's own batch axis (packed chunks cut to the shortest sequence of
+    all: :meth:`Part.equal_length`)."""
+    axis = part.batch_axis
     n = data.shape[axis] if data.dim() > axis else 0
     if n == 0:
         raise ValueError(f"data is empty (shape {tuple(data.shape)}); pass at least one sample")
-    chunks = [named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name).inputs for i in range(0, n, batch_size)]
-    return torch.cat(chunks, dim=axis)
+    chunks = [named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name).equal_length()
+              for i in range(0, n, batch_size)]
+    time_axis = 1 if as_stack(part.module).batch_first else 0
+    shortest = min(c.shape[time_axis] for c in chunks)
+    return torch.cat([c.narrow(time_axis, 0, shortest) for c in chunks], dim=1 - time_axis)
 
 
 def view(rnn: nn.Module, *, encoder: nn.Module | None = None, decoder: nn.Module | None = None,

@@ -32,14 +32,34 @@ def _cell_class(module: nn.Module, table: dict[type[nn.Module], type[TorchLayout
     return None
 
 
+def layer_view(module: nn.Module, layer: int, *, reverse: bool = False) -> Stack:
+    """A one-layer stack viewing one layer (one direction) of a ``torch.nn`` LSTM/GRU/RNN:
+    how a bidirectional module is seen, a direction and a layer at a time."""
+    cls = _cell_class(module, _LAYERED)
+    if cls is None:
+        raise TypeError(f"no adapter for {type(module).__name__}")
+    stack = Stack([cls.view_of(module, layer, reverse=reverse)], batch_first=bool(module.batch_first))
+    stack.source = module
+    return stack
+
+
+def cell_view(module: nn.Module) -> TorchLayoutCell:
+    """A cell viewing an ``nn.LSTMCell``/``GRUCell``/``RNNCell`` (its own parameters)."""
+    cls = _cell_class(module, _SINGLE)
+    if cls is None:
+        raise TypeError(f"no adapter for {type(module).__name__}")
+    return cls.view_of(module, None)
+
+
 def adapt_torch_rnn(module: nn.Module) -> Stack:
     """A :class:`Stack` of cells viewing the layers of a ``torch.nn`` recurrent module."""
     cls = _cell_class(module, _LAYERED)
     if cls is not None:
         if getattr(module, "bidirectional", False):
             raise ValueError(
-                f"{type(module).__name__}(bidirectional=True) has no causal time edge; lsc measures "
-                "unidirectional recurrences. Measure a unidirectional module (or each direction) instead."
+                f"{type(module).__name__}(bidirectional=True) is not one stack but one per direction: "
+                "lsc.measure / lsc.pretrain take it and see each direction (and layer) as its own part "
+                "(lsc.parts.find)"
             )
         cells = [cls.view_of(module, k) for k in range(module.num_layers)]
         stack = Stack(cells, batch_first=bool(module.batch_first))

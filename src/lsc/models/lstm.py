@@ -78,8 +78,7 @@ class LSTMCell(TorchLayoutCell):
         return y, torch.cat([h[0], c[0]], dim=1)
 
     @classmethod
-    def _empty_like(cls, module, layer, w_ih, w_hh, bias, **options):  # type: ignore[no-untyped-def]
-        sfx = "" if layer is None else f"_l{layer}"
+    def _empty_like(cls, module, sfx, w_ih, w_hh, bias, **options):  # type: ignore[no-untyped-def]
         w_hr = getattr(module, "weight_hr" + sfx, None)
         hidden = w_ih.shape[0] // 4
         cell = cls(w_ih.shape[1], hidden, bias, proj_size=0 if w_hr is None else w_hr.shape[0], device="meta")

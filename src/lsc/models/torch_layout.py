@@ -78,17 +78,20 @@ class TorchLayoutCell(Cell):
         return ws
 
     @classmethod
-    def view_of(cls, module: nn.Module, layer: int | None = None, **options: object) -> "TorchLayoutCell":
+    def view_of(cls, module: nn.Module, layer: int | None = None, *, reverse: bool = False,
+                **options: object) -> "TorchLayoutCell":
         """A cell sharing the ``Parameter`` objects of one layer of ``module``.
 
         ``layer=None`` reads ``weight_ih`` etc. (``nn.LSTMCell``-style modules);
-        an integer k reads ``weight_ih_l{k}`` etc. (``nn.LSTM``-style modules).
+        an integer k reads ``weight_ih_l{k}`` etc. (``nn.LSTM``-style modules), and
+        ``weight_ih_l{k}_reverse`` etc. with ``reverse`` (a bidirectional module's
+        reverse direction).
         """
-        sfx = "" if layer is None else f"_l{layer}"
+        sfx = ("" if layer is None else f"_l{layer}") + ("_reverse" if reverse else "")
         w_ih = getattr(module, "weight_ih" + sfx)
         w_hh = getattr(module, "weight_hh" + sfx)
         b_ih = getattr(module, "bias_ih" + sfx, None)
-        cell = cls._empty_like(module, layer, w_ih, w_hh, b_ih is not None, **options)
+        cell = cls._empty_like(module, sfx, w_ih, w_hh, b_ih is not None, **options)
         cell.weight_ih = w_ih
         cell.weight_hh = w_hh
         if b_ih is not None:
@@ -98,7 +101,7 @@ class TorchLayoutCell(Cell):
 
     @classmethod
     def _empty_like(
-        cls, module: nn.Module, layer: int | None, w_ih: Tensor, w_hh: Tensor, bias: bool, **options: object
+        cls, module: nn.Module, sfx: str, w_ih: Tensor, w_hh: Tensor, bias: bool, **options: object
     ) -> "TorchLayoutCell":
         hidden = w_ih.shape[0] // cls.gates
         return cls(w_ih.shape[1], hidden, bias, device="meta", **options)  # type: ignore[arg-type]

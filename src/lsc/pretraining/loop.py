@@ -326,9 +326,6 @@ def _pretrain_part(model: nn.Module, data: Tensor | Iterable[object] | None, arg
     else:
         raise ValueError("data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator")
     found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
-    if found.lengths is not None:
-        raise ValueError(f"{found.name} receives a PackedSequence: pre-training reads equal-length batches for now "
-                         "(lsc.measure takes packed and padded ones); pass inputs cut to a common length")
     inputs = (_parts.inputs_of(model, found, data, batch_size) if isinstance(data, Tensor)
               else _parts.Through(model, found.name, data))
     result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None})  # type: ignore[arg-type]

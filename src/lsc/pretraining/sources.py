@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..checks import NonFiniteError
 from ..models import Stack
@@ -28,14 +29,21 @@ def copy_task_inputs(
     return x
 
 
-def _first(item: object) -> Tensor:
-    if isinstance(item, (tuple, list)):
+def _first(item: object, time_first: bool) -> Tensor:
+    """A batch-first input batch from one item of the data: a tensor in the module's
+    layout, the first element of a tuple, or a ``PackedSequence`` padded and cut to its
+    shortest sequence (a state before that step never saw padding; docs/design.md
+    section 9)."""
+    if isinstance(item, (tuple, list)) and not isinstance(item, PackedSequence):
         if not item:
             raise ValueError("data yielded an empty tuple; expected (inputs, ...) or a tensor")
         item = item[0]
+    if isinstance(item, PackedSequence):
+        padded, lengths = pad_packed_sequence(item, batch_first=True)
+        return padded[:, : int(lengths.min())]
     if not isinstance(item, Tensor):
         raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(item).__name__}")
-    return item
+    return item.transpose(0, 1) if time_first and item.dim() >= 2 else item
 
 
 class InputSource:
@@ -49,7 +57,8 @@ class InputSource:
     * a re-iterable (a list, a ``DataLoader``, ``task.inputs(...)``): its items in order,
       again and again; a tuple or list item contributes its first element. A one-shot
       iterator (a generator) is refused: pre-training draws more batches than one pass
-      may hold, and a resumed run must find its place again;
+      may hold, and a resumed run must find its place again. A ``PackedSequence``
+      (the data, or an item) is read up to its shortest sequence's length;
     * ``None``: standard Gaussian input (batch_size, time_steps, features) (random
       token ids for a model that embeds tokens; (batch_size, features) for a
       feed-forward network).
@@ -71,6 +80,8 @@ class InputSource:
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(data, PackedSequence):
+            data = [data]  # one batch
         if isinstance(data, Iterator):
             raise ValueError(
                 f"data is a one-shot iterator ({type(data).__name__}): pre-training may need more batches than one "
@@ -115,8 +126,7 @@ class InputSource:
                 empty = True
                 for item in data:
                     empty = False
-                    x = _first(item)
-                    yield x.transpose(0, 1) if self.time_first and x.dim() >= 2 else x
+                    yield _first(item, self.time_first)
                 if empty:
                     raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
 

@@ -24,7 +24,7 @@ def test_registry_names_claims_and_presets():
     for name in NAMES:
         exp = experiments.get(name)
         assert exp.claim and exp.source
-        assert set(exp.presets) == {"smoke", "cpu", "paper"}
+        assert {"smoke", "cpu", "paper"} <= set(exp.presets) <= {"smoke", "cpu", "fair", "paper"}
         for preset in exp.presets:
             runs = exp.runs(preset)
             ids = [r.id for r in runs]
@@ -105,6 +105,7 @@ def _cli(argv, capsys):
 def test_cli_list_emit_and_report(tmp_path, capsys):
     rc, out = _cli(["experiment", "list"], capsys)
     assert rc == 0 and "claim:" in out and all(name in out for name in NAMES)
+    assert "fair (80 runs, about 4 core-hours)" in out  # GRU, LSTM x depth 2, 6 x 4 conditions x 5 seeds
     rc, out = _cli(["experiment", "run", "fig1-paths", "--preset", "cpu", "--out", str(tmp_path), "--emit-commands"], capsys)
     lines = out.strip().splitlines()
     assert rc == 0 and len(lines) == len(experiments.get("fig1-paths").runs("cpu"))
@@ -131,3 +132,38 @@ def test_fig2_best_lr_ignores_lrs_without_finished_runs():
     nan = float("nan")
     assert _best([nan, 50.0, 40.0]) == _best([40.0, 50.0, nan]) == 50.0
     assert _best([nan, nan]) != _best([nan, nan])  # NaN: no finished run at any lr
+
+
+def _record(cell: str, layers: int, cond: str, seed: int, test: float, flagged: bool = False):
+    from lsc.experiments.base import RunRecord
+
+    init = {"edges": [{"kind": "time", "layer": 0, "mean": 0.5, "std": 0.0}], "worst_gap": 0.06 if flagged else 0.01,
+            "flagged": flagged, "pretrained": cond != "default"}
+    return RunRecord(f"{cell}-L{layers}-{cond}-s{seed}", Path("."),
+                     {"task": "slmnist", "cell": cell, "layers": layers, "condition": cond, "seed": seed},
+                     "ok", {"metric": "accuracy", "test": test, "init": init, "pretrain": {"converged": True}})
+
+
+def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_out(tmp_path):
+    """Synthetic runs where rho0.5 beats rho1 by 2 points at depth 2 and by 6 at depth 6,
+    and beats the default by 4: the verdict follows the rule; a flagged rho1 run whose
+    accuracy would reverse its pair is left out and counted."""
+    exp = experiments.get("fig3-deep-rnn")
+    recs = []
+    for seed in range(5):
+        for cell in ("gru", "lstm"):
+            for layers, gain in ((2, 2.0), (6, 6.0)):
+                base = 0.50 + 0.01 * seed
+                recs += [_record(cell, layers, "default", seed, base),
+                         _record(cell, layers, "rho1", seed, base + (4 - gain) / 100),
+                         _record(cell, layers, "rho0.5", seed, base + 4 / 100 + 0.001 * seed)]
+    recs.append(_record("gru", 2, "rho1", 9, 0.99, flagged=True))
+    recs.append(_record("gru", 2, "rho0.5", 9, 0.10))
+    text = exp.report(recs, tmp_path, "fair")
+    assert "| rho0.5 − rho1 | all | 20 |" in text and "| rho0.5 − rho1 | 2 | 10 |" in text
+    assert "**Depth trend** (rho0.5 − rho1 at depth 6 minus at depth 2): mean +4.00" in text
+    assert "holds" in text.split("**Depth trend**")[1].splitlines()[0]
+    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
+    assert "rho = 0.5 − rho = 1: holds" in verdict and "rho = 0.5 − default: holds" in verdict
+    assert "agrees with the claim (1 flagged run(s) left out)" in verdict
+    assert "**Init radii**" in text

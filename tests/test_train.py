@@ -196,6 +196,25 @@ def test_cli_pretrain_then_train_writes_the_pretraining_report(tmp_path, capsys)
     report = json.loads((tmp_path / "pretrain.json").read_text())
     assert report["steps"] == 3 and report["target"] == {"time": 0.5, "depth": 0.5} and report["report"]["edges"]
     assert json.loads((tmp_path / "config.json").read_text())["cli"]["pretrain"] == "0.5"
+    # init.json: the radii training starts from, dense, on a batch pre-training did not draw
+    init = json.loads((tmp_path / "init.json").read_text())
+    assert init["pretrained"] and init["method"] == "dense" and init["target"] == {"time": 0.5, "depth": 0.5}
+    assert [(e["kind"], e["layer"]) for e in init["edges"]] == [("time", 0), ("depth", 1), ("time", 1)]
+    worst = max(abs(e["mean"] - 0.5) for e in init["edges"])
+    assert init["worst_gap"] == pytest.approx(worst) and init["flagged"] == (worst > 0.05)
+
+
+def test_an_init_off_its_target_is_flagged_and_a_default_init_is_measured(tmp_path):
+    from lsc.job import TrainJob, run_job
+
+    job = TrainJob(task="copy", task_options={"delay": 2, "train_size": 64, "val_size": 16, "test_size": 16},
+                   cell="lstm", layers=2, width=8, epochs=1, lr=1e-9,
+                   pretrain="0.5", pretrain_steps=1, pretrain_kinds=("time", "depth"))
+    done = run_job(job, tmp_path / "a")
+    assert done.init_check["flagged"] and done.init_check["worst_gap"] > 0.05  # one step cannot reach 0.5
+    plain = run_job(TrainJob(**{**job.to_dict(), "pretrain": None, "pretrain_kinds": None}), tmp_path / "b")
+    assert not plain.init_check["pretrained"] and not plain.init_check["flagged"] and plain.init_check["worst_gap"] is None
+    assert {e["kind"] for e in plain.init_check["edges"]} == {"encoder", "time", "depth"}
 
 
 def test_cli_init_applies_a_named_init_with_the_task_horizon(tmp_path, capsys):

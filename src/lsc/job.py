@@ -7,7 +7,9 @@ initialises it, pre-trains it on the task's own training inputs, trains it and (
 
 * ``config.json``, ``metrics.jsonl``, ``best.pt``, ``result.json``, ``checkpoint.pt``
   (:func:`lsc.train`),
-* ``pretrain/checkpoint.pt``, ``pretrain.json``, ``pretrain_history.jsonl`` (pre-training).
+* ``pretrain/checkpoint.pt``, ``pretrain.json``, ``pretrain_history.jsonl`` (pre-training),
+* ``init.json``: the radii of the weights training starts from, measured densely on a
+  fresh batch (:func:`check_init`), and whether a pre-trained init is off its target.
 
 The directory is held for the whole job (docs/reliability.md); the same job again
 resumes where it stopped, a job with other settings is refused.
@@ -26,8 +28,10 @@ from torch import nn
 from . import distributed as _dist
 from . import tasks as task_registry
 from .checks import check_seed, generator_seed
-from .condition import parse_target
+from .condition import measure, parse_target
+from .grid import available_kinds
 from .init import registry as init_registry
+from .models import as_stack
 from .pretraining import PretrainResult, history_jsonl, pretrain
 from .runio import hold_directory, remove_run_files, write_atomic
 from .tasks import Task
@@ -43,7 +47,11 @@ from .train import (
 )
 
 PRETRAIN_DIR = "pretrain"
-FILES = (CONFIG, METRICS, BEST, CHECKPOINT, RESULT, "pretrain.json", "pretrain_history.jsonl", PRETRAIN_DIR)
+INIT = "init.json"
+INIT_TOL = 0.05
+"""A pre-trained init whose worst edge is further than this from its target is flagged
+(the reference struck such runs through; docs/design.md section 18)."""
+FILES = (CONFIG, METRICS, BEST, CHECKPOINT, RESULT, "pretrain.json", "pretrain_history.jsonl", PRETRAIN_DIR, INIT)
 """The files (and folder) a job writes in its directory; ``force`` removes these and nothing else."""
 
 
@@ -106,6 +114,7 @@ class JobResult:
     train: TrainResult
     pretrain: PretrainResult | None
     pretrain_summary: dict[str, object] | None
+    init_check: dict[str, object] | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -179,14 +188,39 @@ def _run_held(  # type: ignore[no-untyped-def]
             write_atomic(folder / "pretrain_history.jsonl", history_jsonl(pre.history))
     elif target is not None and folder is not None and (folder / "pretrain.json").exists():
         summary = json.loads((folder / "pretrain.json").read_text())
-    if resuming:
+    if not resuming:
+        check = check_init(model, task, job, target)
+        if folder is not None and main:
+            write_atomic(folder / INIT, json.dumps(check, indent=2) + "\n")
+    else:
+        check = json.loads((folder / INIT).read_text()) if (folder / INIT).exists() else None  # type: ignore[operator]
         say(f"resuming from {folder / CHECKPOINT}")  # type: ignore[operator]
     result = train(
         model, task, epochs=job.epochs, lr=job.lr, batch_size=job.batch_size, optimizer=job.optimizer,
         weight_decay=job.weight_decay, clip=job.clip, schedule=job.schedule, patience=job.patience, seed=job.seed,
         out=folder, progress=progress, callback=on_epoch, config=job.record(), amp=job.amp,
     )
-    return JobResult(result, pre, summary)
+    return JobResult(result, pre, summary, check)
+
+
+def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> dict[str, object]:
+    """The radii of the weights training starts from: :func:`lsc.measure` with the dense
+    method on a batch of the task's inputs that pre-training did not draw (its own seed),
+    every edge's mean, and for a pre-trained init the worst gap over the edges that
+    decide convergence (all but the decoder) and whether it is over :data:`INIT_TOL`."""
+    batch = next(iter(task.inputs(32, seed=job.seed + 104_729)))
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    have = available_kinds(as_stack(model))
+    kinds = [k for k in (job.pretrain_kinds or ("encoder", "time", "depth")) if k in have]
+    report = measure(model, x, method="dense", kinds=kinds, target=target if target is not None else "auto",
+                     seed=job.seed)
+    edges = [{"kind": e.kind, "layer": e.layer, "mean": e.mean, "std": e.std} for e in report.edges]
+    worst = None
+    if target is not None:
+        worst = max((abs(g) for g in report.gaps() if g is not None), default=None)
+    return {"method": "dense", "target": {k: v for k, v in report.target.items() if k in kinds}, "edges": edges,
+            "pretrained": target is not None, "worst_gap": worst,
+            "flagged": worst is not None and worst > INIT_TOL}
 
 
 def _interrupted(task: Task, message: str) -> TrainResult:

@@ -28,7 +28,7 @@ def add_command(sub: Any) -> None:
                         description="Run every unfinished run of the preset, --jobs at a time, each as its own "
                         "process (python -m lsc.experiments.worker ...). Interrupt and run again to resume.")
     p.add_argument("name", help="experiment name (see lsc experiment list)")
-    p.add_argument("--preset", default="smoke", choices=("smoke", "cpu", "paper"), help="size of the runs (default smoke)")
+    p.add_argument("--preset", default="smoke", choices=("smoke", "cpu", "fair", "paper"), help="size of the runs (default smoke)")
     p.add_argument("--out", default="results", help="results directory (default results/)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per run (default 1)")

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..job import TrainJob, run_job
 
-PRESETS = ("smoke", "cpu", "paper")
+PRESETS = ("smoke", "cpu", "fair", "paper")
 FINISHED = ("ok", "diverged")
 CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
 
@@ -124,7 +124,11 @@ class Experiment:
         ]
 
     def describe(self) -> str:
-        sizes = ", ".join(f"{p} ({len(self.runs(p))} runs)" for p in self.presets)
+        def size(p: str) -> str:
+            hours = self.presets[p].get("core_hours")
+            return f"{p} ({len(self.runs(p))} runs" + (f", about {hours} core-hours" if hours else "") + ")"
+
+        sizes = ", ".join(size(p) for p in self.presets)
         return f"{self.name}\n  claim:   {self.claim}\n  source:  {self.source}\n  presets: {sizes}"
 
 
@@ -191,7 +195,7 @@ def train_job(job: TrainJob, train_dir: Path, log: Logger) -> dict[str, Any]:
     return {"job": job.to_dict(), "metric": res.metric, "val": res.val, "test": res.test,
             "epochs": res.epochs, "seconds": res.seconds, "stopped": res.stopped,
             "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
-            "diverged": res.stopped == "diverged"}
+            "init": done.init_check, "diverged": res.stopped == "diverged"}
 
 
 # ---------------------------------------------------------------- helpers for reports

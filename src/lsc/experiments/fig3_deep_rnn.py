@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob
+from . import stats
 from .base import (
     Run,
     RunRecord,
@@ -35,7 +36,8 @@ from .base import (
     table,
 )
 
-CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5"}
+CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
+"""Every condition a preset may name (``conditions``; the first three by default)."""
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 CHAR = {"task": "char", "options": {"max_chars": 300000, "bptt": 100}}
 PAIRS = (("rho0.5", "rho1"), ("rho0.5", "default"), ("rho1", "default"))
@@ -60,6 +62,11 @@ class Fig3DeepRNN(TrainExperiment):
                           {"task": "ptb", "options": {"bptt": 100}, "when_files": ["ptb", PTB_FILES], "cells": ["gru", "lstm"],
                            "layers": [5], "seeds": [0], "epochs": 1, "batch": 32,
                            "otherwise": {**CHAR, "cells": ["gru", "lstm"], "layers": [5], "seeds": [0], "epochs": 1, "batch": 32}}]},
+        # the fair test (issue 18): two cells whose training is not at chance at this width, a shallow and a
+        # deep stack, five seeds, steps-bounded pre-training; about 2 hours with --jobs 2 on two cores
+        "fair": {"task": "slmnist", "options": {}, "cells": ["gru", "lstm"], "layers": [2, 6], "width": 32,
+                 "epochs": 8, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4], "pretrain_seconds": None,
+                 "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5", "unbalanced"], "core_hours": 4},
         "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "cells": ["gru", "lstm", "elman", "alif"],
                   "layers": [2, 5], "width": 256, "epochs": 50, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3],
                   "pretrain_seconds": None, "pretrain_steps": 5000,
@@ -77,7 +84,8 @@ class Fig3DeepRNN(TrainExperiment):
             out += [Run(f"{prefix}{cell}-L{layers}-{cond}-s{seed}",
                         {"cell": cell, "layers": layers, "condition": cond, "pretrain": CONDITIONS[cond], "seed": seed,
                          **{k: q[k] for k in keep}})
-                    for cell, layers, seed, cond in itertools.product(q["cells"], q["layers"], q["seeds"], CONDITIONS)]
+                    for cell, layers, seed, cond in itertools.product(q["cells"], q["layers"], q["seeds"],
+                                                                      q.get("conditions", list(CONDITIONS)[:3]))]
         return out
 
     @classmethod
@@ -133,22 +141,8 @@ class Fig3DeepRNN(TrainExperiment):
         ax.legend()
         fig.tight_layout()
         parts.append(f"![paired shares]({save_figure(fig, figures / 'paired_shares.png')})")
-        overall = {}
-        for a, b in PAIRS[:2]:
-            n = w = 0
-            for rs in keyed.values():
-                d = {r.config["condition"]: r for r in rs}
-                if a in d and b in d:
-                    n, w = n + 1, w + (score(d[a]) > score(d[b]))
-            overall[(a, b)] = (w, n)
-        (w1, n1), (w2, n2) = overall[PAIRS[0]], overall[PAIRS[1]]
-        if n1 and n2:
-            lo = min(w1 / n1, w2 / n2)  # "most paired runs": clearly (>= 2/3) or barely (> 1/2)
-            word = ("agrees with" if lo >= 2 / 3 else "leans towards (barely above half)" if lo > 0.5 else
-                    "disagrees with" if w1 / n1 < 0.5 and w2 / n2 < 0.5 else "is mixed on")
-            parts.append(f"**Verdict.** Over all cells and depths, rho = 0.5 beats rho = 1 in {w1}/{n1} paired runs and the "
-                         f"default in {w2}/{n2} (ties count as not beating; a diverged run loses): this {word} the claim"
-                         + (" at this scale (few seeds: treat as indicative)." if n1 < 10 else "."))
+        parts += _init_table(recs, tasks)
+        parts += _statistics(recs)
         return "\n\n".join(parts)
 
 
@@ -169,6 +163,106 @@ def _tasks(p: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 continue
         out.append((spec["task"] + "-", {k: v for k, v in spec.items() if k not in ("when_files", "otherwise")}))
     return out
+
+
+def _init_table(recs: list[RunRecord], tasks: list[str]) -> list[str]:
+    """The radii every run's training started from (dense, on a fresh batch: ``init.json``),
+    and the pre-trained inits more than 0.05 off their target (flagged, counted apart)."""
+    rows = []
+    by = group([r for r in recs if (r.result.get("init") or {}).get("edges")],
+               lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["condition"]))
+    for (task, cell, layers, cond), rs in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1], kv[0][2],
+                                                                            list(CONDITIONS).index(kv[0][3]))):
+        def radii(kind: str) -> str:
+            return mean_std((sum(e["mean"] for e in es) / len(es) for es in (
+                [e for e in r.result["init"]["edges"] if e["kind"] == kind] for r in rs) if es), "{:.3f}")
+
+        gaps = [r.result["init"]["worst_gap"] for r in rs if r.result["init"].get("worst_gap") is not None]
+        rows.append((task, cell, layers, cond, radii("time"), radii("depth"), radii("encoder"),
+                     mean_std(gaps, "{:.3f}") if gaps else "—", sum(bool(r.result["init"].get("flagged")) for r in rs)))
+    if not rows:
+        return []
+    return ["**Init radii** (dense, on a batch pre-training did not draw; mean over layers, then over seeds; "
+            "a pre-trained init whose worst edge is more than 0.05 off its target is flagged and left out of the "
+            "statistics below):",
+            table(("task", "cell", "layers", "condition", "time", "depth", "encoder", "worst gap", "flagged"), rows)]
+
+
+def _flagged(r: RunRecord) -> bool:
+    return bool((r.result.get("init") or {}).get("flagged"))
+
+
+def _comparable(recs: list[RunRecord]) -> list[RunRecord]:
+    """The runs the statistics pool: no ALIF (at chance at these sizes), no task run with one
+    seed, no flagged init (stats rule, docs/design.md section 18)."""
+    seeds = group(recs, lambda r: r.config["task"])
+    many = {t for t, rs in seeds.items() if len({r.config["seed"] for r in rs}) >= 2}
+    return [r for r in recs if r.config["cell"] != "alif" and r.config["task"] in many and not _flagged(r)]
+
+
+def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None) -> tuple[list, list]:
+    keyed = group(recs, lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["seed"]))
+    xs, ys = [], []
+    for (_, _, depth, _), rs in sorted(keyed.items()):
+        d = {r.config["condition"]: r for r in rs}
+        if a in d and b in d and (layers is None or depth == layers):
+            xs.append(_score(d[a]))
+            ys.append(_score(d[b]))
+    return xs, ys
+
+
+def _statistics(recs: list[RunRecord]) -> list[str]:
+    """Paired differences per depth and pooled, the depth trend, and the verdict by the
+    rule of :mod:`lsc.experiments.stats`."""
+    pool = _comparable([r for r in recs if r.state in ("ok", "diverged")])
+    conds = [c for c in CONDITIONS if any(r.config["condition"] == c for r in pool)]
+    pairs = [(a, b) for a, b in (*PAIRS, ("unbalanced", "default"), ("rho0.5", "unbalanced")) if a in conds and b in conds]
+    depths = sorted({r.config["layers"] for r in pool})
+    rows, pooled = [], {}
+    for a, b in pairs:
+        for L in (*depths, None):
+            p = stats.paired(*_pairs(pool, a, b, L))
+            if L is None:
+                pooled[(a, b)] = p
+            rows.append((f"{a} − {b}", "all" if L is None else str(L), *p.row()))
+    if not any(p.n for p in pooled.values()):
+        return ["**Verdict.** undecided: no pairs to compare (the statistics pool GRU/LSTM/Elman runs of tasks with "
+                "two or more seeds and unflagged inits)."]
+    out = ["**Statistics** (test accuracy in points, or minus perplexity; per-seed paired differences over GRU/LSTM/"
+           "Elman cells of tasks with two or more seeds, unflagged inits; 95 % bootstrap interval of the mean, exact "
+           "sign test; verdict rule, fixed before the runs: *holds* when the interval lies above 0, *fails* when below, "
+           "else *undecided*; a diverged run loses its pair):",
+           table(("difference", "depth", *stats.HEADER), rows)]
+    trend = None
+    if len(depths) >= 2 and ("rho0.5", "rho1") in pooled:
+        deep, shallow = (_diffs(pool, "rho0.5", "rho1", L) for L in (depths[-1], depths[0]))
+        trend = stats.trend(deep, shallow)
+        out.append(f"**Depth trend** (rho0.5 − rho1 at depth {depths[-1]} minus at depth {depths[0]}): mean "
+                   f"{trend.mean:+.2f}, 95 % interval [{trend.low:+.2f}, {trend.high:+.2f}]: {trend.verdict}.")
+    main = [pooled[k] for k in (("rho0.5", "rho1"), ("rho0.5", "default")) if k in pooled]
+    if len(main) == 2:
+        verdicts = [p.verdict for p in main]
+        word = ("agrees with" if all(v == "holds" for v in verdicts) else
+                "disagrees with" if any(v == "fails" for v in verdicts) else "is undecided on")
+        flagged = sum(_flagged(r) for r in recs)
+        out.append(f"**Verdict.** rho = 0.5 − rho = 1: {main[0].verdict} (mean {main[0].mean:+.2f}, "
+                   f"[{main[0].low:+.2f}, {main[0].high:+.2f}], n = {main[0].n}); rho = 0.5 − default: {main[1].verdict} "
+                   f"(mean {main[1].mean:+.2f}, [{main[1].low:+.2f}, {main[1].high:+.2f}], n = {main[1].n})"
+                   + (f"; advantage growing with depth: {trend.verdict}" if trend is not None else "")
+                   + f": this {word} the claim ({flagged} flagged run(s) left out).")
+    return out
+
+
+def _diffs(recs: list[RunRecord], a: str, b: str, layers: int) -> list[float]:
+    xs, ys = _pairs(recs, a, b, layers)
+    return [x - y for x, y in zip(xs, ys) if x is not None and y is not None]
+
+
+def _score(r: RunRecord) -> float | None:
+    """The statistics' score: accuracy in points or minus perplexity; None for a run without one."""
+    if r.state != "ok" or r.result.get("test") is None:
+        return None
+    return -r.result["test"] if r.result.get("metric") == "perplexity" else 100 * r.result["test"]
 
 
 def _shown(r: RunRecord, key: str) -> float:

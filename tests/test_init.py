@@ -357,3 +357,25 @@ def test_cli_init_list_and_measure_with_init(capsys):
     capsys.readouterr()
     assert main(["measure", "--init", "glorott"]) == 2
     assert "Did you mean 'glorot'" in capsys.readouterr().err
+
+
+def test_the_keras_init_is_kerass_lstm_and_gru_defaults():
+    """Glorot-uniform over the whole stacked input kernel (fans I and G H), one orthogonal
+    G H x H recurrent kernel, zero biases, LSTM forget bias 1 (unit_forget_bias)."""
+    from lsc.models import StackedRNN
+
+    for cell, gates in (("lstm", 4), ("gru", 3)):
+        model = StackedRNN(cell, 10, 64, 2, 3)
+        lsc.init.apply(model, "keras", seed=0)
+        c = model.cells[1]
+        bound = math.sqrt(6 / (64 + gates * 64))
+        w = c.weight_ih.detach().double()
+        assert float(w.abs().max()) <= bound and float(w.var()) == pytest.approx(bound**2 / 3, rel=0.05)
+        q = c.weight_hh.detach().double()
+        assert torch.allclose(q.T @ q, torch.eye(64, dtype=torch.float64), atol=1e-5)
+        forget = c.bias_ih.detach()[64:128] if cell == "lstm" else None
+        rest = torch.cat([c.bias_ih.detach()[:64], c.bias_ih.detach()[128:]]) if cell == "lstm" else c.bias_ih.detach()
+        assert (forget is None or bool((forget == 1).all())) and float(rest.abs().max()) == 0
+        assert float(c.bias_hh.abs().max()) == 0
+        head = model.decoder.weight.detach()
+        assert float(head.abs().max()) <= math.sqrt(6 / (64 + 3)) and float(model.decoder.bias.abs().max()) == 0

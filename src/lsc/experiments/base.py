@@ -152,7 +152,8 @@ class TrainExperiment(Experiment):
             width=config["width"], epochs=config["epochs"], batch_size=config["batch"], lr=config["lr"],
             seed=config["seed"], pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
             pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else None,
-            pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000, **extra,
+            pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000,
+            init=config.get("init"), **extra,
         )
 
 

@@ -106,3 +106,31 @@ def identity(unit: Unit, gen: torch.Generator, *, scale: float = 1.0, input_std:
         raise NotApplicable("the identity (IRNN) init is for Elman cells; for LSTM/GRU use orthogonal, chrono or critical")
     else:
         raise NotApplicable(f"a {unit.name} has no recurrent matrix to set to the identity")
+
+
+def keras(unit: Unit, gen: torch.Generator, *, forget_bias: float = 1.0) -> None:
+    """Keras's defaults for its recurrent layers, the reference code's "default" init:
+    the input kernel Glorot-uniform over the *whole* stacked kernel (fans I and G H, as
+    Keras's (I, G H) kernel has them), the recurrent kernel one (semi-)orthogonal G H x H
+    matrix, zero biases and, for an LSTM, forget-gate bias ``forget_bias``
+    (``unit_forget_bias=True``); dense layers Glorot-uniform with zero bias. ALIF: Glorot
+    input and orthogonal recurrent weights (docs/design.md section 14)."""
+    m = unit.module
+    if unit.kind == "dense":
+        draws.uniform(m.weight, draws.glorot_bound(m.in_features, m.out_features), gen)
+        _zero_biases(m.bias)
+    elif unit.kind == "gated":
+        w_ih, w_hh = m.weight_ih, m.weight_hh
+        draws.uniform(w_ih, draws.glorot_bound(w_ih.shape[1], w_ih.shape[0]), gen)
+        draws.orthogonal(w_hh, 1.0, gen)
+        for _, w in matrices(m):
+            draws.uniform(w, draws.glorot_bound(w.shape[1], w.shape[0]), gen)
+        _zero_biases(m.bias_ih, m.bias_hh)
+        if "f" in gate_names(m) and m.bias_ih is not None:
+            draws.constant(m.bias_ih[gate_rows(m, "f")], forget_bias)
+    elif unit.kind == "alif":
+        draws.uniform(m.weight_in, draws.glorot_bound(m.input_size, m.hidden_size), gen)
+        draws.orthogonal(m.weight_rec, 1.0, gen)
+        _zero_biases(m.bias)
+    else:
+        raise NotApplicable(f"Keras has no default for a {unit.name}; it keeps its own parametrisation")

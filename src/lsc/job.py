@@ -80,6 +80,9 @@ class TrainJob:
     pretrain_steps: int = 1000
     pretrain_seconds: float | None = None
     pretrain_tol: float = 0.02
+    pretrain_rescale: str = "auto"
+    pretrain_shuffle: float = 0.0
+    pretrain_optimizer: str = "adam"
     epochs: int = 5
     lr: float = 1e-3
     batch_size: int = 64
@@ -100,7 +103,15 @@ class TrainJob:
                         "width": self.width, "embedding": self.embedding, "dropout": self.dropout, "dtype": self.dtype,
                         "init": self.init, "init_options": dict(self.init_options), "pretrain": self.pretrain,
                         "pretrain_kinds": kinds, "pretrain_steps": self.pretrain_steps,
-                        "pretrain_seconds": self.pretrain_seconds, "pretrain_tol": self.pretrain_tol}}
+                        "pretrain_seconds": self.pretrain_seconds, "pretrain_tol": self.pretrain_tol,
+                        **self._faithful()}}
+
+    def _faithful(self) -> dict[str, object]:
+        """The reference's pre-training options where they differ from the defaults (a
+        directory written before they existed still matches its own job)."""
+        given = {"pretrain_rescale": (self.pretrain_rescale, "auto"), "pretrain_shuffle": (self.pretrain_shuffle, 0.0),
+                 "pretrain_optimizer": (self.pretrain_optimizer, "adam")}
+        return {k: v for k, (v, default) in given.items() if v != default}
 
     def to_dict(self) -> dict[str, object]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -174,6 +185,8 @@ def _run_held(  # type: ignore[no-untyped-def]
         pre = pretrain(
             model, task.inputs(32, seed=job.seed), target=target, kinds=job.pretrain_kinds, tol=job.pretrain_tol,
             max_steps=job.pretrain_steps, max_seconds=job.pretrain_seconds, seed=job.seed,
+            rescale={"on": True, "off": False}.get(job.pretrain_rescale, job.pretrain_rescale),
+            shuffle=job.pretrain_shuffle, optimizer=job.pretrain_optimizer,
             checkpoint=None if folder is None else folder / PRETRAIN_DIR, progress=progress, config=resume,
         )
         if pre.stopped == "interrupted":

@@ -38,6 +38,14 @@ def add_command(sub: Any) -> None:
     p.add_argument("--emit-commands", action="store_true",
                    help="print one independent shell command per run (for a scheduler) and run nothing")
     p.add_argument("--python", default="python", help="interpreter named in --emit-commands (default python)")
+    p.add_argument("--launcher", default="local", choices=("local", "submitit"),
+                   help="local: subprocesses here (default); submitit: one Slurm job per run through submitit "
+                   "(pip install 'lsc[cluster]'), waiting for them")
+    p.add_argument("--cluster", default=None, help="submitit's cluster (default: Slurm when available; 'local' runs "
+                   "the jobs as local processes)")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit/Slurm parameter, e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1 "
+                   "(repeatable)")
     p.set_defaults(run=run_run)
 
     p = esub.add_parser("report", help="markdown tables and PNG plots from whatever runs exist",
@@ -73,7 +81,16 @@ def run_run(args: argparse.Namespace) -> int:
         return 0
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    counts = experiments.run(exp, args.preset, out, args.jobs, force=args.force, threads=args.threads, only=args.only)
+    parameters = {}
+    for item in args.slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm takes KEY=VALUE, got {item!r}")
+        parameters[key] = int(value) if value.isdigit() else value
+    if parameters and args.launcher != "submitit":
+        raise ValueError("--slurm applies to --launcher submitit only")
+    counts = experiments.run(exp, args.preset, out, args.jobs, force=args.force, threads=args.threads, only=args.only,
+                             launcher=args.launcher, cluster=args.cluster, parameters=parameters)
     print(f"{exp.name}/{args.preset}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
           + f"; lsc experiment report --out {out} {exp.name}", file=sys.stderr)
     return 1 if counts["failed"] else 0

@@ -54,6 +54,13 @@ def add_command(sub: Any) -> None:
                    help="an extra time cap on pre-training in s (default none: the step budget decides, so a seed "
                    "fixes the init on a busy machine as on an idle one)")
     g.add_argument("--pretrain-tol", type=float, default=0.02, help="pre-training tolerance (default 0.02)")
+    g.add_argument("--pretrain-rescale", choices=("auto", "on", "off"), default="auto",
+                   help="the reference's weight multiplier clip(target / radius) during pre-training (default auto: "
+                   "on diagonal-recurrence cells)")
+    g.add_argument("--pretrain-shuffle", type=float, default=0.0,
+                   help="probability per step of the reference's weight shuffling (default 0)")
+    g.add_argument("--pretrain-optimizer", default="adam",
+                   help=f"pre-training optimiser: {', '.join(OPTIMIZERS)} (default adam)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=5, help="epochs (default 5)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")
@@ -93,6 +100,8 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
         embedding=args.embedding, dropout=args.dropout, dtype=args.dtype, init=args.init,
         init_options=parse_init_options(args.init_opt), pretrain=args.pretrain, pretrain_kinds=kinds,
         pretrain_steps=args.pretrain_steps, pretrain_seconds=args.pretrain_seconds, pretrain_tol=args.pretrain_tol,
+        pretrain_rescale=args.pretrain_rescale, pretrain_shuffle=args.pretrain_shuffle,
+        pretrain_optimizer=args.pretrain_optimizer,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
         weight_decay=args.weight_decay, clip=args.clip, schedule=None if args.schedule == "none" else args.schedule,
         patience=args.patience, seed=args.seed, device=args.device, amp=None if args.amp == "none" else args.amp,

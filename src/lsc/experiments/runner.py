@@ -1,5 +1,6 @@
 """Running an experiment's runs as independent subprocesses (``--jobs N`` at a time),
-skipping finished ones, and emitting their commands for a scheduler."""
+skipping finished ones, submitting them as Slurm jobs through ``submitit`` (the optional
+extra ``cluster``), and emitting their commands for any other scheduler."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from ..runio import hold_directory
 from .base import FINISHED, Experiment, Run, quote, read_record
@@ -49,16 +51,52 @@ def run(
     threads: int = 1,
     only: Sequence[str] | None = None,
     say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    launcher: str = "local",
+    cluster: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Run every unfinished run of ``preset`` (all with ``force``; only ids matching ``only``),
-    ``jobs`` processes at a time; return counts by state (and ``skipped``)."""
+    ``jobs`` processes at a time; return counts by state (and ``skipped``).
+
+    ``launcher="submitit"`` submits each run as its own job through ``submitit``'s
+    ``AutoExecutor`` (Slurm where there is one; ``cluster="local"`` runs the jobs as local
+    processes, as the tests do) with ``parameters`` (e.g. ``slurm_partition``,
+    ``timeout_min``, ``gpus_per_node``), and waits for them; ``jobs`` does not apply."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    if launcher == "submitit":
+        try:
+            import submitit  # noqa: F401
+        except ImportError:
+            raise ValueError("--launcher submitit needs the submitit package: pip install 'lsc[cluster]'") from None
     # one runner per experiment and preset: a second process on the same directory is refused
     with hold_directory(out / exp.name / preset):
-        return _run_held(exp, preset, out, jobs, force, threads, only, say)
+        return _run_held(exp, preset, out, jobs, force, threads, only, say,
+                         _submitted(cluster, dict(parameters or {}), threads) if launcher == "submitit" else None)
+
+
+LAUNCHERS = ("local", "submitit")
+
+
+def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):  # type: ignore[no-untyped-def]
+    """A runner of one run's command as a submitit job: submit, wait, give its exit."""
+    import submitit
+
+    def launch(command: list[str], d: Path, env: dict[str, str]) -> None:
+        executor = submitit.AutoExecutor(folder=d / "submitit", cluster=cluster)
+        executor.update_parameters(**{"name": d.name, "cpus_per_task": threads, **parameters})
+        job = executor.submit(submitit.helpers.CommandFunction(command, verbose=False, env=env))
+        try:
+            job.result()
+        except Exception as exc:  # the run's own status.json says what happened; a lost job is "failed"
+            (d / "stderr.log").write_text(f"submitit job {job.job_id}: {exc}\n")
+
+    return launch
 
 
 def _run_held(  # type: ignore[no-untyped-def]
-    exp: Experiment, preset: str, out: Path, jobs: int, force: bool, threads: int, only: Sequence[str] | None, say
+    exp: Experiment, preset: str, out: Path, jobs: int, force: bool, threads: int, only: Sequence[str] | None, say,
+    launch=None,
 ) -> dict[str, int]:
     all_runs = select(exp, preset, only)
     todo = all_runs if force else pending(exp, preset, out, only)
@@ -81,11 +119,15 @@ def _run_held(  # type: ignore[no-untyped-def]
         if force and d.exists():
             shutil.rmtree(d)  # a run again from scratch: a kept checkpoint would just be resumed
         d.mkdir(parents=True, exist_ok=True)
-        with (d / "stdout.log").open("w") as so, (d / "stderr.log").open("w") as se:
-            subprocess.run(exp.command(r, d, sys.executable), stdout=so, stderr=se, env=env, check=False)
+        if launch is not None:
+            launch(exp.command(r, d, sys.executable), d, env)
+        else:
+            with (d / "stdout.log").open("w") as so, (d / "stderr.log").open("w") as se:
+                subprocess.run(exp.command(r, d, sys.executable), stdout=so, stderr=se, env=env, check=False)
         return read_record(d, r.id, r.config).state
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # submitted runs wait on their jobs: as many waiting threads as runs, the scheduler decides
+    with ThreadPoolExecutor(max_workers=max(1, len(todo) if launch is not None else jobs)) as pool:
         for r, state in zip(todo, pool.map(one, todo)):
             state = state if state in counts else "failed"
             counts[state] += 1

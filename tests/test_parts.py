@@ -407,3 +407,18 @@ def test_pretraining_reads_packed_batches_up_to_their_shortest_sequence():
     assert seen.inputs.shape == (32, 30, 3) and seen.equal_length().shape == (32, 9, 3)
     res = lsc.pretrain(model, x, target=0.5, kinds=["time"], tol=0.05, max_steps=100, progress=False)
     assert res.converged and res.report.edges[0].module == "rnn"
+
+
+def test_a_dataloader_of_dicts_says_which_entry_is_the_input():
+    torch.manual_seed(0)
+    lm = LM(width=16)
+    batches = [{"input_ids": tokens(s, batch=16), "labels": tokens(s + 10, batch=16)} for s in range(2)]
+    res = lsc.pretrain(lm, batches, input_key="input_ids", target=0.5, kinds=["time"], max_steps=2, progress=False)
+    assert res.steps == 2 and res.report.edges[0].module == "lstm"
+    with pytest.raises(ValueError, match=r"dicts with keys \['input_ids', 'labels'\].*input_key=<its key>"):
+        lsc.pretrain(lm, batches, max_steps=1, progress=False)
+    pairs = [(b["labels"], b["input_ids"]) for b in batches]  # (targets, inputs): the input is element 1
+    assert lsc.pretrain(lm, pairs, input_key=1, target=0.5, kinds=["time"], max_steps=1, progress=False).steps == 1
+    gru = nn.GRU(3, 8, batch_first=True)
+    data = [{"x": torch.randn(4, 6, 3)}]
+    assert lsc.pretrain(gru, data, input_key="x", kinds=["time"], max_steps=1, progress=False).steps == 1

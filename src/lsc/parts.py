@@ -27,7 +27,7 @@ a cell loop that starts elsewhere is refused).
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,19 +315,42 @@ def named(model: nn.Module, x: Tensor, name: str) -> Part:
     raise ValueError(f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(p.name for p in parts)}")
 
 
+def input_of(item: object, key: int | str = 0) -> Tensor | PackedSequence:
+    """The input in one item of a user's data: the item itself when it is a tensor (or a
+    ``PackedSequence``), ``item[key]`` of a tuple or list (``key`` 0: ``(inputs,
+    targets)`` batches) or of a dict (``key`` its name, e.g. ``"input_ids"``)."""
+    if isinstance(item, (Tensor, PackedSequence)):
+        return item
+    if isinstance(item, Mapping):
+        if key not in item:
+            raise ValueError(f"data yields dicts with keys {sorted(map(str, item))}; say which holds the inputs: "
+                             "input_key=<its key>")
+        x = item[key]
+    elif isinstance(item, (tuple, list)):
+        if not item:
+            raise ValueError("data yielded an empty tuple; expected (inputs, ...) or a tensor")
+        if not isinstance(key, int) or not -len(item) <= key < len(item):
+            raise ValueError(f"input_key={key!r} does not index a data item of {len(item)} elements")
+        x = item[key]
+    else:
+        x = item
+    if not isinstance(x, (Tensor, PackedSequence)):
+        raise TypeError(f"data must yield tensors, (input, ...) tuples or dicts of tensors; its inputs are a "
+                        f"{type(x).__name__}")
+    return x
+
+
 class Through:
     """A re-iterable of what ``part`` receives when ``model`` runs on each input of
-    ``data`` (a re-iterable of batches or ``(inputs, ...)`` tuples, as pre-training takes)."""
+    ``data`` (a re-iterable of batches, ``(inputs, ...)`` tuples or dicts: the input is
+    :func:`input_of` each item, as pre-training takes them)."""
 
-    def __init__(self, model: nn.Module, name: str, data: Iterable[object]) -> None:
-        self.model, self.name, self.data = model, name, data
+    def __init__(self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0) -> None:
+        self.model, self.name, self.data, self.key = model, name, data, key
 
     def __iter__(self) -> Iterator[Tensor]:
         for item in self.data:
-            x = item[0] if isinstance(item, (tuple, list)) and item else item
-            if not isinstance(x, Tensor):
-                raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(x).__name__}")
-            yield named(self.model, x, self.name).equal_length()
+            yield named(self.model, input_of(item, self.key), self.name).equal_length()
 
 
 def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int) -> Tensor:

@@ -161,6 +161,7 @@ def pretrain(
     objective: str = "mean",
     spectrum: int | str = "auto",
     part: str | None = None,
+    input_key: int | str = 0,
 ) -> PretrainResult:
     """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
 
@@ -234,6 +235,9 @@ def pretrain(
             found by running ``model`` on the data (:mod:`lsc.parts`) and pre-trained on
             what it receives; only its parameters change, the model's class, attributes
             and ``state_dict`` keys stay. The report's edges are named by the part.
+        input_key: which element of a data item is the input: an index of a tuple or list
+            (default 0: ``(inputs, targets)`` batches) or the key of a dict (e.g.
+            ``"input_ids"``); the model's ``forward`` is called with that element.
     """
     if not _parts.visible(model):
         return _pretrain_part(model, data, dict(locals()))
@@ -263,7 +267,7 @@ def pretrain(
     gen = estimator_generator(None if seed is None else seed + (7_919 * _dist.rank() if ddp else 0), stack.device)
     if ddp and data is not None and not isinstance(data, Tensor):
         data = RankItems(data, _dist.rank(), _dist.world_size())
-    source = InputSource(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen)
+    source = InputSource(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen, input_key=input_key)
     if kinds is None:
         named = set(target) if isinstance(target, Mapping) else set()
         kinds = [k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named]
@@ -320,15 +324,15 @@ def _pretrain_part(model: nn.Module, data: Tensor | Iterable[object] | None, arg
         probe = data[:batch_size]
     elif isinstance(data, Iterable) and not isinstance(data, Iterator):
         item = next(iter(data), None)
-        probe = item[0] if isinstance(item, (tuple, list)) and item else item  # type: ignore[assignment]
-        if not isinstance(probe, Tensor):
-            raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(probe).__name__}")
+        if item is None:
+            raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
+        probe = _parts.input_of(item, args["input_key"])  # type: ignore[arg-type]
     else:
         raise ValueError("data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator")
     found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
     inputs = (_parts.inputs_of(model, found, data, batch_size) if isinstance(data, Tensor)
-              else _parts.Through(model, found.name, data))
-    result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None})  # type: ignore[arg-type]
+              else _parts.Through(model, found.name, data, args["input_key"]))  # type: ignore[arg-type]
+    result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None, "input_key": 0})  # type: ignore[arg-type]
     report = result.report
     if report is not None:
         report = replace(report, edges=[replace(e, module=found.name) for e in report.edges])

@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..checks import NonFiniteError
 from ..models import Stack
+from ..parts import input_of
 
 
 def copy_task_inputs(
@@ -29,21 +30,15 @@ def copy_task_inputs(
     return x
 
 
-def _first(item: object, time_first: bool) -> Tensor:
-    """A batch-first input batch from one item of the data: a tensor in the module's
-    layout, the first element of a tuple, or a ``PackedSequence`` padded and cut to its
-    shortest sequence (a state before that step never saw padding; docs/design.md
-    section 9)."""
-    if isinstance(item, (tuple, list)) and not isinstance(item, PackedSequence):
-        if not item:
-            raise ValueError("data yielded an empty tuple; expected (inputs, ...) or a tensor")
-        item = item[0]
-    if isinstance(item, PackedSequence):
-        padded, lengths = pad_packed_sequence(item, batch_first=True)
+def _first(item: object, time_first: bool, key: int | str = 0) -> Tensor:
+    """A batch-first input batch from one item of the data (:func:`lsc.parts.input_of`):
+    a tensor in the module's layout, or a ``PackedSequence`` padded and cut to its shortest
+    sequence (a state before that step never saw padding; docs/design.md section 9)."""
+    x = input_of(item, key)
+    if isinstance(x, PackedSequence):
+        padded, lengths = pad_packed_sequence(x, batch_first=True)
         return padded[:, : int(lengths.min())]
-    if not isinstance(item, Tensor):
-        raise TypeError(f"data must yield tensors or (input, ...) tuples, got {type(item).__name__}")
-    return item.transpose(0, 1) if time_first and item.dim() >= 2 else item
+    return x.transpose(0, 1) if time_first and x.dim() >= 2 else x
 
 
 class InputSource:
@@ -55,7 +50,8 @@ class InputSource:
     * a tensor: random mini-batches of ``batch_size`` along its batch axis, each an
       independent draw with ``generator`` (the whole tensor when it is smaller);
     * a re-iterable (a list, a ``DataLoader``, ``task.inputs(...)``): its items in order,
-      again and again; a tuple or list item contributes its first element. A one-shot
+      again and again; a tuple or list item contributes its element ``input_key`` (0),
+      a dict item its entry ``input_key`` (:func:`lsc.parts.input_of`). A one-shot
       iterator (a generator) is refused: pre-training draws more batches than one pass
       may hold, and a resumed run must find its place again. A ``PackedSequence``
       (the data, or an item) is read up to its shortest sequence's length;
@@ -77,6 +73,7 @@ class InputSource:
         batch_size: int = 32,
         time_steps: int = 50,
         generator: torch.Generator | None = None,
+        input_key: int | str = 0,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -91,7 +88,7 @@ class InputSource:
         if data is not None and not isinstance(data, (Tensor, Iterable)):
             raise TypeError(f"data must be a tensor, a re-iterable of batches or None, got {type(data).__name__}")
         self.stack, self.data, self.batch_size, self.time_steps = stack, data, batch_size, time_steps
-        self.generator = generator
+        self.generator, self.input_key = generator, input_key
         self.time_first = data is not None and stack.recurrent and not stack.batch_first
         self.position = 0
         self._stream = self._batches()
@@ -126,7 +123,7 @@ class InputSource:
                 empty = True
                 for item in data:
                     empty = False
-                    yield _first(item, self.time_first)
+                    yield _first(item, self.time_first, self.input_key)
                 if empty:
                     raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
 

@@ -141,6 +141,24 @@ def test_pretraining_reaches_half_on_three_layers_of_64(cell):
     assert max(abs(g) for g in check.gaps()) <= 0.05, check.table()
 
 
+def test_the_references_lru_method_reaches_its_target_by_the_multiplier_alone():
+    """optimizer='none' + rescale=True: no gradient step, only clip(target / radius) per step
+    (the reference's 500 heuristic steps for LRU stacks); the parameters the multiplier
+    does not touch stay as they were."""
+    torch.manual_seed(0)
+    model = StackedRNN("lru", input_size=8, hidden_size=32, num_layers=2)
+    data = torch.randn(64, 30, 8)
+    untouched = {k: v.clone() for k, v in model.named_parameters() if "decoder" in k or "norm" in k}
+    res = lsc.pretrain(model, data, target=0.5, kinds=["time"], optimizer="none", rescale=True, tol=0.05,
+                       max_steps=100, progress=False)
+    assert res.converged, res.message
+    check = lsc.measure(model, data[:32], method="dense", target=0.5, kinds=["time"], seed=5)
+    assert max(abs(g) for g in check.gaps()) <= 0.05, check.table()
+    assert all(torch.equal(v, dict(model.named_parameters())[k]) for k, v in untouched.items())
+    with pytest.raises(ValueError, match="optimizer='none' takes no gradient step"):
+        lsc.pretrain(model, data, optimizer="none", rescale=False, max_steps=1, progress=False)
+
+
 def test_bad_input_and_options():
     model = StackedRNN("alif", input_size=6, hidden_size=8, num_layers=2)
     lsc.measure(model, torch.rand(2, 5, 6) * 2.5)  # non-binary inputs are currents: fine

@@ -401,5 +401,12 @@ def test_lsc_train_passes_the_references_pretraining_options(tmp_path, monkeypat
     assert (cli["pretrain_rescale"], cli["pretrain_shuffle"], cli["pretrain_optimizer"]) == ("on", 0.25, "adabelief")
     assert main(CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path / "b")]) == 0
     assert (seen["rescale"], seen["shuffle"], seen["optimizer"]) == ("auto", 0.0, "adam")
-    assert not {"pretrain_rescale", "pretrain_shuffle", "pretrain_optimizer"} & set(
+    assert not {"pretrain_rescale", "pretrain_shuffle", "pretrain_optimizer", "pretrain_decoder"} & set(
         json.loads((tmp_path / "b" / "config.json").read_text())["cli"])
+    assert seen["kinds"] is None
+    # the decoder edge to 1 when the model has at most 100 outputs (the copy task's: a few)
+    assert main(CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--pretrain-decoder",
+                       "--pretrain-kinds", "time,depth", "--out", str(tmp_path / "c")]) == 0
+    assert seen["kinds"] == ["time", "depth", "decoder"]
+    report = json.loads((tmp_path / "c" / "pretrain.json").read_text())
+    assert report["target"]["decoder"] == 1.0

@@ -83,6 +83,7 @@ class TrainJob:
     pretrain_rescale: str = "auto"
     pretrain_shuffle: float = 0.0
     pretrain_optimizer: str = "adam"
+    pretrain_decoder: bool = False
     epochs: int = 5
     lr: float = 1e-3
     batch_size: int = 64
@@ -110,7 +111,8 @@ class TrainJob:
         """The reference's pre-training options where they differ from the defaults (a
         directory written before they existed still matches its own job)."""
         given = {"pretrain_rescale": (self.pretrain_rescale, "auto"), "pretrain_shuffle": (self.pretrain_shuffle, 0.0),
-                 "pretrain_optimizer": (self.pretrain_optimizer, "adam")}
+                 "pretrain_optimizer": (self.pretrain_optimizer, "adam"),
+                 "pretrain_decoder": (self.pretrain_decoder, False)}
         return {k: v for k, (v, default) in given.items() if v != default}
 
     def to_dict(self) -> dict[str, object]:
@@ -183,7 +185,7 @@ def _run_held(  # type: ignore[no-untyped-def]
                   "train": {"lr": job.lr, "batch_size": job.batch_size, "optimizer": job.optimizer,
                             "weight_decay": job.weight_decay, "clip": job.clip, "schedule": job.schedule or "none"}}
         pre = pretrain(
-            model, task.inputs(32, seed=job.seed), target=target, kinds=job.pretrain_kinds, tol=job.pretrain_tol,
+            model, task.inputs(32, seed=job.seed), target=target, kinds=pretrain_kinds(job, model), tol=job.pretrain_tol,
             max_steps=job.pretrain_steps, max_seconds=job.pretrain_seconds, seed=job.seed,
             rescale={"on": True, "off": False}.get(job.pretrain_rescale, job.pretrain_rescale),
             shuffle=job.pretrain_shuffle, optimizer=job.pretrain_optimizer,
@@ -214,6 +216,26 @@ def _run_held(  # type: ignore[no-untyped-def]
         out=folder, progress=progress, callback=on_epoch, config=job.record(), amp=job.amp,
     )
     return JobResult(result, pre, summary, check)
+
+
+REFERENCE_DECODER_OUTPUTS = 100
+"""The reference pre-trains the decoder edge (to 1) only for at most this many outputs."""
+
+
+def pretrain_kinds(job: TrainJob, model: nn.Module) -> list[str] | None:
+    """The job's edge kinds; with ``pretrain_decoder`` the decoder edge too (target 1, in
+    the loss, not in the stopping rule) when the model has at most 100 outputs, as the
+    reference code does (docs/design.md section 9)."""
+    kinds = list(job.pretrain_kinds) if job.pretrain_kinds is not None else None
+    if not job.pretrain_decoder:
+        return kinds
+    stack = as_stack(model)
+    decoder = stack.decoder
+    outputs = getattr(decoder, "out_features", None)
+    if outputs is None or outputs > REFERENCE_DECODER_OUTPUTS:
+        return kinds
+    have = available_kinds(stack)
+    return [k for k in (kinds or ("encoder", "time", "depth")) if k in have] + ["decoder"]
 
 
 def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> dict[str, object]:

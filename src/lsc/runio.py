@@ -282,7 +282,19 @@ def adabelief_lookahead(params: Iterable[nn.Parameter], lr: float, *, k: int = 6
     return _pytorch_optimizer().Lookahead(adabelief(params, lr, **options), k=k, alpha=alpha)
 
 
+class NoStep(torch.optim.Optimizer):
+    """No gradient step at all: pre-training by the reference's weight heuristics alone
+    (``rescale``, ``shuffle``), its method for LRU stacks (docs/design.md section 13)."""
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr})
+
+    def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
+        return None
+
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "none": NoStep,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,

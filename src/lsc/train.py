@@ -537,8 +537,8 @@ def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, p
         check_positive(clip, "clip")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if optimizer not in OPTIMIZERS:
-        raise unknown_name("optimizer", optimizer, OPTIMIZERS)
+    if optimizer not in OPTIMIZERS or optimizer == "none":
+        raise unknown_name("optimizer", optimizer, [k for k in OPTIMIZERS if k != "none"])
     if schedule is not None and schedule not in SCHEDULES:
         raise unknown_name("schedule", schedule, SCHEDULES)
     if isinstance(seed, bool) or not isinstance(seed, int):

@@ -59,6 +59,9 @@ def add_command(sub: Any) -> None:
                    "on diagonal-recurrence cells)")
     g.add_argument("--pretrain-shuffle", type=float, default=0.0,
                    help="probability per step of the reference's weight shuffling (default 0)")
+    g.add_argument("--pretrain-decoder", action="store_true",
+                   help="also pre-train the decoder edge to 1 when the model has at most 100 outputs (the reference's "
+                   "choice; in the loss, not in the stopping rule)")
     g.add_argument("--pretrain-optimizer", default="adam",
                    help=f"pre-training optimiser: {', '.join(OPTIMIZERS)} (default adam)")
     g = p.add_argument_group("training")
@@ -101,7 +104,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
         init_options=parse_init_options(args.init_opt), pretrain=args.pretrain, pretrain_kinds=kinds,
         pretrain_steps=args.pretrain_steps, pretrain_seconds=args.pretrain_seconds, pretrain_tol=args.pretrain_tol,
         pretrain_rescale=args.pretrain_rescale, pretrain_shuffle=args.pretrain_shuffle,
-        pretrain_optimizer=args.pretrain_optimizer,
+        pretrain_optimizer=args.pretrain_optimizer, pretrain_decoder=args.pretrain_decoder,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
         weight_decay=args.weight_decay, clip=args.clip, schedule=None if args.schedule == "none" else args.schedule,
         patience=args.patience, seed=args.seed, device=args.device, amp=None if args.amp == "none" else args.amp,

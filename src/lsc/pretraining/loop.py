@@ -184,8 +184,10 @@ def pretrain(
             over steps (weight ``smoothing`` on the past; 0: this step's batch only).
         max_steps, max_seconds: budgets for the whole run (a resumed run counts what
             it did before; a finished run continues when given a larger budget).
-        optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop`` or a callable
-            ``(params, lr=...) -> Optimizer``.
+        optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop``,
+            ``adabelief``, ``adabelief-lookahead`` (the reference's; the ``optimizers``
+            extra), ``none`` (no gradient step: with ``rescale=True`` the reference's
+            heuristic method for LRU stacks) or a callable ``(params, lr=...) -> Optimizer``.
         plateau: when the rms gap has not improved by 1% for this many steps, go
             back to the best weights and go on with half the learning rate (``None``: never).
         time_points: random time points per step (the trajectory runs to the latest).
@@ -253,6 +255,9 @@ def pretrain(
     est = estimator if estimator is not None else Estimator(method, krylov_steps, rtol)
     if not (isinstance(rescale, bool) or rescale == "auto"):
         raise ValueError(f"rescale must be True, False or 'auto', got {rescale!r}")
+    if optimizer == "none" and rescale is not True and not shuffle:
+        raise ValueError("optimizer='none' takes no gradient step: the heuristics are the whole method, so pass "
+                         "rescale=True (the reference's LRU method) and/or shuffle > 0")
     if objective not in OBJECTIVES:
         raise unknown_name("objective", objective, OBJECTIVES)
     if not (isinstance(spectrum, str) and spectrum == "auto"):

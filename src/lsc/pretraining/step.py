@@ -28,7 +28,7 @@ from ..checks import NonFiniteError
 from ..grid import edges, trajectory
 from ..jacobian import Estimator, moduli
 from ..models import Stack
-from ..runio import interrupts_deferred, make_optimizer
+from ..runio import NoStep, interrupts_deferred, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 
@@ -261,12 +261,13 @@ class Pretrainer:
         return new, record
 
     def _update(self, optimizer: torch.optim.Optimizer, measured: Measured) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        assert measured.loss is not None
-        measured.loss.backward()
-        if self.ddp:
-            _dist.all_reduce_grads(self.params, average=True)
-        optimizer.step()
+        if not isinstance(optimizer, NoStep):  # "none": the heuristics below are the whole update
+            optimizer.zero_grad(set_to_none=True)
+            assert measured.loss is not None
+            measured.loss.backward()
+            if self.ddp:
+                _dist.all_reduce_grads(self.params, average=True)
+            optimizer.step()
         if self.rescale:
             radii = measured.radii if self.rescale is True else {
                 (kind, layer): m for (kind, layer), m in measured.radii.items()

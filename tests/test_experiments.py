@@ -186,3 +186,44 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
     assert "rho = 0.5 − rho = 1: holds" in verdict and "rho = 0.5 − default: holds" in verdict
     assert "agrees with the claim (1 flagged run(s) left out)" in verdict
     assert "**Init radii**" in text
+
+
+def test_fig2s_paper_preset_has_orthogonal_and_the_cos_bias_redraw():
+    import torch
+
+    from lsc.experiments.fig2_ffn import redraw_zero_biases
+    from lsc.models import FFN
+
+    exp = experiments.get("fig2-ffn")
+    paper = {r.config["init"] for r in exp.runs("paper")}
+    assert paper == {"glorot", "he", "orthogonal", "lsc"} and {r.config["init"] for r in exp.runs("cpu")} == {
+        "glorot", "he", "lsc"}
+    assert all(r.config["cos_bias_redraw"] for r in exp.runs("paper")) and "cos_bias_redraw" not in exp.runs("cpu")[0].config
+    model = FFN(4, 8, "cos", 5, 3)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.zeros_(m.bias)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    first.bias.data[0] = 0.5  # not all zero: kept
+    kept = first.bias.detach().clone()
+    count = redraw_zero_biases(model, 0)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert count == len(linears) - 1 and torch.equal(first.bias.detach(), kept)
+    for m in linears[1:]:
+        assert bool((m.bias > 0).all()) and bool((m.bias < 1).all())
+
+
+def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_path):
+    exp = experiments.get("fig4-lru")
+    recs = []
+    for seed in range(4):
+        for clip in (None, 1.0):
+            for cond, ppl in (("default", 5.0), ("rho1", 4.5), ("rho0.5", 4.0), ("unbalanced", 4.2)):
+                r = _record("lru", 3, cond, seed, 0.0)
+                r.config.update(clip=clip)
+                r.result.update(metric="perplexity", test=ppl + 0.01 * seed + (0.05 if clip else 0.0))
+                recs.append(r)
+    text = exp.report(recs, tmp_path, "cpu")
+    assert "| rho0.5 − default | 8 |" in text and "| rho0.5 − rho1 | 8 |" in text
+    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
+    assert "rho0.5 − rho1: holds (mean +0.50, n = 8)" in verdict and "agrees with the claim" in verdict

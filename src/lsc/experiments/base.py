@@ -276,6 +276,33 @@ def state_summary(recs: Sequence[RunRecord]) -> str:
     return text
 
 
+def flagged(r: RunRecord) -> bool:
+    """Whether a run's pre-trained init was more than 0.05 off its target (``init.json``)."""
+    return bool((r.result.get("init") or {}).get("flagged"))
+
+
+def init_table(recs: Sequence[RunRecord], keys: Sequence[str], order: Callable[[tuple], Any]) -> list[str]:
+    """The radii every run's training started from (dense, on a fresh batch: ``init.json``),
+    by the config ``keys``; pre-trained inits more than 0.05 off their target are counted
+    as flagged (left out of the statistics; docs/design.md section 18)."""
+    with_init = [r for r in recs if (r.result.get("init") or {}).get("edges")]
+    rows = []
+    for key, rs in sorted(group(with_init, lambda r: tuple(r.config[k] for k in keys)).items(), key=lambda kv: order(kv[0])):
+        def radii(kind: str) -> str:
+            per_run = ([e["mean"] for e in r.result["init"]["edges"] if e["kind"] == kind] for r in rs)
+            return mean_std((sum(v) / len(v) for v in per_run if v), "{:.3f}")
+
+        gaps = [r.result["init"]["worst_gap"] for r in rs if r.result["init"].get("worst_gap") is not None]
+        rows.append((*key, radii("time"), radii("depth"), radii("encoder"), mean_std(gaps, "{:.3f}") if gaps else "—",
+                     sum(flagged(r) for r in rs)))
+    if not rows:
+        return []
+    return ["**Init radii** (dense, on a batch pre-training did not draw; mean over layers, then over seeds; "
+            "a pre-trained init whose worst edge is more than 0.05 off its target is flagged and left out of the "
+            "statistics below):",
+            table((*keys, "time", "depth", "encoder", "worst gap", "flagged"), rows)]
+
+
 def group(recs: Iterable[RunRecord], key: Callable[[RunRecord], Any]) -> dict[Any, list[RunRecord]]:
     out: dict[Any, list[RunRecord]] = {}
     for r in recs:

@@ -49,7 +49,23 @@ from .base import (
     table,
 )
 
-INITS = ("glorot", "he", "lsc")
+INITS = ("glorot", "he", "lsc")  # presets may add "orthogonal" (``inits``)
+
+
+def redraw_zero_biases(model: Any, seed: int) -> int:
+    """The reference's fix for cos nets: every all-zero bias redrawn U[0, 1) (cos'(0) = 0
+    would pass no gradient); returns how many were redrawn."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    count = 0
+    with torch.no_grad():
+        for module in model.modules():
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor) and bias.dim() == 1 and not bool(bias.any()):
+                bias.copy_(torch.rand(bias.shape, generator=gen, dtype=bias.dtype))
+                count += 1
+    return count
 PRETRAIN = {"pretrain_lr": 1e-3, "pretrain_kinds": ["depth"], "pretrain_rescale": True}  # see the module docstring
 
 
@@ -66,17 +82,20 @@ class Fig2FFN(Experiment):
         "cpu": {"depth": 30, "width": 128, "activations": ["relu", "sin", "cos"], "lrs": [1e-2, 1e-3, 1e-4],
                 "seeds": [0, 1], "epochs": 5, "batch": 128, "train_limit": None, "pretrain_seconds": None,
                 "pretrain_steps": 150, **PRETRAIN},
+        # the reference's: Orthogonal as a fourth init, all-zero biases of cos nets redrawn U[0, 1)
         "paper": {"depth": 30, "width": 128, "activations": ["sin", "relu", "cos"],
                   "lrs": [1e-2, 3.16e-3, 1e-3, 3.16e-4, 1e-4, 3.16e-5, 1e-5], "seeds": [0, 1, 2, 3], "epochs": 50,
-                  "batch": 512, "train_limit": None, "pretrain_seconds": None, "pretrain_steps": 2000, **PRETRAIN},
+                  "batch": 512, "train_limit": None, "pretrain_seconds": None, "pretrain_steps": 2000,
+                  "inits": ["glorot", "he", "orthogonal", "lsc"], "cos_bias_redraw": True, **PRETRAIN},
     }
 
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
-        keep = ("depth", "width", "epochs", "batch", "train_limit", "pretrain_seconds", "pretrain_steps", *PRETRAIN)
+        keep = ("depth", "width", "epochs", "batch", "train_limit", "pretrain_seconds", "pretrain_steps", "cos_bias_redraw",
+                *PRETRAIN)
         return [Run(f"{act}-{init}-lr{lr:g}-s{seed}", {"activation": act, "init": init, "lr": lr, "seed": seed,
-                                                      **{k: p[k] for k in keep}})
-                for act, lr, seed, init in itertools.product(p["activations"], p["lrs"], p["seeds"], INITS)]
+                                                      **{k: p[k] for k in keep if k in p}})
+                for act, lr, seed, init in itertools.product(p["activations"], p["lrs"], p["seeds"], p.get("inits", INITS))]
 
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
         import time
@@ -103,7 +122,12 @@ class Fig2FFN(Experiment):
         xtr, xva, xte = ((t - mu) / sd for t in (xtr, xva, xte))
         torch.manual_seed(seed)
         model = lsc.models.FFN(config["depth"], config["width"], config["activation"], xtr.shape[1], 10)
-        registry.run(model, "he" if config["init"] == "he" else "glorot", seed=seed, distribution="normal")
+        if config["init"] == "orthogonal":
+            registry.run(model, "orthogonal", seed=seed)
+        else:
+            registry.run(model, "he" if config["init"] == "he" else "glorot", seed=seed, distribution="normal")
+        if config.get("cos_bias_redraw") and config["activation"] == "cos":
+            redraw_zero_biases(model, seed)
         result: dict[str, Any] = {"source": images.source, "train_size": len(xtr)}
         if config["init"] == "lsc":
             pre = lsc.pretrain(model, xtr[:1024], target=1.0, max_seconds=config["pretrain_seconds"],

@@ -35,7 +35,9 @@ from .base import (
     RunRecord,
     TrainExperiment,
     figure,
+    flagged,
     group,
+    init_table,
     mean_std,
     present,
     register,
@@ -148,7 +150,8 @@ class Fig3DeepRNN(TrainExperiment):
         ax.legend()
         fig.tight_layout()
         parts.append(f"![paired shares]({save_figure(fig, figures / 'paired_shares.png')})")
-        parts += _init_table(recs, tasks)
+        parts += init_table(recs, ("task", "cell", "layers", "condition"),
+                            lambda k: (tasks.index(k[0]), k[1], k[2], list(CONDITIONS).index(k[3])))
         parts += _statistics(recs)
         return "\n\n".join(parts)
 
@@ -172,39 +175,12 @@ def _tasks(p: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _init_table(recs: list[RunRecord], tasks: list[str]) -> list[str]:
-    """The radii every run's training started from (dense, on a fresh batch: ``init.json``),
-    and the pre-trained inits more than 0.05 off their target (flagged, counted apart)."""
-    rows = []
-    by = group([r for r in recs if (r.result.get("init") or {}).get("edges")],
-               lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["condition"]))
-    for (task, cell, layers, cond), rs in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1], kv[0][2],
-                                                                            list(CONDITIONS).index(kv[0][3]))):
-        def radii(kind: str) -> str:
-            return mean_std((sum(e["mean"] for e in es) / len(es) for es in (
-                [e for e in r.result["init"]["edges"] if e["kind"] == kind] for r in rs) if es), "{:.3f}")
-
-        gaps = [r.result["init"]["worst_gap"] for r in rs if r.result["init"].get("worst_gap") is not None]
-        rows.append((task, cell, layers, cond, radii("time"), radii("depth"), radii("encoder"),
-                     mean_std(gaps, "{:.3f}") if gaps else "—", sum(bool(r.result["init"].get("flagged")) for r in rs)))
-    if not rows:
-        return []
-    return ["**Init radii** (dense, on a batch pre-training did not draw; mean over layers, then over seeds; "
-            "a pre-trained init whose worst edge is more than 0.05 off its target is flagged and left out of the "
-            "statistics below):",
-            table(("task", "cell", "layers", "condition", "time", "depth", "encoder", "worst gap", "flagged"), rows)]
-
-
-def _flagged(r: RunRecord) -> bool:
-    return bool((r.result.get("init") or {}).get("flagged"))
-
-
 def _comparable(recs: list[RunRecord]) -> list[RunRecord]:
     """The runs the statistics pool: no ALIF (at chance at these sizes), no task run with one
     seed, no flagged init (stats rule, docs/design.md section 18)."""
     seeds = group(recs, lambda r: r.config["task"])
     many = {t for t, rs in seeds.items() if len({r.config["seed"] for r in rs}) >= 2}
-    return [r for r in recs if r.config["cell"] != "alif" and r.config["task"] in many and not _flagged(r)]
+    return [r for r in recs if r.config["cell"] != "alif" and r.config["task"] in many and not flagged(r)]
 
 
 def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None) -> tuple[list, list]:
@@ -251,12 +227,12 @@ def _statistics(recs: list[RunRecord]) -> list[str]:
         verdicts = [p.verdict for p in main]
         word = ("agrees with" if all(v == "holds" for v in verdicts) else
                 "disagrees with" if any(v == "fails" for v in verdicts) else "is undecided on")
-        flagged = sum(_flagged(r) for r in recs)
+        left_out = sum(flagged(r) for r in recs)
         out.append(f"**Verdict.** rho = 0.5 − rho = 1: {main[0].verdict} (mean {main[0].mean:+.2f}, "
                    f"[{main[0].low:+.2f}, {main[0].high:+.2f}], n = {main[0].n}); rho = 0.5 − default: {main[1].verdict} "
                    f"(mean {main[1].mean:+.2f}, [{main[1].low:+.2f}, {main[1].high:+.2f}], n = {main[1].n})"
                    + (f"; advantage growing with depth: {trend.verdict}" if trend is not None else "")
-                   + f": this {word} the claim ({flagged} flagged run(s) left out).")
+                   + f": this {word} the claim ({left_out} flagged run(s) left out).")
     return out
 
 

@@ -12,17 +12,19 @@ Metric: test perplexity at the best validation epoch (lower is better).
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob
+from . import stats
 from .base import (
     Run,
     RunRecord,
     TrainExperiment,
     figure,
+    flagged,
     group,
+    init_table,
     mean,
     mean_std,
     present,
@@ -102,36 +104,44 @@ class Fig4LRU(TrainExperiment):
             ax.legend(fontsize=6)
         fig.tight_layout()
         parts.append(f"![validation curves]({save_figure(fig, figures / 'lru_validation.png')})")
+        parts += init_table(recs, ("layers", "condition", "clip"),
+                            lambda k: (k[0], list(CONDITIONS).index(k[1]), bool(k[2])))
         parts.append(self.verdict(recs, conds))
         return "\n\n".join(parts)
 
 
     @staticmethod
     def verdict(recs: list[RunRecord], conds: list[str]) -> str:
-        """Each LSC condition against the default, paired by (layers, clip, seed); lower
-        perplexity wins, a diverged or failed run loses, both lost is a tie."""
-        score = {(r.config["condition"], r.config["layers"], bool(r.config["clip"]), r.config["seed"]):
-                 (r.result["test"] if r.state == "ok" and r.result.get("test") is not None else math.inf) for r in recs}
-        keys = {k[1:] for k in score if k[0] == "default"}
-        bits, shares = [], []
-        for c in conds:
-            if c == "default":
-                continue
-            both = sorted(k for k in keys if (c, *k) in score)
-            wins = sum(score[(c, *k)] < score[("default", *k)] for k in both)
-            if both:
-                bits.append(f"{c} beats the default in {wins}/{len(both)}")
-                shares.append(wins / len(both))
-        if not shares:
-            return ""
-        mean_test = {c: mean(r.result["test"] for r in recs if r.config["condition"] == c and r.state == "ok"
-                             and r.result.get("test") is not None) for c in conds}
-        n = len(keys)
-        word = ("agrees with" if all(x > 0.5 for x in shares) else "disagrees with" if all(x < 0.5 for x in shares)
-                else "is mixed on")
-        return ("**Verdict.** Paired by depth, clipping and seed (lower test perplexity wins; a diverged run loses): "
-                + "; ".join(bits) + ". Mean test perplexity: " + ", ".join(f"{c} {v:.2f}" for c, v in mean_test.items())
-                + f". This {word} the claim that pre-training beats the default" + (" (few pairs: indicative)." if n < 10 else "."))
+        """Paired differences in minus test perplexity by (layers, clip, seed), unflagged
+        inits only: each LSC condition against the default and rho = 0.5 against rho = 1,
+        with the rule of :mod:`lsc.experiments.stats`."""
+        pool = [r for r in recs if r.state in ("ok", "diverged") and not flagged(r)]
+        keyed = group(pool, lambda r: (r.config["layers"], bool(r.config["clip"]), r.config["seed"]))
+
+        def score(r: RunRecord) -> float | None:
+            return -r.result["test"] if r.state == "ok" and r.result.get("test") is not None else None
+
+        def compare(a: str, b: str) -> stats.Paired:
+            both = [{r.config["condition"]: r for r in rs} for _, rs in sorted(keyed.items())]
+            both = [d for d in both if a in d and b in d]
+            return stats.paired([score(d[a]) for d in both], [score(d[b]) for d in both])
+
+        pairs = [(c, "default") for c in conds if c != "default"] + (
+            [("rho0.5", "rho1")] if {"rho0.5", "rho1"} <= set(conds) else [])
+        results = {p: compare(*p) for p in pairs}
+        if not any(p.n for p in results.values()):
+            return "**Verdict.** undecided: no pairs to compare."
+        rows = [(f"{a} − {b}", *p.row()) for (a, b), p in results.items()]
+        beats = [results[p].verdict for p in pairs if p[1] == "default"]
+        half = results.get(("rho0.5", "rho1"))
+        word = ("agrees with" if all(v == "holds" for v in beats) and (half is None or half.verdict != "fails") else
+                "disagrees with" if any(v == "fails" for v in beats) or (half is not None and half.verdict == "fails")
+                else "is undecided on")
+        lines = [f"{a} − {b}: {p.verdict} (mean {p.mean:+.2f}, n = {p.n})" for (a, b), p in results.items()]
+        return ("**Statistics** (minus test perplexity, paired by depth, clipping and seed; 95 % bootstrap interval, exact "
+                "sign test; a diverged run loses its pair; flagged inits left out):\n\n"
+                + table(("difference", *stats.HEADER), rows) + "\n\n**Verdict.** " + "; ".join(lines)
+                + f": this {word} the claim ({sum(flagged(r) for r in recs)} flagged run(s) left out).")
 
 
 register(Fig4LRU())

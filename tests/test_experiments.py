@@ -227,3 +227,11 @@ def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_pat
     assert "| rho0.5 − default | 8 |" in text and "| rho0.5 − rho1 | 8 |" in text
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
     assert "rho0.5 − rho1: holds (mean +0.50, n = 8)" in verdict and "agrees with the claim" in verdict
+
+
+def test_fig3s_paper_preset_matches_parameters_as_the_reference():
+    exp = experiments.get("fig3-deep-rnn")
+    widths = {(r.config["task"], r.config["cell"]): r.config["width"] for r in exp.runs("paper")}
+    assert widths[("slmnist", "lstm")] == 85 and widths[("slmnist", "gru")] == 108  # 256 x 1/3, 256 x 0.42
+    assert widths[("slmnist", "elman")] == widths[("slmnist", "alif")] == 256
+    assert {r.config["width"] for r in exp.runs("cpu")} == {64}  # other presets: one width

@@ -50,6 +50,14 @@ CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unba
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 CHAR = {"task": "char", "options": {"max_chars": 300000, "bptt": 100}}
 PAIRS = (("rho0.5", "rho1"), ("rho0.5", "default"), ("rho1", "default"))
+WIDTH_FACTORS = {"slmnist": {"lstm": 1 / 3, "gru": 0.42}, "shd": {"lstm": 0.37, "gru": 0.46}}
+"""The reference's parameter matching: gated cells narrowed so every cell has about the
+parameters of an Elman/ALIF layer of the preset's width (docs/design.md A4.5)."""
+
+
+def matched_width(task: str, cell: str, width: int) -> int:
+    """``width`` times the reference's factor for ``cell`` on ``task`` (1 where it has none)."""
+    return max(1, round(width * WIDTH_FACTORS.get(task, {}).get(cell, 1.0)))
 
 
 class Fig3DeepRNN(TrainExperiment):
@@ -76,7 +84,8 @@ class Fig3DeepRNN(TrainExperiment):
         "fair": {"init": "keras", "task": "slmnist", "options": {}, "cells": ["gru", "lstm"], "layers": [2, 6], "width": 32,
                  "epochs": 8, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4], "pretrain_seconds": None,
                  "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5", "unbalanced"], "core_hours": 4},
-        "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "cells": ["gru", "lstm", "elman", "alif"],
+        "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "matched_widths": True,
+                  "cells": ["gru", "lstm", "elman", "alif"],
                   "layers": [2, 5], "width": 256, "epochs": 50, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3],
                   "pretrain_seconds": None, "pretrain_steps": 5000,
                   "extra": [{"task": "shd", "options": {}, "when_files": ["shd", SHD_FILES]},
@@ -92,7 +101,8 @@ class Fig3DeepRNN(TrainExperiment):
             q = {**p, **t}
             out += [Run(f"{prefix}{cell}-L{layers}-{cond}-s{seed}",
                         {"cell": cell, "layers": layers, "condition": cond, "pretrain": CONDITIONS[cond], "seed": seed,
-                         **{k: q[k] for k in keep if k in q}})  # (a key a preset lacks stays out: old runs stay valid)
+                         **{k: q[k] for k in keep if k in q},  # (a key a preset lacks stays out: old runs stay valid)
+                         **({"width": matched_width(q["task"], cell, q["width"])} if q.get("matched_widths") else {})})
                     for cell, layers, seed, cond in itertools.product(q["cells"], q["layers"], q["seeds"],
                                                                       q.get("conditions", list(CONDITIONS)[:3]))]
         return out

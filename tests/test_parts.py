@@ -193,7 +193,7 @@ class CellLoop(nn.Module):
             inp = x[t]
             for i, cell in enumerate(self.cells):
                 given = None if (self.skip and t == 2) else states[i]
-                states[i] = cell(inp, given)
+                states[i] = cell(inp, hx=given) if i else cell(inp, given)  # hx by keyword too
                 inp = states[i][0] if isinstance(states[i], tuple) else states[i]
         return self.head(inp)
 

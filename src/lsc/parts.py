@@ -121,12 +121,14 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
         else:
             seen[name] = (args[0].detach(), None)
 
-    def cell_hook(name: str, module: nn.Module, args: tuple[object, ...], out: object) -> None:
-        hx = args[1] if len(args) > 1 else None
-        calls.setdefault(name, []).append(_Call(_detached(args[0]), _detached(hx), _detached(out)))
+    def cell_hook(name: str, module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], out: object) -> None:
+        x = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        calls.setdefault(name, []).append(_Call(_detached(x), _detached(hx), _detached(out)))
 
     handles = [
-        m.register_forward_hook(lambda mod, args, out, n=n: cell_hook(n, mod, args, out)) if isinstance(m, _CELLS)
+        m.register_forward_hook(lambda mod, args, kwargs, out, n=n: cell_hook(n, mod, args, kwargs, out),
+                                with_kwargs=True) if isinstance(m, _CELLS)
         else m.register_forward_pre_hook(lambda mod, args, n=n: pre_hook(n, mod, args))
         for n, m in candidates
     ]

@@ -337,8 +337,10 @@ def test_bad_options_are_errors():
 
 def test_available_lists_every_init_with_its_source():
     names = lsc.init.available()
-    assert set(names) == {"glorot", "he", "orthogonal", "critical", "rescaled_glorot", "lru_ring", "chrono", "identity"}
+    assert set(names) == {"glorot", "he", "orthogonal", "critical", "rescaled_glorot", "lru_ring", "chrono", "identity",
+                          "keras"}
     assert "Gilboa" in names["critical"].source and "Bar" in names["rescaled_glorot"].source
+    assert "Keras" in names["keras"].source
 
 
 # ---------------------------------------------------------------- CLI

@@ -513,6 +513,7 @@ GOOD_INIT_OPTIONS = {
     "glorot": {"distribution": st.sampled_from(["uniform", "normal"]), "gain": GAIN},
     "he": {"distribution": st.sampled_from(["uniform", "normal"]), "gain": GAIN},
     "orthogonal": {"gain": GAIN},
+    "keras": {"forget_bias": st.floats(-3, 3)},
     "identity": {"scale": st.floats(-2, 2), "input_std": st.floats(0, 0.1)},
     "chrono": {"t_max": st.integers(3, 100) | st.floats(2.5, 1e4)},
     "critical": {"seq_len": st.integers(1, 200), "kappa": st.floats(1, 10), "m1": st.floats(0.5, 1.5), "gate_var": st.floats(0.01, 1),

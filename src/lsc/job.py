@@ -27,7 +27,7 @@ from torch import nn
 
 from . import distributed as _dist
 from . import tasks as task_registry
-from .checks import check_seed, generator_seed
+from .checks import NonFiniteError, check_seed, generator_seed
 from .condition import measure, parse_target
 from .grid import available_kinds
 from .init import registry as init_registry
@@ -218,6 +218,8 @@ def _run_held(  # type: ignore[no-untyped-def]
     return JobResult(result, pre, summary, check)
 
 
+DENSE_CHECK_STATES = 256
+"""The widest state :func:`check_init` measures with the dense method."""
 REFERENCE_DECODER_OUTPUTS = 100
 """The reference pre-trains the decoder edge (to 1) only for at most this many outputs."""
 
@@ -240,20 +242,28 @@ def pretrain_kinds(job: TrainJob, model: nn.Module) -> list[str] | None:
 
 def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> dict[str, object]:
     """The radii of the weights training starts from: :func:`lsc.measure` with the dense
-    method on a batch of the task's inputs that pre-training did not draw (its own seed),
-    every edge's mean, and for a pre-trained init the worst gap over the edges that
-    decide convergence (all but the decoder) and whether it is over :data:`INIT_TOL`."""
+    method (Arnoldi above :data:`DENSE_CHECK_STATES` states) on a batch of the task's
+    inputs that pre-training did not draw (its own seed), every edge's mean, and for a
+    pre-trained init the worst gap over the edges that decide convergence (all but the
+    decoder) and whether it is over :data:`INIT_TOL`."""
     batch = next(iter(task.inputs(32, seed=job.seed + 104_729)))
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    have = available_kinds(as_stack(model))
+    stack = as_stack(model)
+    have = available_kinds(stack)
     kinds = [k for k in (job.pretrain_kinds or ("encoder", "time", "depth")) if k in have]
-    report = measure(model, x, method="dense", kinds=kinds, target=target if target is not None else "auto",
-                     seed=job.seed)
+    widest = max(getattr(c, "state_size", 0) for c in stack.cells)
+    method = "dense" if widest <= DENSE_CHECK_STATES else "auto"  # wider: Arnoldi, tested against dense
+    try:
+        report = measure(model, x, method=method, kinds=kinds, target=target if target is not None else "auto",
+                         seed=job.seed)
+    except NonFiniteError as exc:  # an init that does not run: said in init.json, the training will say the rest
+        return {"method": method, "error": str(exc), "edges": [], "pretrained": target is not None,
+                "worst_gap": None, "flagged": target is not None}
     edges = [{"kind": e.kind, "layer": e.layer, "mean": e.mean, "std": e.std} for e in report.edges]
     worst = None
     if target is not None:
         worst = max((abs(g) for g in report.gaps() if g is not None), default=None)
-    return {"method": "dense", "target": {k: v for k, v in report.target.items() if k in kinds}, "edges": edges,
+    return {"method": method, "target": {k: v for k, v in report.target.items() if k in kinds}, "edges": edges,
             "pretrained": target is not None, "worst_gap": worst,
             "flagged": worst is not None and worst > INIT_TOL}
 

@@ -184,7 +184,12 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
     assert "holds" in text.split("**Depth trend**")[1].splitlines()[0]
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
     assert "rho = 0.5 − rho = 1: holds" in verdict and "rho = 0.5 − default: holds" in verdict
-    assert "agrees with the claim (1 flagged run(s) left out)" in verdict
+    assert "agrees with the claim (1 flagged run(s) left out)" in verdict  # 0.5 > 1, 0.5 > default, the trend: all hold
+    flat = [r for r in recs if not (r.config["layers"] == 6 and r.config["condition"] == "rho1")]
+    flat += [_record(c, 6, "rho1", s, 0.50 + 0.01 * s + 0.039) for s in range(5) for c in ("gru", "lstm")]
+    verdict = next(line for line in exp.report(flat, tmp_path, "fair").splitlines() if line.startswith("**Verdict"))
+    assert "advantage growing with depth: fails" in verdict
+    assert "agrees in part and disagrees in part with the claim" in verdict
     assert "**Init radii**" in text
 
 

@@ -234,9 +234,13 @@ def _statistics(recs: list[RunRecord]) -> list[str]:
                    f"{trend.mean:+.2f}, 95 % interval [{trend.low:+.2f}, {trend.high:+.2f}]: {trend.verdict}.")
     main = [pooled[k] for k in (("rho0.5", "rho1"), ("rho0.5", "default")) if k in pooled]
     if len(main) == 2:
-        verdicts = [p.verdict for p in main]
-        word = ("agrees with" if all(v == "holds" for v in verdicts) else
-                "disagrees with" if any(v == "fails" for v in verdicts) else "is undecided on")
+        verdicts = [p.verdict for p in main] + ([trend.verdict] if trend is not None else [])  # every part of the claim
+        held = sum(v == "holds" for v in verdicts)
+        failed = sum(v == "fails" for v in verdicts)
+        word = ("agrees with" if held == len(verdicts) else "disagrees with" if failed == len(verdicts) else
+                "agrees in part and disagrees in part with" if held and failed else
+                "agrees in part (the rest undecided) with" if held else
+                "disagrees in part (the rest undecided) with" if failed else "is undecided on")
         left_out = sum(flagged(r) for r in recs)
         out.append(f"**Verdict.** rho = 0.5 − rho = 1: {main[0].verdict} (mean {main[0].mean:+.2f}, "
                    f"[{main[0].low:+.2f}, {main[0].high:+.2f}], n = {main[0].n}); rho = 0.5 − default: {main[1].verdict} "

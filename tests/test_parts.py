@@ -422,3 +422,26 @@ def test_a_dataloader_of_dicts_says_which_entry_is_the_input():
     gru = nn.GRU(3, 8, batch_first=True)
     data = [{"x": torch.randn(4, 6, 3)}]
     assert lsc.pretrain(gru, data, input_key="x", kinds=["time"], max_steps=1, progress=False).steps == 1
+
+
+def test_an_irregular_cell_loop_beside_other_parts_is_left_out_with_a_warning():
+    """A seq2seq whose decoder cell starts from the encoder's state: the encoder is still
+    measured, the decoder loop is named in a warning (alone, it would be refused)."""
+
+    class Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.GRU(3, 8, batch_first=True)
+            self.decoder = nn.GRUCell(3, 8)
+
+        def forward(self, x):
+            _, h = self.encoder(x)
+            h = h[0]
+            for t in range(4):
+                h = self.decoder(x[:, t], h)
+            return h
+
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"decoder \(GRUCell\) starts its loop from a non-zero state.*left out"):
+        report = lsc.measure(Seq(), torch.randn(5, 10, 3), kinds=["time"])
+    assert {e.module for e in report.edges} == {"encoder"}

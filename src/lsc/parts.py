@@ -27,6 +27,7 @@ a cell loop that starts elsewhere is refused).
 from __future__ import annotations
 
 import traceback
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +158,8 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
         else:
             parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
     modules = dict(candidates)
-    parts += _loops({n: (modules[n], c) for n, c in calls.items()}, x)
+    if calls:
+        parts += _loops({n: (modules[n], c) for n, c in calls.items()}, x, others=bool(parts))
     if not parts:
         names = ", ".join(n for n, _ in candidates)
         raise TypeError(f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input")
@@ -203,24 +205,34 @@ def _same(a: object, b: object) -> bool:
         a is b or (a.shape == b.shape and bool(torch.equal(a, b))))
 
 
-def _loops(found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor) -> list[Part]:
+def _irregular(name: str, module: nn.Module, cs: list[_Call]) -> str:
+    """Why a cell's calls are not one recurrence from the zero state ("" when they are)."""
+    first = _state(cs[0].hx)
+    if cs[0].hx is not None and (first is None or bool(first.abs().max() > 0)):
+        return (f"{name} ({type(module).__name__}) starts its loop from a non-zero state; lsc measures a loop of cells "
+                "from the zero state: pass hx=None (or zeros) at the first step")
+    for t in range(1, len(cs)):
+        if not _same(_state(cs[t].hx), _state(cs[t - 1].out)):
+            return (f"{name} ({type(module).__name__}) is not stepped as one recurrence: the state it is given at call "
+                    f"{t + 1} is not its output at call {t}. lsc measures cells looped over time, each given its own "
+                    "last state; measure the cell on its own (lsc.measure(cell, inputs)) otherwise")
+    return ""
+
+
+def _loops(found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor, others: bool = False) -> list[Part]:
     """Cells stepped in a loop by the user's ``forward``, as stacks (docs/design.md
     section 0). Each cell must step a recurrence from the zero state (the state it is
     given at a step is its output at the one before); cell b sits on cell a when, at
     every step, b's input is a's output; a chain of such cells is one stack over their
     own parameters, measured on the first cell's inputs (the states it visits are then
-    the ones the loop visited)."""
-    for name, (module, cs) in found.items():
-        first = _state(cs[0].hx)
-        if cs[0].hx is not None and (first is None or bool(first.abs().max() > 0)):
-            raise ValueError(f"{name} ({type(module).__name__}) starts its loop from a non-zero state; lsc measures a "
-                             "loop of cells from the zero state: pass hx=None (or zeros) at the first step")
-        for t in range(1, len(cs)):
-            if not _same(_state(cs[t].hx), _state(cs[t - 1].out)):
-                raise ValueError(
-                    f"{name} ({type(module).__name__}) is not stepped as one recurrence: the state it is given at call "
-                    f"{t + 1} is not its output at call {t}. lsc measures cells looped over time, each given its own "
-                    "last state; measure the cell on its own (lsc.measure(cell, inputs)) otherwise")
+    the ones the loop visited). A loop that is not such a recurrence is refused when it is
+    all the model has (``others`` False), else left out with a warning."""
+    problems = {name: problem for name, (module, cs) in found.items() if (problem := _irregular(name, module, cs))}
+    if problems and len(problems) == len(found) and not others:
+        raise ValueError(next(iter(problems.values())))
+    for name, problem in problems.items():  # the model's other parts are still measured
+        warnings.warn(f"{problem} ({name} is left out)", stacklevel=4)
+    found = {n: v for n, v in found.items() if n not in problems}
     below = {b: a for b in found for a in found
              if a != b and len(found[a][1]) == len(found[b][1])
              and all(_same(cb.x, _output(ca.out)) for ca, cb in zip(found[a][1], found[b][1]))}

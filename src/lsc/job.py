@@ -32,7 +32,7 @@ from .condition import measure, parse_target
 from .grid import available_kinds
 from .init import registry as init_registry
 from .models import as_stack
-from .pretraining import PretrainResult, history_jsonl, pretrain
+from .pretraining import DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
 from .runio import hold_directory, remove_run_files, write_atomic
 from .tasks import Task
 from .train import (
@@ -237,7 +237,7 @@ def pretrain_kinds(job: TrainJob, model: nn.Module) -> list[str] | None:
     if outputs is None or outputs > REFERENCE_DECODER_OUTPUTS:
         return kinds
     have = available_kinds(stack)
-    return [k for k in (kinds or ("encoder", "time", "depth")) if k in have] + ["decoder"]
+    return [k for k in (kinds or DEFAULT_KINDS) if k in have] + ["decoder"]
 
 
 def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> dict[str, object]:
@@ -250,7 +250,7 @@ def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> d
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     stack = as_stack(model)
     have = available_kinds(stack)
-    kinds = [k for k in (job.pretrain_kinds or ("encoder", "time", "depth")) if k in have]
+    kinds = [k for k in (job.pretrain_kinds or DEFAULT_KINDS) if k in have]
     widest = max(getattr(c, "state_size", 0) for c in stack.cells)
     method = "dense" if widest <= DENSE_CHECK_STATES else "auto"  # wider: Arnoldi, tested against dense
     try:

@@ -1,7 +1,7 @@
 """Stability watched while a model trains: :class:`Monitor`, called from the user's own
 loop, measures the model on a held batch every ``every`` steps with cheap settings and
 writes one JSON line per measurement (and TensorBoard scalars per edge when
-``tensorboard`` is installed). The PyTorch Lightning callback (:mod:`lsc.lightning`) is
+``tensorboard`` is installed). The PyTorch Lightning callback (:mod:`lsc.lightning_callback`) is
 built on it.
 
     monitor = lsc.Monitor(model, held_batch, every=100, log_dir="runs/x")

@@ -21,7 +21,8 @@ layer's input mixes both directions of the layer below, so each is measured on t
 input it really receives and its encoder edge is the depth edge from both
 (docs/design.md section 0). What is not found: attention, convolutions; a part's
 initial state is taken as zero (the hidden state a ``forward`` passes in is not read;
-a cell loop that starts elsewhere is refused).
+a cell loop that starts elsewhere is left out with a warning, or refused when it is all
+the model has).
 """
 
 from __future__ import annotations
@@ -68,13 +69,17 @@ def visible(model: nn.Module) -> bool:
     """Whether ``model`` is itself a stack lsc can see (no search needed). A module lsc
     knows but refuses raises its own message here; a bidirectional module is not one
     stack but one per direction (:func:`find`)."""
-    if isinstance(model, nn.RNNBase) and model.bidirectional:
+    if _bidirectional(model):
         return False
     try:
         as_stack(model)
     except TypeError:
         return False
     return True
+
+
+def _bidirectional(module: nn.Module) -> bool:
+    return isinstance(module, nn.RNNBase) and module.bidirectional
 
 
 def _is_part(module: nn.Module) -> bool:
@@ -86,7 +91,7 @@ def _is_part(module: nn.Module) -> bool:
 def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The outermost parts inside ``model`` (``model`` itself only when it is a
     bidirectional module: one part per direction)."""
-    if isinstance(model, nn.RNNBase) and model.bidirectional:
+    if _bidirectional(model):
         return [("", model)]
     found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
@@ -153,7 +158,7 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
         if n not in seen:
             continue
         inputs, lengths = seen[n]
-        if isinstance(m, nn.RNNBase) and m.bidirectional:
+        if _bidirectional(m):
             parts += _directions(n, m, inputs, lengths)
         else:
             parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))

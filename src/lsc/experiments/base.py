@@ -276,6 +276,14 @@ def state_summary(recs: Sequence[RunRecord]) -> str:
     return text
 
 
+def paired_score(r: RunRecord) -> float | None:
+    """A run's score for paired comparisons, higher is better: test accuracy in points, or
+    minus test perplexity; ``None`` for a run without one (diverged, failed)."""
+    if r.state != "ok" or r.result.get("test") is None:
+        return None
+    return -r.result["test"] if r.result.get("metric") == "perplexity" else 100 * r.result["test"]
+
+
 def flagged(r: RunRecord) -> bool:
     """Whether a run's pre-trained init was more than 0.05 off its target (``init.json``)."""
     return bool((r.result.get("init") or {}).get("flagged"))

@@ -39,6 +39,7 @@ from .base import (
     group,
     init_table,
     mean_std,
+    paired_score,
     present,
     register,
     save_figure,
@@ -199,8 +200,8 @@ def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None) -> 
     for (_, _, depth, _), rs in sorted(keyed.items()):
         d = {r.config["condition"]: r for r in rs}
         if a in d and b in d and (layers is None or depth == layers):
-            xs.append(_score(d[a]))
-            ys.append(_score(d[b]))
+            xs.append(paired_score(d[a]))
+            ys.append(paired_score(d[b]))
     return xs, ys
 
 
@@ -255,23 +256,15 @@ def _diffs(recs: list[RunRecord], a: str, b: str, layers: int) -> list[float]:
     return [x - y for x, y in zip(xs, ys) if x is not None and y is not None]
 
 
-def _score(r: RunRecord) -> float | None:
-    """The statistics' score: accuracy in points or minus perplexity; None for a run without one."""
-    if r.state != "ok" or r.result.get("test") is None:
-        return None
-    return -r.result["test"] if r.result.get("metric") == "perplexity" else 100 * r.result["test"]
-
-
 def _shown(r: RunRecord, key: str) -> float:
     """A metric as the tables show it: accuracy in %, perplexity as is."""
     return r.result[key] if r.result.get("metric") == "perplexity" else 100 * r.result[key]
 
 
 def score(r: RunRecord) -> float:
-    """Higher is better: accuracy, or minus perplexity; a diverged or failed run loses to any finished one."""
-    if r.state != "ok" or r.result.get("test") is None:
-        return -math.inf
-    return -r.result["test"] if r.result.get("metric") == "perplexity" else r.result["test"]
+    """:func:`~lsc.experiments.base.paired_score`, a diverged or failed run losing to any finished one."""
+    value = paired_score(r)
+    return -math.inf if value is None else value
 
 
 register(Fig3DeepRNN())

@@ -27,6 +27,7 @@ from .base import (
     init_table,
     mean,
     mean_std,
+    paired_score,
     present,
     register,
     save_figure,
@@ -118,13 +119,10 @@ class Fig4LRU(TrainExperiment):
         pool = [r for r in recs if r.state in ("ok", "diverged") and not flagged(r)]
         keyed = group(pool, lambda r: (r.config["layers"], bool(r.config["clip"]), r.config["seed"]))
 
-        def score(r: RunRecord) -> float | None:
-            return -r.result["test"] if r.state == "ok" and r.result.get("test") is not None else None
-
         def compare(a: str, b: str) -> stats.Paired:
             both = [{r.config["condition"]: r for r in rs} for _, rs in sorted(keyed.items())]
             both = [d for d in both if a in d and b in d]
-            return stats.paired([score(d[a]) for d in both], [score(d[b]) for d in both])
+            return stats.paired([paired_score(d[a]) for d in both], [paired_score(d[b]) for d in both])
 
         pairs = [(c, "default") for c in conds if c != "default"] + (
             [("rho0.5", "rho1")] if {"rho0.5", "rho1"} <= set(conds) else [])

@@ -356,3 +356,27 @@ def test_a_time_first_module_is_read_time_first_by_pretrain_as_by_measure(as_lis
     # the final check joins batches of 8 samples (never 40) up to CONFIRM_SAMPLES
     assert res.report is not None and res.report.time_steps == 40 and res.report.batch_size == CONFIRM_SAMPLES
     assert max(t for r in res.history for t in r["times"]) >= 16  # time points beyond the batch size: T is 40
+
+
+@pytest.mark.parametrize("share,read", [(0.8, 8), (1.2, CONFIRM_SAMPLES)])
+def test_the_fresh_check_reads_more_batches_only_while_an_edge_is_too_noisy_to_judge(monkeypatch, share, read):
+    """One batch when every deciding edge's standard error is within CONFIRM_NOISE * tol;
+    else fresh batches joined up to CONFIRM_SAMPLES and measured again."""
+    import dataclasses
+
+    import lsc.pretraining.loop as loop
+
+    real, seen = loop.measure, []
+    tol = 0.04
+    noise = share * loop.CONFIRM_NOISE
+
+    def spread(model, x, **kwargs):  # the real measurement, its edges given a chosen standard error
+        seen.append(x.shape[0])
+        r = real(model, x, **kwargs)
+        return dataclasses.replace(r, edges=[dataclasses.replace(e, std=noise * tol * e.count ** 0.5) for e in r.edges])
+
+    monkeypatch.setattr(loop, "measure", spread)
+    res = lsc.pretrain(rnn("gru", 2, 8), torch.randn(96, 10, 8), target=0.5, kinds=["time", "depth"], tol=tol,
+                       max_steps=1, batch_size=8, progress=False)
+    assert res.report is not None and res.report.batch_size == read
+    assert seen == ([8] if read == 8 else [8, CONFIRM_SAMPLES])

@@ -76,10 +76,12 @@ def test_plateau_restart_needs_no_1_percent_progress_for_plateau_steps():
 
 
 class _Report:
-    """What the fresh check after "converged" reads (a StabilityReport's ``gaps``)."""
+    """What the fresh check after "converged" reads (a StabilityReport's ``gaps``; no
+    ``edges`` with a spread, so the check reads one batch)."""
 
     def __init__(self, radii):
         self.radii = dict(radii)
+        self.edges = []
 
     def gaps(self, goal):
         return [r - goal[k] if k in goal else None for (k, _), r in self.radii.items()]

@@ -463,24 +463,43 @@ class _Run:
 
 
 CONFIRM_SAMPLES = 64
-"""The fresh check of convergence reads at least this many samples (batches of the data
-joined while their shapes agree): on one batch of 32 its own noise refuted true
-convergence of wide-spread edges (a 30-layer FFN: standard errors ~0.01 against a tol of
-0.02, 12 such edges; docs/design.md section 9)."""
+"""The most samples the fresh check of convergence reads: when one batch leaves an edge's
+mean with a standard error above ``tol / 4`` (:data:`CONFIRM_NOISE`), fresh batches are
+joined (while their shapes agree) up to this many samples and the check measures again.
+On one batch of 32 a 30-layer FFN's early depth edges had standard errors ~0.01 against
+a tol of 0.02, so its own noise refuted true convergence (docs/design.md section 9); a
+5x128 LSTM's are <= 0.002 and it reads one batch."""
+
+CONFIRM_NOISE = 0.25
+"""The fresh check joins batches while an edge's standard error exceeds this share of tol."""
 
 
 def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None) -> StabilityReport:
-    """:func:`lsc.measure` (its defaults) on fresh batches of the data (at least
-    :data:`CONFIRM_SAMPLES` samples), not a step's estimate."""
+    """:func:`lsc.measure` (its defaults) on a fresh batch of the data, not a step's
+    estimate; measured again on more fresh batches (up to :data:`CONFIRM_SAMPLES` samples)
+    when the first leaves a deciding edge's mean too noisy to judge against ``tol``."""
     batches = [next_input(pre.stack, source, step)]
+    report = _measured(pre, batches, kinds, seed)
+    if _noise(report, pre) <= CONFIRM_NOISE * pre.rule.tol:
+        return report
     while sum(len(b) for b in batches) < CONFIRM_SAMPLES:
         more = next_input(pre.stack, source, step)
         if more.shape[1:] != batches[0].shape[1:]:
             break  # a batch of another length: join only what agrees
         batches.append(more)
-    fresh = torch.cat(batches)
+    return report if len(batches) == 1 else _measured(pre, batches, kinds, seed)
+
+
+def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], seed: int | None) -> StabilityReport:
+    fresh = torch.cat(list(batches))
     return measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
                    target=dict(pre.rule.goal), kinds=kinds, seed=seed)
+
+
+def _noise(report: StabilityReport, pre: Pretrainer) -> float:
+    """The largest standard error std / sqrt(count) of a deciding edge's mean."""
+    deciding = {kind for kind, _ in pre.rule.stopping}
+    return max((e.std / max(e.count, 1) ** 0.5 for e in report.edges if e.kind in deciding), default=0.0)
 
 
 def _result(

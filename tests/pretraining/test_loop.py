@@ -380,3 +380,21 @@ def test_the_fresh_check_reads_more_batches_only_while_an_edge_is_too_noisy_to_j
                        max_steps=1, batch_size=8, progress=False)
     assert res.report is not None and res.report.batch_size == read
     assert seen == ([8] if read == 8 else [8, CONFIRM_SAMPLES])
+
+
+def test_the_fresh_check_reads_as_many_time_points_as_its_tol_needs():
+    """The check measures each edge mean to CONFIRM_NOISE * tol (relative to the target):
+    a loose tol stops at the first round of time points, a tight one reads more, and
+    every edge it reports is that precise unless the schedule ran out."""
+    import lsc.pretraining.loop as loop
+    from lsc.condition import AUTO_SCHEDULE
+
+    read = {}
+    for tol in (0.05, 0.01):
+        res = lsc.pretrain(rnn("gru", 2, 16), torch.randn(64, 30, 8), target=0.5, kinds=["time", "depth"], tol=tol,
+                           max_steps=2, progress=False)
+        r = res.report
+        read[tol] = len(r.time_points)
+        if read[tol] < AUTO_SCHEDULE[-1]:
+            assert all(e.std / e.count**0.5 <= loop.CONFIRM_NOISE * tol / 0.5 * e.mean for e in r.edges)
+    assert read[0.05] == AUTO_SCHEDULE[0] < read[0.01]

@@ -32,6 +32,7 @@ from ..checks import (
     unknown_name,
 )
 from ..condition import (
+    DEFAULT_PRECISION,
     StabilityReport,
     Target,
     estimator_generator,
@@ -491,9 +492,17 @@ def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Seque
 
 
 def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], seed: int | None) -> StabilityReport:
+    """:func:`lsc.measure` on the joined batches, adding time points until each edge mean's
+    standard error is at most ``CONFIRM_NOISE * tol / target`` of it (the largest deciding
+    target): as fine as the check against ``tol`` needs, where measure's default of 1 %
+    read a 4x256 LSTM at target 0.5 and tol 0.05 on 8 time points (4.2 s) instead of 2 (1.1 s).
+    With tol 0 (no convergence wanted) or a zero target: measure's default."""
     fresh = torch.cat(list(batches))
+    deciding = {kind for kind, _ in pre.rule.stopping}
+    scale = max((abs(v) for k, v in pre.rule.goal.items() if k in deciding), default=0.0)
+    precision = CONFIRM_NOISE * pre.rule.tol / scale if scale > 0 and pre.rule.tol > 0 else DEFAULT_PRECISION
     return measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
-                   target=dict(pre.rule.goal), kinds=kinds, seed=seed)
+                   target=dict(pre.rule.goal), kinds=kinds, seed=seed, precision=precision)
 
 
 def _noise(report: StabilityReport, pre: Pretrainer) -> float:

@@ -34,7 +34,7 @@ class Rule:
     stopping: tuple[EdgeKey, ...]
     tol: float = 0.02
     patience: int = 5
-    plateau: int | None = 25
+    plateau: int | None = 10
     smoothing: float = 0.5
 
 

@@ -468,8 +468,8 @@ CONFIRM_SAMPLES = 64
 mean with a standard error above ``tol / 8`` (:data:`CONFIRM_NOISE`), fresh batches are
 joined (while their shapes agree) up to this many samples and the check measures again.
 On one batch of 32 a 30-layer FFN's early depth edges had standard errors ~0.01 against
-a tol of 0.02, so its own noise refuted true convergence (docs/design.md section 9); a
-4x256 LSTM's are <= 0.002 and it reads one batch."""
+a tol of 0.02, so its own noise refuted true convergence (docs/design.md section 9);
+where one batch is precise enough, the check reads only it."""
 
 CONFIRM_NOISE = 0.125
 """The fresh check reads more (batches, time points) while an edge mean's standard error
@@ -478,7 +478,7 @@ gap of 0.053 (docs/design.md section 9)."""
 
 
 def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None) -> StabilityReport:
-    """:func:`lsc.measure` (its defaults) on a fresh batch of the data, not a step's
+    """:func:`lsc.measure` on a fresh batch of the data (:func:`_measured`), not a step's
     estimate; measured again on more fresh batches (up to :data:`CONFIRM_SAMPLES` samples)
     when the first leaves a deciding edge's mean too noisy to judge against ``tol``."""
     batches = [next_input(pre.stack, source, step)]

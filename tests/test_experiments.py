@@ -125,6 +125,7 @@ def test_cli_list_emit_and_report(tmp_path, capsys):
     rc, out = _cli(["experiment", "list"], capsys)
     assert rc == 0 and "claim:" in out and all(name in out for name in NAMES)
     assert "fair (80 runs, about 4 core-hours)" in out  # GRU, LSTM x depth 2, 6 x 4 conditions x 5 seeds
+    assert "fair (24 runs, about 1 core-hour)" in out  # fig4: LRU depth 3, 6 x 4 conditions x 3 seeds, no clip
     rc, out = _cli(["experiment", "run", "fig1-paths", "--preset", "cpu", "--out", str(tmp_path), "--emit-commands"], capsys)
     lines = out.strip().splitlines()
     assert rc == 0 and len(lines) == len(experiments.get("fig1-paths").runs("cpu"))

@@ -126,7 +126,7 @@ class Experiment:
     def describe(self) -> str:
         def size(p: str) -> str:
             hours = self.presets[p].get("core_hours")
-            return f"{p} ({len(self.runs(p))} runs" + (f", about {hours} core-hours" if hours else "") + ")"
+            return f"{p} ({len(self.runs(p))} runs" + (f", about {hours} core-hour{'s' * (hours != 1)}" if hours else "") + ")"
 
         sizes = ", ".join(size(p) for p in self.presets)
         return f"{self.name}\n  claim:   {self.claim}\n  source:  {self.source}\n  presets: {sizes}"

@@ -353,7 +353,7 @@ def test_a_time_first_module_is_read_time_first_by_pretrain_as_by_measure(as_lis
     assert lsc.measure(gru, x).time_steps == 40
     data = [x[:, :8], x[:, 8:]] if as_list else x
     res = lsc.pretrain(gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, progress=False)
-    # the final check joins batches of 8 samples (never 40) up to CONFIRM_SAMPLES
+    # one batch of 8 is too noisy to judge: the final check joins batches of 8 samples (never 40) up to CONFIRM_SAMPLES
     assert res.report is not None and res.report.time_steps == 40 and res.report.batch_size == CONFIRM_SAMPLES
     assert max(t for r in res.history for t in r["times"]) >= 16  # time points beyond the batch size: T is 40
 

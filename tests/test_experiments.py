@@ -231,6 +231,7 @@ def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_pat
                 recs.append(r)
     text = exp.report(recs, tmp_path, "cpu")
     assert "| rho0.5 − default | 8 |" in text and "| rho0.5 − rho1 | 8 |" in text
+    assert "*holds* when the interval lies above 0" in text  # the rule is stated, as in fig3's report
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
     assert "rho0.5 − rho1: holds (mean +0.50, n = 8)" in verdict and "agrees with the claim" in verdict
 

@@ -224,8 +224,7 @@ def _statistics(recs: list[RunRecord]) -> list[str]:
                 "two or more seeds and unflagged inits)."]
     out = ["**Statistics** (test accuracy in points, or minus perplexity; per-seed paired differences over GRU/LSTM/"
            "Elman cells of tasks with two or more seeds, unflagged inits; 95 % bootstrap interval of the mean, exact "
-           "sign test; verdict rule, fixed before the runs: *holds* when the interval lies above 0, *fails* when below, "
-           "else *undecided*; a diverged run loses its pair):",
+           f"sign test; {stats.RULE}; a diverged run loses its pair):",
            table(("difference", "depth", *stats.HEADER), rows)]
     trend = None
     if len(depths) >= 2 and ("rho0.5", "rho1") in pooled:

@@ -142,7 +142,7 @@ class Fig4LRU(TrainExperiment):
                 else "is undecided on")
         lines = [f"{a} − {b}: {p.verdict} (mean {p.mean:+.2f}, n = {p.n})" for (a, b), p in results.items()]
         return ("**Statistics** (minus test perplexity, paired by depth, clipping and seed; 95 % bootstrap interval, exact "
-                "sign test; a diverged run loses its pair; flagged inits left out):\n\n"
+                f"sign test; {stats.RULE}; a diverged run loses its pair; flagged inits left out):\n\n"
                 + table(("difference", *stats.HEADER), rows) + "\n\n**Verdict.** " + "; ".join(lines)
                 + f": this {word} the claim ({sum(flagged(r) for r in recs)} flagged run(s) left out).")
 

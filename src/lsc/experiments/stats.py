@@ -79,6 +79,10 @@ class Paired:
 
 HEADER = ("pairs", "mean diff", "95% interval", "wins/losses/ties", "sign test p", "verdict")
 
+RULE = ("verdict rule, fixed before the runs: *holds* when the interval lies above 0, *fails* when below, "
+        "else *undecided*")
+"""The verdict rule as every report states it."""
+
 
 def paired(a: Sequence[float | None], b: Sequence[float | None], *, seed: int = 0) -> Paired:
     """The comparison of scores ``a`` against ``b`` (higher is better; ``None``: the run

@@ -473,8 +473,8 @@ where one batch is precise enough, the check reads only it."""
 
 CONFIRM_NOISE = 0.125
 """The fresh check reads more (batches, time points) while an edge mean's standard error
-exceeds this share of tol. With 1/4 a 4x256 LSTM at tol 0.05 was let through at a dense
-gap of 0.053 (docs/design.md section 9)."""
+exceeds this share of tol. With 1/4 a 4x256 LSTM at tol 0.05 (seed 1) stopped at step 39
+with a dense gap of 0.053; with 1/8 at step 72, 0.047 (docs/design.md section 9)."""
 
 
 def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None) -> StabilityReport:

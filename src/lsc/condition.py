@@ -130,6 +130,11 @@ class EdgeStat:
     method: str = ""
     module: str = ""  # the recurrent part's qualified name in a larger model ("" for the model itself)
 
+    @property
+    def standard_error(self) -> float:
+        """std / sqrt(count): the standard error of :attr:`mean` over its samples x time points."""
+        return self.std / max(self.count, 1) ** 0.5
+
 
 @dataclass(frozen=True)
 class StabilityReport:

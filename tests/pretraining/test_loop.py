@@ -396,5 +396,5 @@ def test_the_fresh_check_reads_as_many_time_points_as_its_tol_needs():
         r = res.report
         read[tol] = len(r.time_points)
         if read[tol] < AUTO_SCHEDULE[-1]:
-            assert all(e.std / e.count**0.5 <= loop.CONFIRM_NOISE * tol / 0.5 * e.mean for e in r.edges)
+            assert all(e.standard_error <= loop.CONFIRM_NOISE * tol / 0.5 * e.mean for e in r.edges)
     assert read[0.05] == AUTO_SCHEDULE[0] < read[0.01]

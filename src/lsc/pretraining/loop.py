@@ -441,8 +441,7 @@ class _Run:
         report is returned; else the run goes on with the patience count reset."""
         pre = self.pre
         report = _measure_fresh(pre, self.source, state.progress.step, self.kinds, self.seed)
-        deciding = {kind for kind, _ in pre.rule.stopping}  # as the rule: the decoder does not decide
-        goal = {k: v for k, v in pre.rule.goal.items() if k in deciding}
+        goal = {k: v for k, v in pre.rule.goal.items() if k in pre.rule.deciding}  # the decoder does not decide
         worst = max((abs(g) for g in report.gaps(goal) if g is not None), default=0.0)
         if pre.ddp:  # every rank decides alike
             worst = _dist.all_reduce_floats([worst], op="max", device=pre.stack.device)[0]
@@ -500,17 +499,15 @@ def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], 
     read a 4x256 LSTM at target 0.5 and tol 0.05 on 8 time points (4.2 s) instead of 4.
     With tol 0 (no convergence wanted) or a zero target: measure's default."""
     fresh = torch.cat(list(batches))
-    deciding = {kind for kind, _ in pre.rule.stopping}
-    scale = max((abs(v) for k, v in pre.rule.goal.items() if k in deciding), default=0.0)
+    scale = max((abs(v) for k, v in pre.rule.goal.items() if k in pre.rule.deciding), default=0.0)
     precision = CONFIRM_NOISE * pre.rule.tol / scale if scale > 0 and pre.rule.tol > 0 else DEFAULT_PRECISION
     return measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
                    target=dict(pre.rule.goal), kinds=kinds, seed=seed, precision=precision)
 
 
 def _noise(report: StabilityReport, pre: Pretrainer) -> float:
-    """The largest standard error std / sqrt(count) of a deciding edge's mean."""
-    deciding = {kind for kind, _ in pre.rule.stopping}
-    return max((e.std / max(e.count, 1) ** 0.5 for e in report.edges if e.kind in deciding), default=0.0)
+    """The largest standard error of a deciding edge's mean."""
+    return max((e.standard_error for e in report.edges if e.kind in pre.rule.deciding), default=0.0)
 
 
 def _result(

@@ -37,6 +37,11 @@ class Rule:
     plateau: int | None = 10
     smoothing: float = 0.5
 
+    @property
+    def deciding(self) -> frozenset[str]:
+        """The edge kinds whose gaps decide convergence (the stopping edges' kinds)."""
+        return frozenset(kind for kind, _ in self.stopping)
+
 
 @dataclass(frozen=True)
 class Progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 
 from lsc.checks import NonFiniteError
-from lsc.jacobian import LocalJacobian, arnoldi, estimate, estimate_all
+from lsc.jacobian import Estimator, LocalJacobian, arnoldi, estimate, estimate_all
 from lsc.models import ElmanCell, GRUCell, LSTMCell
+from lsc.pretraining.step import PRETRAINING_ESTIMATOR, TIME_KRYLOV_STEPS
 
 from .conftest import CELL_KINDS, flat_grad, random_cell, reference_dense, reference_radius, time_edge
 
@@ -267,10 +269,12 @@ def test_radius_gradient_agrees_with_dense_on_a_larger_cell(cls):
     assert J.shape[0] > 40
     params = list(cell.parameters())
     g_ref = flat_grad(reference_radius(J).mean(), params)
-    g_arn = flat_grad(estimate(J, "radius", "arnoldi", steps=40, generator=torch.Generator().manual_seed(0)).mean(), params)
-    cos = torch.nn.functional.cosine_similarity(g_ref, g_arn, dim=0)
-    ratio = g_arn.norm() / g_ref.norm()
-    assert cos > 0.9 and 0.5 < ratio < 2.0, (cos, ratio)
+    time_edges = dataclasses.replace(PRETRAINING_ESTIMATOR, steps=TIME_KRYLOV_STEPS)  # rtol 1e-2, a shorter left run
+    for est in (Estimator("arnoldi", 40), time_edges):
+        g_arn = flat_grad(est.estimate(J, "radius", torch.Generator().manual_seed(0)).mean(), params)
+        cos = torch.nn.functional.cosine_similarity(g_ref, g_arn, dim=0)
+        ratio = g_arn.norm() / g_ref.norm()
+        assert cos > 0.9 and 0.5 < ratio < 2.0, (est, cos, ratio)
     g_pow = flat_grad(estimate(J, "radius", "power", generator=torch.Generator().manual_seed(0)).mean(), params)
     assert torch.nn.functional.cosine_similarity(g_ref, g_pow, dim=0) > 0.3  # power: a surrogate, right in sign
 
@@ -447,3 +451,14 @@ def test_top_k_moduli_and_their_gradients_are_exact_when_krylov_space_is_full(ki
     g_got = flat_grad(got.sum(), params)
     torch.testing.assert_close(g_got, g_ref, rtol=1e-5, atol=1e-8)
     assert bool((got[:, :-1] >= got[:, 1:] - 1e-12).all())  # descending: the first column is the radius
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_the_pretraining_estimator_reads_time_radii_without_the_short_krylov_bias(kind):
+    """Pre-training drives its own estimate to the target, so a bias there is a bias of the
+    result: 20 Krylov steps read these width-128 time edges 0.9-1.8 % low (docs/design.md
+    section 3); the time edges' estimator must read their mean within 0.25 % of dense."""
+    est = dataclasses.replace(PRETRAINING_ESTIMATOR, steps=TIME_KRYLOV_STEPS)
+    J = time_edge(random_cell(kind, {}, width=128, scale=2.0), batch=16)
+    values = est.estimate(J, "radius", torch.Generator().manual_seed(0))
+    assert abs(float(values.mean() / reference_radius(J).mean()) - 1) < 2.5e-3

@@ -298,13 +298,25 @@ def _differentiable_moduli(J: LocalJacobian, theta: Tensor, x: Tensor, u: Tensor
     return torch.where(ok, rho, theta.abs().to(rho.dtype))
 
 
+def _left_start(x: Tensor, J: LocalJacobian, generator: torch.Generator | None) -> Tensor:
+    """The left run's start: the right Ritz vectors' real and imaginary parts summed. A
+    left eigenvector u has u^T x != 0 with its right one x, and for the nearly normal
+    Jacobians of trained cells u is close to x, so this start holds far more of u than a
+    random vector's 1/sqrt(n); a sample whose sum vanishes starts at random."""
+    s = (x.real + x.imag).sum(-1).to(J.point.dtype)
+    dead = ~(s.norm(dim=1) > 0)
+    if bool(dead.any()):
+        s = torch.where(dead[:, None], _start(J, s.shape[1], generator), s)
+    return s
+
+
 def _moduli_arnoldi(J: LocalJacobian, k: int, steps: int, rtol: float, generator: torch.Generator | None) -> Tensor:
     """The ``k`` largest-modulus Ritz values of a batched Arnoldi run, (B, k).
 
-    Without grad: their moduli. With grad: a second Arnoldi run on J^T gives each left
-    vector u_j (the left Ritz vector of the first run where the two runs disagree by more
-    than 1%), and each modulus is differentiated through the vjps of
-    :func:`_differentiable_moduli`.
+    Without grad: their moduli. With grad: each modulus is differentiated through the vjps
+    of :func:`_differentiable_moduli`, with left vectors u_j from the right run's own Ritz
+    pairs where its Krylov space is the whole space (exact there), else from a second
+    Arnoldi run on J^T started at the right Ritz vectors (:func:`_two_sided`).
     """
     n = J.shape[1]
     want_grad = torch.is_grad_enabled()
@@ -315,14 +327,25 @@ def _moduli_arnoldi(J: LocalJacobian, k: int, steps: int, rtol: float, generator
             return eigvals(H).abs().topk(min(k, H.shape[-1]), dim=1).values.to(J.point.dtype)
         theta, y, left = _top_eigenpairs(H, k)
         x, u = _lift(V, y), _lift(V, left)
-        W, G = arnoldi(lin.rmatvec, _start(J, n, generator), H.shape[-1], generator=generator)
-        evals_t, vecs_t = eig(G)
-        assert vecs_t is not None
-        gap, j = (evals_t.unsqueeze(2) - theta.unsqueeze(1)).abs().min(dim=1)  # nearest left Ritz value
-        z = _columns(vecs_t, j)
-        agree = ((gap <= 1e-2 * theta.abs()) & torch.isfinite(z).all(1)).unsqueeze(1)
-        u = torch.where(agree, _lift(W, z), u)
+        if H.shape[-1] < n:  # else V is square and orthogonal: its left Ritz vectors are J's own
+            u = _two_sided(lin, x, u, theta, J, k, H.shape[-1], rtol, generator)
     return _differentiable_moduli(J, theta, x, u)
+
+
+def _two_sided(lin: "Linearized", x: Tensor, u: Tensor, theta: Tensor, J: LocalJacobian, k: int, steps: int,
+               rtol: float, generator: torch.Generator | None) -> Tensor:
+    """The left vectors u_j from an Arnoldi run on J^T of at most ``steps`` (the right
+    run's length), started at the right Ritz vectors ``x`` and, for the radius (k = 1),
+    stopped like the right run once its top Ritz value settles to ``rtol``; matched to the
+    right run's values ``theta`` by nearest Ritz value. Where none is within 1%, the right
+    run's left Ritz vector ``u`` stays. Call without a graph."""
+    W, G = arnoldi(lin.rmatvec, _left_start(x, J, generator), steps, tol=rtol if k == 1 else 0.0, generator=generator)
+    evals_t, vecs_t = eig(G)
+    assert vecs_t is not None
+    gap, j = (evals_t.unsqueeze(2) - theta.unsqueeze(1)).abs().min(dim=1)  # nearest left Ritz value
+    z = _columns(vecs_t, j)
+    agree = ((gap <= 1e-2 * theta.abs()) & torch.isfinite(z).all(1)).unsqueeze(1)
+    return torch.where(agree, _lift(W, z), u)
 
 
 def _radius_arnoldi(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None) -> Tensor:

@@ -398,3 +398,27 @@ def test_the_fresh_check_reads_as_many_time_points_as_its_tol_needs():
         if read[tol] < AUTO_SCHEDULE[-1]:
             assert all(e.standard_error <= loop.CONFIRM_NOISE * tol / 0.5 * e.mean for e in r.edges)
     assert read[0.05] == AUTO_SCHEDULE[0] < read[0.01]
+
+
+def test_time_edges_are_estimated_with_their_own_krylov_budget():
+    """measure_edges gives the time edges ``time_estimator`` and the others ``estimator``:
+    with a dense time estimator and a 2-step Arnoldi for the rest, the time radii are the
+    dense ones and the depth radii the (much smaller) 2-step Ritz values."""
+    from lsc.grid import edges, prepare, trajectory
+    from lsc.jacobian import Estimator
+    from lsc.pretraining.step import measure_edges
+
+    model = rnn("gru", layers=2, width=48)
+    stack, xb = prepare(model, torch.randn(8, 6, 8))
+    gen = torch.Generator().manual_seed(0)
+    got = measure_edges(stack, xb, {"time": 0.5, "depth": 0.5}, ["time", "depth"], 1, None, Estimator("arnoldi", 2, 0.0),
+                        gen, time_estimator=Estimator("dense"))
+    times = list(got.times)
+    with torch.no_grad():
+        exact = {(e.kind, e.layer): float(Estimator("dense").estimate(e.jacobian).mean())
+                 for e in edges(stack, trajectory(stack, xb, times), ["time", "depth"])}
+    for key, value in got.radii.items():
+        if key[0] == "time":
+            assert value == pytest.approx(exact[key], rel=1e-5)
+        else:
+            assert value < 0.9 * exact[key]  # two Ritz values sit well inside the spectrum

@@ -45,7 +45,7 @@ from ..models import Stack, as_stack
 from ..runio import OPTIMIZERS, hold_directory, progress_bar
 from .checkpoint import NAME, StepStart, load_state, save_state
 from .sources import InputSource, RankItems, next_input
-from .step import OBJECTIVES, Pretrainer, State, StepRecord
+from .step import OBJECTIVES, PRETRAINING_ESTIMATOR, TIME_KRYLOV_STEPS, Pretrainer, State, StepRecord
 from .stopping import Rule
 
 DEFAULT_KINDS = ("encoder", "time", "depth")
@@ -147,7 +147,7 @@ def pretrain(
     time_points: int = 1,
     edges_per_step: int | None = None,
     method: str = "arnoldi",
-    krylov_steps: int = 20,
+    krylov_steps: int | None = None,
     rtol: float = 1e-2,
     seed: int | None = 0,
     rescale: bool | str = "auto",
@@ -196,7 +196,9 @@ def pretrain(
             reference samples one layer pair per FFN step); ``None``: all of them.
         method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`);
             Arnoldi is exact for Jacobians of at most ``krylov_steps`` rows and much
-            cheaper than ``dense`` above that.
+            cheaper than ``dense`` above that. ``krylov_steps=None`` (default): 40 for the
+            time edges, 20 for the others (:data:`lsc.pretraining.step.TIME_KRYLOV_STEPS`);
+            a number: that many for every edge.
         seed: seeds batches, time points, sub-matrices and Krylov start vectors.
         rescale: the reference code's weight rescaling towards target after each step
             (:mod:`lsc.pretraining.heuristics`): ``"auto"`` (default) on the layers whose
@@ -253,7 +255,8 @@ def pretrain(
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
     _validated(max_steps, patience, time_points, batch_size, time_steps, checkpoint_every, plateau, edges_per_step, tol,
                smoothing, shuffle, lr, max_seconds, seed, optimizer)
-    est = estimator if estimator is not None else Estimator(method, krylov_steps, rtol)
+    est = estimator if estimator is not None else Estimator(
+        method, PRETRAINING_ESTIMATOR.steps if krylov_steps is None else krylov_steps, rtol)
     if not (isinstance(rescale, bool) or rescale == "auto"):
         raise ValueError(f"rescale must be True, False or 'auto', got {rescale!r}")
     if optimizer == "none" and rescale is not True and not shuffle:
@@ -265,6 +268,7 @@ def pretrain(
         check_count(spectrum, "spectrum (a number of eigenvalues, or 'auto')")
     if not isinstance(est, Estimator):
         raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
+    time_est = replace(est, steps=TIME_KRYLOV_STEPS) if estimator is None and krylov_steps is None else est
     ddp = _dist.resolve(distributed)
     main = not ddp or _dist.is_main()
     if ddp and shuffle:
@@ -287,13 +291,13 @@ def pretrain(
         "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
         "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
         "time_points": time_points, "edges_per_step": edges_per_step, "method": est.method,
-        "krylov_steps": est.steps, "rtol": est.rtol, "objective": objective, "spectrum": spectrum, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+        "krylov_steps": est.steps, "time_krylov_steps": time_est.steps, "rtol": est.rtol, "objective": objective, "spectrum": spectrum, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
     }
     settings = json.loads(json.dumps(settings, default=str))
     clock = _Clock()
     pre = Pretrainer(
         model, stack, params, Rule(goal, stopping, tol, patience, plateau, smoothing), kinds, grid, optimizer,
-        time_points, edges_per_step, est, objective, spectrum, rescale, shuffle, gen, ddp, clock.elapsed,
+        time_points, edges_per_step, est, time_est, objective, spectrum, rescale, shuffle, gen, ddp, clock.elapsed,
     )
     path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
     # one run per directory, found writable before any work

@@ -35,6 +35,12 @@ from .stopping import EdgeKey, Progress, Rule, advance, judge
 PRETRAINING_ESTIMATOR = Estimator("arnoldi", 20, 1e-2)
 """Pre-training's default estimator: Arnoldi, at most 20 steps, stopping at 1% (a step needs
 a gradient more than a precise value; the final report is measured with :func:`lsc.measure`)."""
+TIME_KRYLOV_STEPS = 40
+"""The Krylov budget of the time edges in pre-training (``krylov_steps=None``). Pre-training
+drives its own estimate to the target, so a bias of the estimate is a bias of the result:
+20 steps read the time edges of a pre-trained 4x256 LSTM 1-1.4 % low, so their true radii
+settled above target; 40 steps (stopping at 1 %) read them within 0.1 %. Other edges keep
+20: a 30-layer FFN's depth edges converged in fewer steps with 20 (docs/design.md section 10)."""
 EXPLODED = 1e6
 """A radius loss above this means the radii ran away: the step counts as diverged."""
 
@@ -144,10 +150,11 @@ def spectrum_size(stack: Stack, kind: str, layer: int, spectrum: int | str) -> i
 def measure_edges(
     stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
     edges_per_step: int | None, estimator: Estimator, gen: torch.Generator | None,
-    objective: str = "mean", spectrum: int | str = "auto",
+    objective: str = "mean", spectrum: int | str = "auto", time_estimator: Estimator | None = None,
 ) -> Measured:
     """The chosen edges' radii at ``time_points`` random time points of batch ``xb``
-    (``edges_per_step`` of them drawn at random when given), and the loss (:func:`edge_loss`)."""
+    (``edges_per_step`` of them drawn at random when given), and the loss (:func:`edge_loss`).
+    Time edges are estimated with ``time_estimator`` when given, the others with ``estimator``."""
     T = xb.shape[1]
     dev = gen.device if gen is not None else "cpu"
     times = sorted(torch.randperm(T, generator=gen, device=dev)[: min(time_points, T)].tolist())
@@ -156,14 +163,17 @@ def measure_edges(
         pick = torch.randperm(len(found), generator=gen, device=dev)[:edges_per_step].tolist()
         found = [found[i] for i in sorted(pick)]
     sizes = [spectrum_size(stack, e.kind, e.layer, spectrum) for e in found]
-    single = [i for i, k in enumerate(sizes) if k == 1]
+    ests = [time_estimator if e.kind == "time" and time_estimator is not None else estimator for e in found]
     values: list[Tensor | None] = [None] * len(found)
-    for i, v in zip(single, estimator.estimate_all([found[i].jacobian for i in single], "radius", gen)):
-        values[i] = v.unsqueeze(1)
+    for est in dict.fromkeys(ests):  # one batched call per estimator, in a fixed order
+        single = [i for i, k in enumerate(sizes) if k == 1 and ests[i] == est]
+        for i, v in zip(single, est.estimate_all([found[i].jacobian for i in single], "radius", gen)):
+            values[i] = v.unsqueeze(1)
     for i, k in enumerate(sizes):
         if k > 1:
-            values[i] = moduli(found[i].jacobian, k, estimator.method if estimator.method != "power" else "arnoldi",
-                               steps=max(estimator.steps, k), rtol=estimator.rtol, generator=gen)
+            est = ests[i]
+            values[i] = moduli(found[i].jacobian, k, est.method if est.method != "power" else "arnoldi",
+                               steps=max(est.steps, k), rtol=est.rtol, generator=gen)
     loss = torch.stack([edge_loss(v, goal[e.kind], objective) for e, v in zip(found, values)]).mean()  # type: ignore[arg-type]
     means = torch.stack([v[:, 0].detach().mean() for v in values]).tolist()  # type: ignore[index]
     return Measured({(e.kind, e.layer): m for e, m in zip(found, means)}, float(loss.detach()), loss, tuple(times))
@@ -215,6 +225,7 @@ class Pretrainer:
     time_points: int = 1
     edges_per_step: int | None = None
     estimator: Estimator = PRETRAINING_ESTIMATOR
+    time_estimator: Estimator | None = None  # the time edges' (None: ``estimator``)
     objective: str = "mean"
     spectrum: int | str = "auto"
     rescale: bool | str = "auto"
@@ -229,7 +240,7 @@ class Pretrainer:
 
     def measure(self, xb: Tensor, step: int) -> Measured:
         args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.estimator,
-                self.generator, self.objective, self.spectrum)
+                self.generator, self.objective, self.spectrum, self.time_estimator)
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)

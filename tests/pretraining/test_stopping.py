@@ -75,6 +75,16 @@ def test_plateau_restart_needs_no_1_percent_progress_for_plateau_steps():
     assert not any(v.restart for v in verdicts)
 
 
+def test_each_restart_doubles_the_wait_for_the_next_plateau():
+    """A noisy rms gap stops improving by 1% long before a slow edge has arrived (a GRU's
+    encoder edge rose from 0.14 to 0.40 while restarts every 10 steps halved the learning
+    rate to nothing): the waits grow 3, 6, 12 steps, not 3, 3, 3."""
+    rule = Rule(GOAL, EDGES, tol=0.0, patience=1, plateau=3, smoothing=0.0)
+    verdicts, progress = run_rule(rule, [{e: 0.8 for e in EDGES}] * 24)
+    assert [i for i, v in enumerate(verdicts) if v.restart] == [3, 10, 23]
+    assert progress.restarts == 3 and progress.lr == pytest.approx(1e-2 / 8)
+
+
 class _Report:
     """What the fresh check after "converged" reads (a StabilityReport's ``gaps``; no
     ``edges`` with a spread, so the check reads one batch)."""

@@ -189,8 +189,9 @@ def pretrain(
             ``adabelief``, ``adabelief-lookahead`` (the reference's; the ``optimizers``
             extra), ``none`` (no gradient step: with ``rescale=True`` the reference's
             heuristic method for LRU stacks) or a callable ``(params, lr=...) -> Optimizer``.
-        plateau: when the rms gap has not improved by 1% for this many steps, go
-            back to the best weights and go on with half the learning rate (``None``: never).
+        plateau: when the rms gap has not improved by 1% for this many steps (twice as
+            many after each restart), go back to the best weights and go on with half the
+            learning rate (``None``: never).
         time_points: random time points per step (the trajectory runs to the latest).
         edges_per_step: train on this many randomly chosen edges per step (the
             reference samples one layer pair per FFN step); ``None``: all of them.

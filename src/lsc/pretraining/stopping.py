@@ -10,7 +10,9 @@ Per-step batch means are noisy, so the rule reads running means (EMA, weight
   (the worst gap would let one edge that cannot reach its target choose them);
 * a **plateau**: when the rms gap has not improved by 1% for ``plateau`` steps (a
   saturated gate passes no gradient back, or the step size is too large), go back to the
-  best weights, halve the learning rate, start the running means afresh.
+  best weights, halve the learning rate, start the running means afresh; each restart
+  doubles the steps the next plateau waits (``plateau * 2**restarts``), so an edge that
+  moves slowly under a noisy rms gap is not stopped by a learning rate halved to nothing.
 
 :func:`judge` decides from (rule, progress, radii); :func:`advance` returns the progress
 after the step. Neither touches a model (docs/design.md, section 9).
@@ -46,7 +48,7 @@ class Rule:
 @dataclass(frozen=True)
 class Progress:
     """The rule's memory: steps taken, consecutive steps within ``tol``, running means, the
-    best and the plateau marks, the learning rate."""
+    best and the plateau marks, the learning rate, the plateau restarts so far."""
 
     step: int = 0
     within: int = 0
@@ -56,6 +58,7 @@ class Progress:
     plateau_gap: float = math.inf
     plateau_step: int = 0
     lr: float = 0.0
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def judge(rule: Rule, progress: Progress, radii: Mapping[EdgeKey, float]) -> Ver
     gap = math.sqrt(sum(g * g for g in gaps) / len(gaps))  # best weights, plateaus: all edges count
     within = progress.within + 1 if worst <= rule.tol else 0
     converged = within >= rule.patience
-    stuck = rule.plateau is not None and progress.step - progress.plateau_step >= rule.plateau
+    stuck = rule.plateau is not None and progress.step - progress.plateau_step >= rule.plateau * 2**progress.restarts
     restart = not converged and stuck and not gap < progress.plateau_gap * 0.99 and progress.best_step >= 0
     return Verdict({} if restart else ema, worst, gap, gap < progress.best_gap, within, converged, restart)
 
@@ -107,4 +110,5 @@ def advance(progress: Progress, verdict: Verdict) -> Progress:
     return replace(
         progress, step=progress.step + 1, within=verdict.within, ema=verdict.ema, best_gap=best[0], best_step=best[1],
         plateau_gap=plateau[0], plateau_step=plateau[1], lr=progress.lr * 0.5 if verdict.restart else progress.lr,
+        restarts=progress.restarts + verdict.restart,
     )

@@ -38,8 +38,8 @@ a gradient more than a precise value; the final report is measured with :func:`l
 TIME_KRYLOV_STEPS = 40
 """The Krylov budget of the time edges in pre-training (``krylov_steps=None``). Pre-training
 drives its own estimate to the target, so a bias of the estimate is a bias of the result:
-20 steps read the time edges of a pre-trained 4x256 LSTM 1-1.4 % low, so their true radii
-settled above target; 40 steps (stopping at 1 %) read them within 0.1 %. Other edges keep
+20 steps read the time edges of a pre-trained 4x256 LSTM 1-2.5 % low, so their true radii
+settled above target; 40 steps (stopping at 1 %) read them within 0.25 %. Other edges keep
 20: a 30-layer FFN's depth edges converged in fewer steps with 20 (docs/design.md section 10)."""
 EXPLODED = 1e6
 """A radius loss above this means the radii ran away: the step counts as diverged."""

@@ -180,12 +180,14 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
     recs.append(_record("gru", 2, "rho1", 9, 0.99, flagged=True))
     recs.append(_record("gru", 2, "rho0.5", 9, 0.10))
     text = exp.report(recs, tmp_path, "fair")
-    assert "| rho0.5 − rho1 | all | 20 |" in text and "| rho0.5 − rho1 | 2 | 10 |" in text
-    assert "**Depth trend** (rho0.5 − rho1 at depth 6 minus at depth 2): mean +4.00" in text
+    assert "| rho0.5 − rho1 | all | all | 20 |" in text and "| rho0.5 − rho1 | all | 2 | 10 |" in text
+    assert "| rho0.5 − rho1 | gru | 2 | 5 |" in text  # per cell (cell x depth) too
+    assert "**Depth trend** (rho0.5 − rho1 at depth 6 minus at depth 2, cells as strata): mean +4.00" in text
     assert "holds" in text.split("**Depth trend**")[1].splitlines()[0]
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
     assert "rho = 0.5 − rho = 1: holds" in verdict and "rho = 0.5 − default: holds" in verdict
     assert "agrees with the claim (1 flagged run(s) left out)" in verdict  # 0.5 > 1, 0.5 > default, the trend: all hold
+    assert "Per cell: rho0.5 − rho1: gru depth 2 holds, gru depth 6 holds, lstm depth 2 holds" in verdict
     flat = [r for r in recs if not (r.config["layers"] == 6 and r.config["condition"] == "rho1")]
     flat += [_record(c, 6, "rho1", s, 0.50 + 0.01 * s + 0.039) for s in range(5) for c in ("gru", "lstm")]
     verdict = next(line for line in exp.report(flat, tmp_path, "fair").splitlines() if line.startswith("**Verdict"))
@@ -231,9 +233,9 @@ def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_pat
                 recs.append(r)
     text = exp.report(recs, tmp_path, "cpu")
     assert "| rho0.5 − default | 8 |" in text and "| rho0.5 − rho1 | 8 |" in text
-    assert "*holds* when the interval lies above 0" in text  # the rule is stated, as in fig3's report
+    assert "*holds* when the 95 % stratified t-interval of the mean paired difference lies above 0" in text  # the rule is stated, as in fig3's report
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
-    assert "rho0.5 − rho1: holds (mean +0.50, n = 8)" in verdict and "agrees with the claim" in verdict
+    assert "rho0.5 − rho1: holds (mean +0.50, [+0.50, +0.50], n = 8, 8/0 wins/losses)" in verdict and "agrees with the claim" in verdict
 
 
 def test_fig3s_paper_preset_matches_parameters_as_the_reference():

@@ -10,8 +10,8 @@ language modelling, lower wins; a diverged run loses).
 
 The report also shows every run's init radii (dense, ``init.json``; flagged when a
 pre-trained init is more than 0.05 off its target) and the statistics of
-:mod:`lsc.experiments.stats`: per-depth and pooled paired differences with bootstrap
-intervals and sign tests, the depth trend, and the verdict by the rule fixed there (ALIF,
+:mod:`lsc.experiments.stats`: per-cell, per-depth and pooled paired differences with stratified
+t-intervals and sign tests, the depth trend, and the verdict by the rule fixed there (ALIF,
 one-seed tasks and flagged runs left out of the pool). The ``fair`` preset starts every
 condition from Keras's init (the reference's default) and adds ``unbalanced``.
 
@@ -194,47 +194,57 @@ def _comparable(recs: list[RunRecord]) -> list[RunRecord]:
     return [r for r in recs if r.config["cell"] != "alif" and r.config["task"] in many and not flagged(r)]
 
 
-def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None) -> tuple[list, list]:
+def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None,
+           cell: str | None = None) -> tuple[list, list, list]:
+    """Scores of ``a`` and ``b`` paired by (task, cell, depth, seed), at one depth and one cell
+    when given, and each pair's stratum: its (task, cell, depth)."""
     keyed = group(recs, lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["seed"]))
-    xs, ys = [], []
-    for (_, _, depth, _), rs in sorted(keyed.items()):
+    xs, ys, strata = [], [], []
+    for (task, c, depth, _), rs in sorted(keyed.items()):
         d = {r.config["condition"]: r for r in rs}
-        if a in d and b in d and (layers is None or depth == layers):
+        if a in d and b in d and (layers is None or depth == layers) and (cell is None or c == cell):
             xs.append(paired_score(d[a]))
             ys.append(paired_score(d[b]))
-    return xs, ys
+            strata.append((task, c, depth))
+    return xs, ys, strata
 
 
 def _statistics(recs: list[RunRecord]) -> list[str]:
-    """Paired differences per depth and pooled, the depth trend, and the verdict by the
-    rule of :mod:`lsc.experiments.stats`."""
+    """Paired differences per cell (cell x depth), per depth and pooled (cells as strata),
+    the depth trend, and the verdict by the rule of :mod:`lsc.experiments.stats`."""
     pool = _comparable([r for r in recs if r.state in ("ok", "diverged")])
     conds = [c for c in CONDITIONS if any(r.config["condition"] == c for r in pool)]
     pairs = [(a, b) for a, b in (*PAIRS, ("unbalanced", "default"), ("rho0.5", "unbalanced")) if a in conds and b in conds]
     depths = sorted({r.config["layers"] for r in pool})
-    rows, pooled = [], {}
+    cells = sorted({r.config["cell"] for r in pool})
+    rows, pooled, per_cell = [], {}, {}
     for a, b in pairs:
         for L in (*depths, None):
-            p = stats.paired(*_pairs(pool, a, b, L))
-            if L is None:
-                pooled[(a, b)] = p
-            rows.append((f"{a} − {b}", "all" if L is None else str(L), *p.row()))
+            for cell in (*cells, None):
+                if L is None and cell is not None:
+                    continue
+                p = stats.paired(*_pairs(pool, a, b, L, cell))
+                if L is None:
+                    pooled[(a, b)] = p
+                elif cell is not None:
+                    per_cell[(a, b, cell, L)] = p
+                rows.append((f"{a} − {b}", cell or "all", "all" if L is None else str(L), *p.row()))
     if not any(p.n for p in pooled.values()):
         return ["**Verdict.** undecided: no pairs to compare (the statistics pool GRU/LSTM/Elman runs of tasks with "
                 "two or more seeds and unflagged inits)."]
     out = ["**Statistics** (test accuracy in points, or minus perplexity; per-seed paired differences over GRU/LSTM/"
-           "Elman cells of tasks with two or more seeds, unflagged inits; 95 % bootstrap interval of the mean, exact "
-           f"sign test; {stats.RULE}; a diverged run loses its pair):",
-           table(("difference", "depth", *stats.HEADER), rows)]
+           "Elman cells of tasks with two or more seeds, unflagged inits; per cell, then pooled with the cells as strata; "
+           f"exact sign test; {stats.RULE}; a diverged run loses its pair):",
+           table(("difference", "cell", "depth", *stats.HEADER), rows)]
     trend = None
     if len(depths) >= 2 and ("rho0.5", "rho1") in pooled:
-        deep, shallow = (_diffs(pool, "rho0.5", "rho1", L) for L in (depths[-1], depths[0]))
-        trend = stats.trend(deep, shallow)
-        out.append(f"**Depth trend** (rho0.5 − rho1 at depth {depths[-1]} minus at depth {depths[0]}): mean "
-                   f"{trend.mean:+.2f}, 95 % interval [{trend.low:+.2f}, {trend.high:+.2f}]: {trend.verdict}.")
-    main = [pooled[k] for k in (("rho0.5", "rho1"), ("rho0.5", "default")) if k in pooled]
+        (deep, deep_cells), (shallow, shallow_cells) = (_diffs(pool, "rho0.5", "rho1", L) for L in (depths[-1], depths[0]))
+        trend = stats.trend(deep, shallow, deep_cells, shallow_cells)
+        out.append(f"**Depth trend** (rho0.5 − rho1 at depth {depths[-1]} minus at depth {depths[0]}, cells as strata): "
+                   f"mean {trend.mean:+.2f}, 95 % interval [{trend.low:+.2f}, {trend.high:+.2f}]: {trend.verdict}.")
+    main = [k for k in (("rho0.5", "rho1"), ("rho0.5", "default")) if k in pooled]
     if len(main) == 2:
-        verdicts = [p.verdict for p in main] + ([trend.verdict] if trend is not None else [])  # every part of the claim
+        verdicts = [pooled[k].verdict for k in main] + ([trend.verdict] if trend is not None else [])  # every part
         held = sum(v == "holds" for v in verdicts)
         failed = sum(v == "fails" for v in verdicts)
         word = ("agrees with" if held == len(verdicts) else "disagrees with" if failed == len(verdicts) else
@@ -242,17 +252,21 @@ def _statistics(recs: list[RunRecord]) -> list[str]:
                 "agrees in part (the rest undecided) with" if held else
                 "disagrees in part (the rest undecided) with" if failed else "is undecided on")
         left_out = sum(flagged(r) for r in recs)
-        out.append(f"**Verdict.** rho = 0.5 − rho = 1: {main[0].verdict} (mean {main[0].mean:+.2f}, "
-                   f"[{main[0].low:+.2f}, {main[0].high:+.2f}], n = {main[0].n}); rho = 0.5 − default: {main[1].verdict} "
-                   f"(mean {main[1].mean:+.2f}, [{main[1].low:+.2f}, {main[1].high:+.2f}], n = {main[1].n})"
+        by_cell = "; ".join(
+            f"{a} − {b}: " + ", ".join(f"{cell} depth {L} {per_cell[(a, b, cell, L)].verdict.split(' (')[0]}"
+                                      for cell in cells for L in depths if (a, b, cell, L) in per_cell)
+            for a, b in main)
+        out.append(f"**Verdict.** rho = 0.5 − rho = 1: {pooled[main[0]].brief()}; rho = 0.5 − default: "
+                   f"{pooled[main[1]].brief()}"
                    + (f"; advantage growing with depth: {trend.verdict}" if trend is not None else "")
-                   + f": this {word} the claim ({left_out} flagged run(s) left out).")
+                   + f": this {word} the claim ({left_out} flagged run(s) left out). Per cell: {by_cell}.")
     return out
 
 
-def _diffs(recs: list[RunRecord], a: str, b: str, layers: int) -> list[float]:
-    xs, ys = _pairs(recs, a, b, layers)
-    return [x - y for x, y in zip(xs, ys) if x is not None and y is not None]
+def _diffs(recs: list[RunRecord], a: str, b: str, layers: int) -> tuple[list[float], list]:
+    xs, ys, strata = _pairs(recs, a, b, layers)
+    kept = [(x - y, h) for x, y, h in zip(xs, ys, strata) if x is not None and y is not None]
+    return [d for d, _ in kept], [h for _, h in kept]
 
 
 def _shown(r: RunRecord, key: str) -> float:

@@ -125,9 +125,10 @@ class Fig4LRU(TrainExperiment):
         keyed = group(pool, lambda r: (r.config["layers"], bool(r.config["clip"]), r.config["seed"]))
 
         def compare(a: str, b: str) -> stats.Paired:
-            both = [{r.config["condition"]: r for r in rs} for _, rs in sorted(keyed.items())]
-            both = [d for d in both if a in d and b in d]
-            return stats.paired([paired_score(d[a]) for d in both], [paired_score(d[b]) for d in both])
+            both = [(key, {r.config["condition"]: r for r in rs}) for key, rs in sorted(keyed.items())]
+            both = [(key, d) for key, d in both if a in d and b in d]
+            return stats.paired([paired_score(d[a]) for _, d in both], [paired_score(d[b]) for _, d in both],
+                                [key[:2] for key, _ in both])  # (depth, clipping): the strata
 
         pairs = [(c, "default") for c in conds if c != "default"] + (
             [("rho0.5", "rho1")] if {"rho0.5", "rho1"} <= set(conds) else [])
@@ -140,8 +141,8 @@ class Fig4LRU(TrainExperiment):
         word = ("agrees with" if all(v == "holds" for v in beats) and (half is None or half.verdict != "fails") else
                 "disagrees with" if any(v == "fails" for v in beats) or (half is not None and half.verdict == "fails")
                 else "is undecided on")
-        lines = [f"{a} − {b}: {p.verdict} (mean {p.mean:+.2f}, n = {p.n})" for (a, b), p in results.items()]
-        return ("**Statistics** (minus test perplexity, paired by depth, clipping and seed; 95 % bootstrap interval, exact "
+        lines = [f"{a} − {b}: {p.brief()}" for (a, b), p in results.items()]
+        return ("**Statistics** (minus test perplexity, paired by depth, clipping and seed; depth and clipping as strata; exact "
                 f"sign test; {stats.RULE}; a diverged run loses its pair; flagged inits left out):\n\n"
                 + table(("difference", *stats.HEADER), rows) + "\n\n**Verdict.** " + "; ".join(lines)
                 + f": this {word} the claim ({sum(flagged(r) for r in recs)} flagged run(s) left out).")

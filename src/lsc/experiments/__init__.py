@@ -7,8 +7,8 @@ into independent runs, and reports tables and plots from whatever runs exist. Se
 
     from lsc import experiments
     exp = experiments.get("fig1-paths")
-    experiments.run(exp, "smoke", Path("results"), jobs=2)
-    print(experiments.report(Path("results"), figures=Path("results/figures")))
+    experiments.run(exp, "smoke", Path("results"), jobs=2)  # records in results/records
+    print(experiments.report(Path("results/records"), figures=Path("results/figures")))
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{m}")
 
 
-def report(out, figures=None, names=None, presets=PRESETS, link_base=None, header=False) -> str:  # type: ignore[no-untyped-def]
-    """Markdown of every experiment/preset with runs under ``out`` (see :mod:`.reporting`)."""
+def report(records, figures=None, names=None, presets=PRESETS, link_base=None, header=False) -> str:  # type: ignore[no-untyped-def]
+    """Markdown of every experiment/preset with run records under ``records`` (see :mod:`.reporting`)."""
     from .reporting import report as _report
 
-    return _report(out, figures, names, presets, link_base, header)
+    return _report(records, figures, names, presets, link_base, header)
 
 
 __all__ = [

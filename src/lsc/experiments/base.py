@@ -1,19 +1,17 @@
 """The experiment framework: an :class:`Experiment` names a claim of a paper, expands a
-preset (``smoke`` | ``cpu`` | ``paper``) into independent :class:`Run` s, runs one of them
-(:meth:`Experiment.execute`, in its own process through :mod:`lsc.experiments.worker`) and
-turns whatever runs exist into markdown and PNG plots (:meth:`Experiment.report`).
+preset (``smoke`` | ``cpu`` | ``fair`` | ``converged`` | ``paper``) into independent
+:class:`Run` s, runs one of them (:meth:`Experiment.execute`, in its own process through
+:mod:`lsc.experiments.worker`) and turns the runs' records into markdown and PNG plots
+(:meth:`Experiment.report`).
 
-Directory of a run: ``OUT/<experiment>/<preset>/<run id>/`` holding
+A run works in ``OUT/<experiment>/<preset>/<run id>/`` (scratch: ``config.json``,
+``metrics.jsonl``, ``result.json``, ``status.json``, the training checkpoint, logs) and
+leaves its evidence as one record, ``RECORDS/<experiment>/<preset>/<run id>.json``
+(:mod:`lsc.experiments.records`): reports are made from records alone.
 
-* ``config.json``  -- the run's configuration (and the command that ran it),
-* ``metrics.jsonl`` -- one JSON row per logged step / epoch / point,
-* ``result.json``  -- the final metrics,
-* ``status.json``  -- ``{"state": "ok" | "diverged" | "failed", "seconds": ..., "error": ...}``,
-* ``stdout.log``, ``stderr.log`` (when run by ``lsc experiment run``).
-
-A run is *finished* when its status is ``ok`` or ``diverged``; a ``failed``, missing or
-``stale`` run (its config.json differs from the preset's config now) is run again by the
-next ``lsc experiment run``.
+A run is *finished* when its record's state is ``ok`` or ``diverged``; a ``failed``,
+missing or ``stale`` run (its record's config differs from the preset's config now) is run
+again by the next ``lsc experiment run``.
 """
 
 from __future__ import annotations
@@ -28,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ..job import TrainJob, run_job
+from .records import read_record_file, record_path
 
-PRESETS = ("smoke", "cpu", "fair", "paper")
+PRESETS = ("smoke", "cpu", "fair", "converged", "paper")
 FINISHED = ("ok", "diverged")
 CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
+RECORDS = "records"
+"""The records directory under ``OUT`` when none is named (``--records``)."""
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,22 @@ class Run:
 
 @dataclass
 class RunRecord:
-    """What a run left on disk (read by the report)."""
+    """A run as its record tells it (what reports read)."""
 
     id: str
-    dir: Path
     config: dict[str, Any]
-    state: str  # ok | diverged | failed | missing | stale (ran with a different config)
+    state: str  # ok | diverged | failed | missing | stale (recorded with a different config)
     result: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
     error: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    started: str | None = None
+    finished: str | None = None
+    code: dict[str, Any] | None = None
 
     def metrics(self) -> list[dict[str, Any]]:
-        path = self.dir / METRICS
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """The rows the run logged (per epoch, step or point)."""
+        return self.rows
 
 
 class Logger:
@@ -116,11 +118,14 @@ class Experiment:
         """Markdown (tables, plot links) from the runs that exist; plots go to ``figures``."""
         raise NotImplementedError
 
-    def command(self, run: Run, out: Path, python: str | None = None) -> list[str]:
-        """The independent command of ``run`` writing into ``out`` (its run directory)."""
+    def command(self, run: Run, out: Path, python: str | None = None, *, preset: str | None = None,
+                records: Path | None = None) -> list[str]:
+        """The independent command of ``run`` working in ``out`` (its run directory) and,
+        with ``preset`` and ``records``, leaving its record under ``records``."""
+        recorded = ["--preset", preset, "--records", str(records)] if preset is not None and records is not None else []
         return [
             python or sys.executable, "-m", "lsc.experiments.worker", self.name,
-            "--run-id", run.id, "--out", str(out), "--config", json.dumps(run.config, sort_keys=True),
+            "--run-id", run.id, "--out", str(out), *recorded, "--config", json.dumps(run.config, sort_keys=True),
         ]
 
     def describe(self) -> str:
@@ -194,7 +199,7 @@ def train_job(job: TrainJob, train_dir: Path, log: Logger) -> dict[str, Any]:
                 log(**json.loads(line))
     res, pre = done.train, done.pretrain_summary
     return {"job": job.to_dict(), "metric": res.metric, "val": res.val, "test": res.test,
-            "epochs": res.epochs, "seconds": res.seconds, "stopped": res.stopped,
+            "epochs": res.epochs, "best_epoch": res.best_epoch, "seconds": res.seconds, "stopped": res.stopped,
             "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
             "init": done.init_check, "diverged": res.stopped == "diverged"}
 
@@ -202,25 +207,22 @@ def train_job(job: TrainJob, train_dir: Path, log: Logger) -> dict[str, Any]:
 # ---------------------------------------------------------------- helpers for reports
 
 
-def read_record(run_dir: Path, run_id: str | None = None, config: dict[str, Any] | None = None) -> RunRecord:
-    rid = run_id or run_dir.name
-    cfg = config
-    stored = json.loads((run_dir / CONFIG).read_text()).get("config", {}) if (run_dir / CONFIG).exists() else None
-    if cfg is None:
-        cfg = stored
-    if not (run_dir / STATUS).exists():
-        return RunRecord(rid, run_dir, cfg or {}, "missing")
-    if config is not None and stored is not None and stored != json.loads(json.dumps(config)):
-        return RunRecord(rid, run_dir, cfg or {}, "stale")  # ran with another config: run again
-    status = json.loads((run_dir / STATUS).read_text())
-    result = json.loads((run_dir / RESULT).read_text()) if (run_dir / RESULT).exists() else {}
-    return RunRecord(rid, run_dir, cfg or {}, status.get("state", "failed"), result, status.get("seconds"), status.get("error"))
+def read_record(root: Path, exp: Experiment | str, preset: str, run: Run) -> RunRecord:
+    """The record of ``run`` under ``root``: ``missing`` when there is none (or it is
+    damaged), ``stale`` when it was made with another config."""
+    name = exp if isinstance(exp, str) else exp.name
+    rec = read_record_file(record_path(root, name, preset, run.id))
+    if rec is None:
+        return RunRecord(run.id, dict(run.config), "missing")
+    if rec["config"] != json.loads(json.dumps(run.config)):
+        return RunRecord(run.id, rec["config"], "stale")
+    return RunRecord(run.id, rec["config"], rec.get("state", "failed"), rec.get("result") or {}, rec.get("seconds"),
+                     rec.get("error"), rec.get("rows") or [], rec.get("started"), rec.get("finished"), rec.get("code"))
 
 
-def records(exp: Experiment, out: Path, preset: str) -> list[RunRecord]:
+def records(exp: Experiment, root: Path, preset: str) -> list[RunRecord]:
     """One record per run of the preset (``missing`` where none ran), in run order."""
-    base = out / exp.name / preset
-    return [read_record(base / r.id, r.id, r.config) for r in exp.runs(preset)]
+    return [read_record(root, exp, preset, r) for r in exp.runs(preset)]
 
 
 def present(recs: Iterable[RunRecord]) -> list[RunRecord]:

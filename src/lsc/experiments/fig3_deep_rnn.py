@@ -85,6 +85,12 @@ class Fig3DeepRNN(TrainExperiment):
         "fair": {"init": "keras", "task": "slmnist", "options": {}, "cells": ["gru", "lstm"], "layers": [2, 6], "width": 32,
                  "epochs": 8, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4], "pretrain_seconds": None,
                  "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5", "unbalanced"], "core_hours": 4},
+        # the fair test trained to convergence (issue 27): up to 50 epochs, early stopping on validation accuracy
+        # (patience 10), the test metric at the best validation epoch
+        "converged": {"init": "keras", "task": "slmnist", "options": {}, "cells": ["gru", "lstm"], "layers": [2, 6],
+                      "width": 32, "epochs": 50, "patience": 10, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4],
+                      "pretrain_seconds": None, "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5"],
+                      "core_hours": 11},
         "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "matched_widths": True,
                   "cells": ["gru", "lstm", "elman", "alif"],
                   "layers": [2, 5], "width": 256, "epochs": 50, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3],
@@ -96,7 +102,7 @@ class Fig3DeepRNN(TrainExperiment):
 
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
-        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps", "init")
+        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps", "init", "patience")
         out = []
         for prefix, t in _tasks(p):
             q = {**p, **t}
@@ -110,7 +116,7 @@ class Fig3DeepRNN(TrainExperiment):
 
     @classmethod
     def job(cls, config: dict[str, Any]) -> TrainJob:
-        return cls.stack_job(config, config["cell"])
+        return cls.stack_job(config, config["cell"], patience=config.get("patience"))
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         recs = present(records)
@@ -163,8 +169,53 @@ class Fig3DeepRNN(TrainExperiment):
         parts.append(f"![paired shares]({save_figure(fig, figures / 'paired_shares.png')})")
         parts += init_table(recs, ("task", "cell", "layers", "condition"),
                             lambda k: (tasks.index(k[0]), k[1], k[2], list(CONDITIONS).index(k[3])))
+        parts += _convergence(recs)
         parts += _statistics(recs)
         return "\n\n".join(parts)
+
+
+THRESHOLD = 0.9
+"""Epochs-to-threshold: the first epoch whose validation accuracy reaches this share of the
+best validation accuracy of the default run of the same cell, depth and seed."""
+
+
+def epochs_to_threshold(rows: list[dict[str, Any]], threshold: float, metric: str = "val_accuracy") -> int | None:
+    """The first epoch (1-based, as logged) whose ``metric`` reaches ``threshold``; ``None`` if none does."""
+    for row in rows:
+        value = row.get(metric)
+        if row.get("epoch") is not None and value is not None and value >= threshold:
+            return int(row["epoch"])
+    return None
+
+
+def _convergence(recs: list[RunRecord]) -> list[str]:
+    """For runs trained to convergence (early stopping): epochs run, the best epoch, and the
+    epochs to reach :data:`THRESHOLD` of the paired default run's best validation accuracy."""
+    ok = [r for r in recs if r.state == "ok" and r.result.get("metric") == "accuracy"]
+    if not any(r.config.get("patience") for r in ok):
+        return []
+    keyed = group(ok, lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["seed"]))
+    reached: dict[tuple[str, int, str], list[int | None]] = {}
+    for (_, cell, layers, _), rs in keyed.items():
+        d = {r.config["condition"]: r for r in rs}
+        best = max((row.get("val_accuracy") or 0.0 for row in d["default"].metrics()), default=0.0) if "default" in d else 0.0
+        if best <= 0:
+            continue
+        for cond, r in d.items():
+            reached.setdefault((cell, layers, cond), []).append(epochs_to_threshold(r.metrics(), THRESHOLD * best))
+    by = group(ok, lambda r: (r.config["cell"], r.config["layers"], r.config["condition"]))
+    rows = []
+    for (cell, layers, cond), rs in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1], list(CONDITIONS).index(kv[0][2]))):
+        hits = reached.get((cell, layers, cond), [])
+        rows.append((cell, layers, cond, mean_std((r.result.get("epochs") for r in rs), "{:.1f}"),
+                     mean_std((r.result.get("best_epoch") for r in rs), "{:.1f}"),
+                     mean_std((h for h in hits if h is not None), "{:.1f}"),
+                     f"{sum(h is not None for h in hits)}/{len(hits)}"))
+    return [f"**Training to convergence** (up to {max(r.config['epochs'] for r in ok)} epochs, early stopping after "
+            f"{max(r.config['patience'] or 0 for r in ok)} epochs without a better validation accuracy, test accuracy "
+            f"at the best validation epoch; epochs to threshold: the first epoch at {THRESHOLD:.0%} of the best "
+            "validation accuracy of the default run of the same cell, depth and seed):",
+            table(("cell", "layers", "condition", "epochs run", "best epoch", "epochs to threshold", "reached"), rows)]
 
 
 def _present(folder: str, files: tuple[str, ...] | list[str]) -> bool:

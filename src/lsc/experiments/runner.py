@@ -1,5 +1,7 @@
 """Running an experiment's runs as independent subprocesses (``--jobs N`` at a time),
-skipping finished ones, submitting them as Slurm jobs through ``submitit`` (the optional
+each leaving its record under the records directory, skipping runs whose record is
+already there (finished, same config: a long preset completes over several sittings and
+machines), submitting them as Slurm jobs through ``submitit`` (the optional
 extra ``cluster``), and emitting their commands for any other scheduler."""
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runio import hold_directory
-from .base import FINISHED, Experiment, Run, quote, read_record
+from .base import FINISHED, RECORDS, Experiment, Run, quote, read_record
 
 
 def run_dir(out: Path, exp: Experiment, preset: str, run: Run) -> Path:
@@ -31,14 +33,18 @@ def select(exp: Experiment, preset: str, only: Sequence[str] | None = None) -> l
     return runs
 
 
-def commands(exp: Experiment, preset: str, out: Path, python: str = "python", only: Sequence[str] | None = None) -> list[str]:
-    """One shell command per run (for a SLURM array or any scheduler)."""
-    return [quote(exp.command(r, run_dir(out, exp, preset, r), python)) for r in select(exp, preset, only)]
+def commands(exp: Experiment, preset: str, out: Path, python: str = "python", only: Sequence[str] | None = None,
+             records: Path | None = None) -> list[str]:
+    """One shell command per run (for a SLURM array or any scheduler), each leaving its
+    record under ``records`` (default ``OUT/records``)."""
+    root = Path(records) if records is not None else out / RECORDS
+    return [quote(exp.command(r, run_dir(out, exp, preset, r), python, preset=preset, records=root))
+            for r in select(exp, preset, only)]
 
 
-def pending(exp: Experiment, preset: str, out: Path, only: Sequence[str] | None = None) -> list[Run]:
-    return [r for r in select(exp, preset, only)
-            if read_record(run_dir(out, exp, preset, r), r.id, r.config).state not in FINISHED]
+def pending(exp: Experiment, preset: str, records: Path, only: Sequence[str] | None = None) -> list[Run]:
+    """The runs of ``preset`` without a finished record of their config under ``records``."""
+    return [r for r in select(exp, preset, only) if read_record(records, exp, preset, r).state not in FINISHED]
 
 
 def run(
@@ -54,9 +60,11 @@ def run(
     launcher: str = "local",
     cluster: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    records: Path | None = None,
 ) -> dict[str, int]:
-    """Run every unfinished run of ``preset`` (all with ``force``; only ids matching ``only``),
-    ``jobs`` processes at a time; return counts by state (and ``skipped``).
+    """Run every run of ``preset`` without a finished record under ``records`` (default
+    ``OUT/records``; all with ``force``; only ids matching ``only``), ``jobs`` processes at a
+    time, each in its directory under ``out``; return counts by state (and ``skipped``).
 
     ``launcher="submitit"`` submits each run as its own job through ``submitit``'s
     ``AutoExecutor`` (Slurm where there is one; ``cluster="local"`` runs the jobs as local
@@ -70,9 +78,10 @@ def run(
         except ImportError:
             raise ValueError("--launcher submitit needs the submitit package: pip install 'lsc[cluster]'") from None
     # one runner per experiment and preset: a second process on the same directory is refused
+    root = Path(records) if records is not None else out / RECORDS
     with hold_directory(out / exp.name / preset):
-        return _run_held(exp, preset, out, jobs, force, threads, only, say,
-                         _submitted(cluster, dict(parameters or {}), threads) if launcher == "submitit" else None)
+        return _run_held(exp, preset, out, root, jobs=jobs, force=force, threads=threads, only=only, say=say,
+                         launch=_submitted(cluster, dict(parameters or {}), threads) if launcher == "submitit" else None)
 
 
 LAUNCHERS = ("local", "submitit")
@@ -95,11 +104,11 @@ def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):  
 
 
 def _run_held(  # type: ignore[no-untyped-def]
-    exp: Experiment, preset: str, out: Path, jobs: int, force: bool, threads: int, only: Sequence[str] | None, say,
-    launch=None,
+    exp: Experiment, preset: str, out: Path, root: Path, *, jobs: int, force: bool, threads: int,
+    only: Sequence[str] | None, say, launch=None,
 ) -> dict[str, int]:
     all_runs = select(exp, preset, only)
-    todo = all_runs if force else pending(exp, preset, out, only)
+    todo = all_runs if force else pending(exp, preset, root, only)
     skipped = len(all_runs) - len(todo)
     if skipped:
         say(f"{exp.name}/{preset}: {skipped} of {len(all_runs)} runs already finished, skipped")
@@ -114,17 +123,19 @@ def _run_held(  # type: ignore[no-untyped-def]
 
     def one(r: Run) -> str:
         d = run_dir(out, exp, preset, r)
-        if not force and read_record(d, r.id, r.config).state in FINISHED:
+        if not force and read_record(root, exp, preset, r).state in FINISHED:
             return "skipped"  # finished meanwhile
         if force and d.exists():
             shutil.rmtree(d)  # a run again from scratch: a kept checkpoint would just be resumed
         d.mkdir(parents=True, exist_ok=True)
+        command = exp.command(r, d, sys.executable, preset=preset, records=root)
         if launch is not None:
-            launch(exp.command(r, d, sys.executable), d, env)
+            launch(command, d, env)
         else:
             with (d / "stdout.log").open("w") as so, (d / "stderr.log").open("w") as se:
-                subprocess.run(exp.command(r, d, sys.executable), stdout=so, stderr=se, env=env, check=False)
-        return read_record(d, r.id, r.config).state
+                subprocess.run(command, stdout=so, stderr=se, env=env, check=False)
+        state = read_record(root, exp, preset, r).state
+        return state if state in FINISHED else "failed"  # no record: the worker died before writing one
 
     # submitted runs wait on their jobs: as many waiting threads as runs, the scheduler decides
     with ThreadPoolExecutor(max_workers=max(1, len(todo) if launch is not None else jobs)) as pool:

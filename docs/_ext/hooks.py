@@ -3,6 +3,9 @@
 * The API reference: one page per module or package of ``src/lsc`` (a package's page
   renders its submodules too), generated at build time, so a module added to the code
   gets its page without editing this site. ``docs/api/index.md`` is the public front.
+* ``docs/cli.md``: the marker ``<!-- lsc-help -->`` becomes ``lsc COMMAND --help`` of every
+  command and subcommand, from the parser itself (``lsc.cli.build_parser``), so the
+  reference cannot drift from the code.
 * ``docs/results.md`` includes the repository's ``RESULTS.md`` (pymdownx.snippets);
   its images are linked from the repository root (``docs/results/...``), which is
   ``results/...`` from the page: the links are rewritten on that page only.
@@ -57,7 +60,37 @@ def on_files(files, config, **kwargs):
     return files
 
 
+def _help() -> str:
+    """Markdown with the ``--help`` text of every ``lsc`` command and subcommand."""
+    import argparse
+    import os
+    import sys
+
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; the page should not depend on it
+    sys.path.insert(0, str(ROOT / "src"))
+    from lsc.cli import build_parser
+
+    def subcommands(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices
+        return {}
+
+    out = []
+
+    def walk(parser, depth):
+        out.append(f"{'#' * depth} `{parser.prog}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+        for child in subcommands(parser).values():
+            walk(child, depth + 1)
+
+    for command in subcommands(build_parser()).values():
+        walk(command, 3)
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown, page, **kwargs):
+    if "<!-- lsc-help -->" in markdown and page.file.src_uri == "cli.md":
+        markdown = markdown.replace("<!-- lsc-help -->", _help())
     if page.file.src_uri == "results.md":
         markdown = re.sub(r"\]\(docs/", "](", markdown)
     return markdown

@@ -6,9 +6,10 @@
 * ``docs/cli.md``: the marker ``<!-- lsc-help -->`` becomes ``lsc COMMAND --help`` of every
   command and subcommand, from the parser itself (``lsc.cli.build_parser``), so the
   reference cannot drift from the code.
-* ``docs/results.md`` includes the repository's ``RESULTS.md`` (pymdownx.snippets);
-  its images are linked from the repository root (``docs/results/...``), which is
-  ``results/...`` from the page: the links are rewritten on that page only.
+* ``<!-- include FILE -->`` in a page is replaced by the repository's FILE
+  (``docs/results.md``: ``RESULTS.md``; ``docs/changelog.md``: ``CHANGELOG.md``). Those
+  files link from the repository root (``docs/results/...``), which is ``results/...``
+  from a page: their links into ``docs/`` are rewritten as they are included.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def _help() -> str:
 def on_page_markdown(markdown, page, **kwargs):
     if "<!-- lsc-help -->" in markdown and page.file.src_uri == "cli.md":
         markdown = markdown.replace("<!-- lsc-help -->", _help())
-    if page.file.src_uri == "results.md":
-        markdown = re.sub(r"\]\(docs/", "](", markdown)
-    return markdown
+    return INCLUDE.sub(_include, markdown)
+
+
+INCLUDE = re.compile(r"^<!-- include (\S+) -->$", re.M)
+
+
+def _include(match: re.Match) -> str:
+    text = (ROOT / match.group(1)).read_text(encoding="utf-8")  # a missing file fails the build
+    return re.sub(r"\]\(docs/", "](", text)

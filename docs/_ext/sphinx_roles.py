@@ -16,19 +16,27 @@ The link points at the object's canonical path (where it is defined), which the 
 reference renders. A private target (a component starting with ``_``) is not rendered,
 so it stays code without a link. A target that cannot be resolved is logged as a
 warning, which fails ``mkdocs build --strict``.
+
+Citations of the design notes (``docs/design.md, section 9``, ``docs/design.md A1.4``)
+become links to that section's heading on the design notes page (mkdocs-autorefs
+resolves heading anchors across pages); a heading that does not exist fails the build.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import griffe
+from markdown.extensions.toc import slugify
 
 LOGGER = logging.getLogger("mkdocs.plugins.lsc_sphinx_roles")
 # Docstrings that cite a name the code does not define (reported to the maintainers; remove
 # the entry when the docstring is fixed): shown as code, without a link or a warning.
 MISSING = {("lsc.distributed", "collective")}
+DESIGN = Path(__file__).resolve().parents[1] / "design.md"
+CITE = re.compile(r"(?<![`/])docs/design\.md(?:,?(\s+)(sections?\s+)?(A\d+(?:\.\d+)?|\d+)\b)?")
 ROLE = re.compile(r":(?:py:)?(func|class|mod|meth|data|attr|obj|exc|const):`(~?)([^`]+?)`")
 
 
@@ -62,11 +70,35 @@ def _module_of(obj: griffe.Object) -> griffe.Module:
     return obj
 
 
+def _design_anchors() -> dict[str, str]:
+    """Section label ("9", "A1.4", "A") -> the heading's anchor on the design notes page."""
+    anchors: dict[str, str] = {}
+    for line in DESIGN.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# ") and "" not in anchors:  # the page's title: the page itself
+            anchors[""] = slugify(line[2:].replace("`", ""), "-")
+        heading = re.match(r"#{2,3}\s+((A?\d*(?:\.\d+)?)\.?\s.*)", line)
+        if heading and heading.group(2):
+            text = heading.group(1).replace("`", "")
+            anchors.setdefault(heading.group(2), slugify(text, "-"))
+    return anchors
+
+
+def _cite(match: re.Match, anchors: dict[str, str]) -> str:
+    """``docs/design.md, section 9`` -> a link to that section of the design notes page."""
+    label = match.group(3)
+    if label is None:
+        return f"[docs/design.md][{anchors['']}]"
+    anchor = anchors.get(label) or next(
+        (a for k, a in anchors.items() if k.startswith(label + ".")), anchors.get("A" if label[0] == "A" else "0"))
+    return f"[{match.group(0)}][{anchor}]"
+
+
 class SphinxRoles(griffe.Extension):
     """Rewrite Sphinx roles into ``[`text`][path]`` cross-references after loading."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
         self.root = pkg
+        self.anchors = _design_anchors()
         self._walk(pkg, set())
 
     def _walk(self, obj: griffe.Object, seen: set[str]) -> None:
@@ -75,6 +107,8 @@ class SphinxRoles(griffe.Extension):
         seen.add(obj.path)
         if obj.docstring is not None and ":" in obj.docstring.value:
             obj.docstring.value = ROLE.sub(lambda m: self._rewrite(obj, m), obj.docstring.value)
+        if obj.docstring is not None and "docs/design.md" in obj.docstring.value:
+            obj.docstring.value = CITE.sub(lambda m: _cite(m, self.anchors), obj.docstring.value)
         for member in list(obj.members.values()):
             if not member.is_alias:
                 self._walk(member, seen)

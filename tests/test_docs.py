@@ -21,7 +21,11 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 def _pages() -> list[Path]:
     pages = [README, ROOT / "CHANGELOG.md"]
-    pages += [p for p in sorted(DOCS.rglob("*.md")) if "_ext" not in p.parts and "results" not in p.relative_to(DOCS).parts[:1]]
+    pages += [
+        p
+        for p in sorted(DOCS.rglob("*.md"))
+        if "_ext" not in p.parts and "results" not in p.relative_to(DOCS).parts[:1]
+    ]
     return pages
 
 
@@ -61,21 +65,33 @@ def _have(*modules: str) -> bool:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _have("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"),
-                    reason="the docs extra is not installed (pip install -e '.[docs]')")
+@pytest.mark.skipif(
+    not _have("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"),
+    reason="the docs extra is not installed (pip install -e '.[docs]')",
+)
 def test_mkdocs_build_strict(tmp_path):
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
     exported = _exported()
-    for name in ("lsc.measure", "lsc.pretrain", "lsc.Monitor", "lsc.load", *(["lsc.compare"] if "compare" in exported else [])):
+    front = ["lsc.measure", "lsc.pretrain", "lsc.Monitor", "lsc.load"] + (
+        ["lsc.compare"] if "compare" in exported else []
+    )
+    for name in front:
         assert f'id="{name}"' in api, f"{name} is missing from the API reference"
-    for name, params in {"lsc.measure": ("model", "target", "time_points"), "lsc.pretrain": ("target", "max_steps")}.items():
+    for name, params in {
+        "lsc.measure": ("model", "target", "time_points"),
+        "lsc.pretrain": ("target", "max_steps"),
+    }.items():
         entry = api.split(f'id="{name}"', 1)[1][:60000]  # its signature and parameters section
         for param in params:
             assert f"<code>{param}</code>" in entry or f">{param}<" in entry, f"{name}: parameter {param} not shown"

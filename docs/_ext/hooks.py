@@ -38,13 +38,7 @@ def _modules() -> list[str]:
 
 
 def _page(name: str) -> str:
-    return (
-        f"# lsc.{name}\n\n"
-        f"::: lsc.{name}\n"
-        "    options:\n"
-        "      show_submodules: true\n"
-        "      heading_level: 2\n"
-    )
+    return f"# lsc.{name}\n\n::: lsc.{name}\n    options:\n      show_submodules: true\n      heading_level: 2\n"
 
 
 def on_config(config, **kwargs):

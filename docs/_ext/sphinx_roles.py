@@ -5,7 +5,8 @@ lsc's docstrings cite code with Sphinx roles (``:func:`measure```, ``:class:`~.s
 extension rewrites each into a cross-reference ``[`name`][full.path]`` once the package is
 loaded, resolving the target the way Sphinx does:
 
-* ``text <target>`` shows the text; ``~`` shows only the last component; a leading ``.`` is relative to the object's package;
+* ``text <target>`` shows the text; ``~`` shows only the last component; a leading
+  ``.`` is relative to the object's package;
 * a dotted path that exists in the package is taken as is;
 * otherwise the first component is looked up in the object's scope (its members, its
   imports, then its parents'), then in the members of the classes it inherits from, and
@@ -35,6 +36,7 @@ LOGGER = logging.getLogger("mkdocs.plugins.lsc_sphinx_roles")
 # Docstrings that cite a name the code does not define (reported to the maintainers; remove
 # the entry when the docstring is fixed): shown as code, without a link or a warning.
 MISSING = {("lsc.distributed", "collective")}
+UNRESOLVED = (griffe.AliasResolutionError, griffe.CyclicAliasError)
 DESIGN = Path(__file__).resolve().parents[1] / "design.md"
 CITE = re.compile(r"(?<![`/])docs/design\.md(?:,?(\s+)(sections?\s+)?(A\d+(?:\.\d+)?|\d+)\b)?")
 ROLE = re.compile(r":(?:py:)?(func|class|mod|meth|data|attr|obj|exc|const):`(~?)([^`]+?)`")
@@ -49,7 +51,7 @@ def _lookup(root: griffe.Object, path: str) -> griffe.Object | griffe.Alias | No
     for part in rest.split(".") if rest else []:
         try:
             members = obj.all_members if obj.is_class else obj.members
-        except Exception:  # an alias that does not resolve
+        except UNRESOLVED:  # an alias that does not resolve
             return None
         if part not in members:
             return None
@@ -60,7 +62,7 @@ def _lookup(root: griffe.Object, path: str) -> griffe.Object | griffe.Alias | No
 def _canonical(obj: griffe.Object | griffe.Alias) -> str | None:
     try:
         return obj.final_target.path if obj.is_alias else obj.path
-    except Exception:  # an alias to something outside the package (torch, ...)
+    except UNRESOLVED:  # an alias to something outside the package (torch, ...)
         return None
 
 
@@ -89,7 +91,8 @@ def _cite(match: re.Match, anchors: dict[str, str]) -> str:
     if label is None:
         return f"[docs/design.md][{anchors['']}]"
     anchor = anchors.get(label) or next(
-        (a for k, a in anchors.items() if k.startswith(label + ".")), anchors.get("A" if label[0] == "A" else "0"))
+        (a for k, a in anchors.items() if k.startswith(label + ".")), anchors.get("A" if label[0] == "A" else "0")
+    )
     return f"[{match.group(0)}][{anchor}]"
 
 

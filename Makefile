@@ -41,5 +41,15 @@ bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_pretrain.py
 	$(PY) benchmarks/bench_practical.py
 
+# docs: the docs site (mkdocs-material, API reference by mkdocstrings) into build/site;
+# --strict: a broken link, a missing anchor or an unresolved cross-reference fails it.
+.PHONY: docs
+$(VENV)/.docs-ready: $(VENV)/.ready
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-ready
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

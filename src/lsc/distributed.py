@@ -103,7 +103,7 @@ def setup(device: str | torch.device | None = "auto") -> torch.device:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         try:
             dist.init_process_group(backend=backend, timeout=timeout())
-        except Exception as exc:  # noqa: BLE001 - rendezvous errors come in many types
+        except Exception as exc:  # rendezvous errors come in many types
             raise DistributedError(f"could not join the process group ({backend}): {exc}") from exc
     return dev
 
@@ -126,7 +126,7 @@ def all_reduce_floats(values: Sequence[float], op: str = "sum", device: torch.de
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_comm_device(device))
     try:
         dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _fail("all_reduce", exc) from exc
     return t.cpu().tolist()
 
@@ -140,7 +140,7 @@ def all_reduce_grads(params: Iterable[nn.Parameter], *, average: bool) -> None:
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
     try:
         dist.all_reduce(flat)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _fail("the gradient all_reduce", exc) from exc
     if average:
         flat /= world_size()
@@ -156,14 +156,14 @@ def broadcast_module(model: nn.Module, src: int = 0) -> None:
     try:
         for t in list(model.parameters()) + list(model.buffers()):
             dist.broadcast(t.data, src)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _fail("broadcast", exc) from exc
 
 
 def barrier() -> None:
     try:
         dist.barrier()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _fail("barrier", exc) from exc
 
 

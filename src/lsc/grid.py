@@ -60,10 +60,13 @@ class Trajectory:
     raw: Tensor
     batch: int
 
-    def part(self, start: int, stop: int) -> "Trajectory":
+    def part(self, start: int, stop: int) -> Trajectory:
         """Only the time points ``times[start:stop]``."""
         rows = slice(start * self.batch, stop * self.batch)
-        cut = lambda ts: [t[rows] for t in ts]  # noqa: E731
+
+        def cut(ts: list[Tensor]) -> list[Tensor]:
+            return [t[rows] for t in ts]
+
         return Trajectory(
             self.times[start:stop], cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch
         )
@@ -80,16 +83,17 @@ def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = 8) -> tu
     if isinstance(spec, (bool, Mapping)) or not isinstance(spec, (numbers.Integral, Iterable)):
         raise ValueError(wrong)
     if isinstance(spec, numbers.Integral):
-        if spec < 1:
+        count = int(spec)
+        if count < 1:
             raise ValueError(f"the number of time points must be >= 1, got {spec}")
-        if spec >= time_steps:
+        if count >= time_steps:
             return tuple(range(time_steps))
-        picks = torch.linspace(0, time_steps - 1, int(spec) + 1)[1:].round().long().tolist()
+        picks = torch.linspace(0, time_steps - 1, count + 1)[1:].round().long().tolist()
         return tuple(sorted(set(picks)))
     items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
     if not isinstance(items, list) or any(isinstance(t, bool) or not isinstance(t, numbers.Integral) for t in items):
         raise ValueError(f"time points must be integer step indices, got {spec!r}")
-    steps = sorted({int(t) for t in items})
+    steps = sorted({int(t) for t in items if isinstance(t, numbers.Integral)})  # all are, checked above
     if not steps or steps[0] < 0 or steps[-1] >= time_steps:
         raise ValueError(f"time points must lie in [0, {time_steps}), got {items}")
     return tuple(steps)
@@ -151,7 +155,10 @@ def trajectory(stack: Stack, x: Tensor, times: Sequence[int]) -> Trajectory:
             raise
         start = t + 1
     raw = torch.cat([x[:, t] for t in order])
-    cat = lambda parts: [torch.cat(p, dim=0) for p in parts]  # noqa: E731
+
+    def cat(parts: list[list[Tensor]]) -> list[Tensor]:
+        return [torch.cat(p, dim=0) for p in parts]
+
     return Trajectory(tuple(order), cat(inputs), cat(previous), cat(states), raw, B)
 
 
@@ -167,7 +174,8 @@ def _decoder(decoder: nn.Module, cell: Cell, u: Tensor, s: Tensor, part: Tensor)
     """y_t as a function of the state columns the output reads (``part``), the rest of
     ``s`` held fixed."""
     cols = cell.output_columns()
-    return decoder(cell.output(u, torch.cat([s[:, : cols.start], part, s[:, cols.stop :]], dim=1)))
+    y: Tensor = decoder(cell.output(u, torch.cat([s[:, : cols.start], part, s[:, cols.stop :]], dim=1)))
+    return y
 
 
 def available_kinds(stack: Stack) -> tuple[str, ...]:

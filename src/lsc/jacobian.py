@@ -80,7 +80,7 @@ class LocalJacobian:
     cols: Tensor | None = None
 
     @classmethod
-    def of(cls, fn: Callable[[Tensor], Tensor], point: Tensor) -> "LocalJacobian":
+    def of(cls, fn: Callable[[Tensor], Tensor], point: Tensor) -> LocalJacobian:
         """Wrap ``fn`` at ``point`` (B, n); runs ``fn`` once to learn the output width."""
         if point.dim() != 2:
             raise ValueError(f"point must be (batch, features), got shape {tuple(point.shape)}")
@@ -106,7 +106,7 @@ class LocalJacobian:
         m, n = self.full_shape
         return (m if self.rows is None else self.rows.shape[1]), (n if self.cols is None else self.cols.shape[1])
 
-    def square(self, generator: torch.Generator | None = None, keys: Tensor | None = None) -> "LocalJacobian":
+    def square(self, generator: torch.Generator | None = None, keys: Tensor | None = None) -> LocalJacobian:
         """A random square sub-matrix per sample: the larger side subsampled to the
         smaller one, without replacement and in sorted order (the reference code's
         choice, drawn independently for every sample so that batch means average over
@@ -143,7 +143,7 @@ class LocalJacobian:
 
     def matvec(self, v: Tensor) -> Tensor:
         """J_b v_b for every sample: (B, n') -> (B, m'). One batched jvp."""
-        _, jv = jvp(self.fn, (self.point,), (self._embed_cols(v),))
+        jv = jvp(self.fn, (self.point,), (self._embed_cols(v),))[1]  # (out, J v)
         return self._pick_rows(jv)
 
     def rmatvec(self, u: Tensor) -> Tensor:
@@ -151,7 +151,7 @@ class LocalJacobian:
         return self.linearize().rmatvec(u)
 
     @staticmethod
-    def concat(jacobians: Sequence["LocalJacobian"]) -> "LocalJacobian":
+    def concat(jacobians: Sequence[LocalJacobian]) -> LocalJacobian:
         """One operator over the batches of several same-shape, whole Jacobians.
 
         Samples never interact, so edges of different layers (different maps) can share
@@ -165,7 +165,7 @@ class LocalJacobian:
         split = _Split(tuple(j.fn for j in jacobians), tuple(j.batch for j in jacobians))
         return LocalJacobian(split, torch.cat([j.point for j in jacobians]), first.out_features)
 
-    def linearize(self) -> "Linearized":
+    def linearize(self) -> Linearized:
         """J frozen at ``point`` for repeated products (see :class:`Linearized`)."""
         return Linearized(self)
 
@@ -190,7 +190,7 @@ class _Split:
     sizes: tuple[int, ...]
 
     def __call__(self, point: Tensor) -> Tensor:
-        return torch.cat([fn(part) for fn, part in zip(self.fns, point.split(self.sizes))])
+        return torch.cat([fn(part) for fn, part in zip(self.fns, torch.split(point, list(self.sizes)))])
 
 
 class Linearized:
@@ -205,7 +205,7 @@ class Linearized:
 
     def __init__(self, J: LocalJacobian) -> None:
         self.J = J
-        _, self._vjp = vjp(J.fn, J.point)
+        self._vjp: Callable[[Tensor], tuple[Tensor]] = vjp(J.fn, J.point)[1]  # (out, pullback)
         self._jvp: Callable[[Tensor], tuple[Tensor]] | None = None
 
     def rmatvec(self, u: Tensor) -> Tensor:
@@ -215,7 +215,7 @@ class Linearized:
     def matvec(self, v: Tensor) -> Tensor:
         if self._jvp is None:
             zero = self.J.point.new_zeros(self.J.batch, self.J.out_features)
-            _, self._jvp = vjp(lambda c: self._vjp(c)[0], zero)
+            self._jvp = vjp(lambda c: self._vjp(c)[0], zero)[1]
         (jv,) = self._jvp(self.J._embed_cols(v))
         return self.J._pick_rows(jv)
 
@@ -332,7 +332,7 @@ def _moduli_arnoldi(J: LocalJacobian, k: int, steps: int, rtol: float, generator
     return _differentiable_moduli(J, theta, x, u)
 
 
-def _two_sided(lin: "Linearized", x: Tensor, u: Tensor, theta: Tensor, J: LocalJacobian, k: int, steps: int,
+def _two_sided(lin: Linearized, x: Tensor, u: Tensor, theta: Tensor, J: LocalJacobian, k: int, steps: int,
                rtol: float, generator: torch.Generator | None) -> Tensor:
     """The left vectors u_j from an Arnoldi run on J^T of at most ``steps`` (the right
     run's length), started at the right Ritz vectors ``x`` and, for the radius (k = 1),
@@ -426,9 +426,12 @@ def _dense(J: LocalJacobian, quantity: str) -> Tensor:
     if quantity == "radius":
         return _moduli_dense(J, 1)[:, 0]
     M = J.dense()
+    value: Tensor
     if quantity == "norm":
-        return torch.linalg.matrix_norm(M, ord=2)
-    return torch.linalg.matrix_norm(M, ord="fro") / math.sqrt(min(M.shape[-2:]))
+        value = torch.linalg.matrix_norm(M, ord=2)
+    else:
+        value = torch.linalg.matrix_norm(M, ord="fro") / math.sqrt(min(M.shape[-2:]))
+    return value
 
 
 def moduli(
@@ -578,6 +581,6 @@ def estimate_all(
         for members in chunks:
             J = ops[members[0]] if len(members) == 1 else LocalJacobian.concat([ops[i] for i in members])
             values = estimate(J, quantity, method, generator=generator, **options)  # type: ignore[arg-type]
-            for i, v in zip(members, values.split([ops[i].batch for i in members])):
+            for i, v in zip(members, torch.split(values, [ops[i].batch for i in members])):
                 out[i] = v
     return out  # type: ignore[return-value]

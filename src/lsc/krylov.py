@@ -24,13 +24,14 @@ def generator_device(generator: torch.Generator | None, like: Tensor) -> torch.d
 def norm(w: Tensor) -> Tensor:
     """Row norms that neither overflow nor underflow. The plain norm where it is finite and
     not tiny (one pass); elsewhere |w| = s |w / s| with s = max |w_i|."""
-    plain = torch.linalg.vector_norm(w, dim=-1)
+    plain: Tensor = torch.linalg.vector_norm(w, dim=-1)
     tiny = torch.finfo(w.dtype).tiny ** 0.5 if w.is_floating_point() else 0.0
     if bool(torch.isfinite(plain).all()) and bool((plain > tiny).all() or (w == 0).all()):
         return plain
     s = w.abs().amax(dim=-1, keepdim=True)
     safe = torch.where(s > 0, s, torch.ones_like(s))
-    return (w / safe).norm(dim=-1) * s.squeeze(-1)
+    scaled: Tensor = (w / safe).norm(dim=-1) * s.squeeze(-1)
+    return scaled
 
 
 def normalise(w: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,8 +49,10 @@ def eig(M: Tensor, vectors: bool = True) -> tuple[Tensor, Tensor | None]:
     with LAPACK failures explained."""
     try:
         if not vectors:
-            return torch.linalg.eigvals(M.double()), None
-        return torch.linalg.eig(M.double())
+            values: Tensor = torch.linalg.eigvals(M.double())
+            return values, None
+        values, vecs = torch.linalg.eig(M.double())
+        return values, vecs
     except RuntimeError as exc:
         raise NonFiniteError(
             f"the eigensolver failed on a Jacobian ({exc}); its entries are too large or too "

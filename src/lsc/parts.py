@@ -103,7 +103,7 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def find(model: nn.Module, x: Tensor) -> list[Part]:
+def find(model: nn.Module, x: Tensor | PackedSequence) -> list[Part]:
     """The recurrent parts of ``model`` and the inputs each receives when ``model(x)``
     runs (in eval mode, without a graph; the model's mode is restored)."""
     candidates = _candidates(model)
@@ -158,7 +158,7 @@ def find(model: nn.Module, x: Tensor) -> list[Part]:
         if n not in seen:
             continue
         inputs, lengths = seen[n]
-        if _bidirectional(m):
+        if isinstance(m, nn.RNNBase) and _bidirectional(m):
             parts += _directions(n, m, inputs, lengths)
         else:
             parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
@@ -224,7 +224,9 @@ def _irregular(name: str, module: nn.Module, cs: list[_Call]) -> str:
     return ""
 
 
-def _loops(found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor, others: bool = False) -> list[Part]:
+def _loops(
+    found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor | PackedSequence, others: bool = False
+) -> list[Part]:
     """Cells stepped in a loop by the user's ``forward``, as stacks (docs/design.md
     section 0). Each cell must step a recurrence from the zero state (the state it is
     given at a step is its output at the one before); cell b sits on cell a when, at
@@ -256,6 +258,8 @@ def _loops(found: dict[str, tuple[nn.Module, list[_Call]]], x: Tensor, others: b
         stack = Stack([cell_view(found[n][0]) for n in chain], batch_first=True)
         stack.source = found[head][0]
         batch = inputs.shape[0]
+        if isinstance(x, PackedSequence):  # x.dim() below: cells stepped in a loop read plain tensors
+            raise TypeError(f"{_common(chain)}: a cell called in a loop on a PackedSequence model input is not supported")
         axis = 0 if x.dim() < 2 or x.shape[0] == batch or x.shape[1] != batch else 1
         parts.append(Part(_common(chain), stack, inputs, None, axis))
     return parts
@@ -325,7 +329,7 @@ def one(model: nn.Module, x: Tensor) -> Part:
     return parts[0]
 
 
-def named(model: nn.Module, x: Tensor, name: str) -> Part:
+def named(model: nn.Module, x: Tensor | PackedSequence, name: str) -> Part:
     """The recurrent part called ``name`` and its input."""
     parts = find(model, x)
     for p in parts:

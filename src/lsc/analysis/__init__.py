@@ -22,14 +22,13 @@ from .stabilize import stabilize
 __all__ = [
     "Attractor",
     "AttractorReport",
-    "attractors",
-    "stabilize",
     "GradientGrid",
     "LossSlice",
     "LyapunovSpectrum",
     "PascalRNN",
     "RadiusSweep",
     "Smoothness",
+    "attractors",
     "gradient_grid",
     "loss_slice",
     "lyapunov_spectrum",
@@ -40,4 +39,5 @@ __all__ = [
     "recurrent_radius",
     "set_recurrent_radius",
     "smoothness",
+    "stabilize",
 ]

@@ -106,7 +106,7 @@ class PascalRNN:
             "bound": self.bound.tolist(),
         }
 
-    def plot(self, path: str | Path, others: "list[PascalRNN] | None" = None) -> Path:
+    def plot(self, path: str | Path, others: list[PascalRNN] | None = None) -> Path:
         """Write a PNG of |dy/dx_t| against t (log axis), with the bound as a dashed line;
         ``others`` adds more radii to the same axes (the paper's Fig. 1c pairs 1 and 0.5)."""
         from .plots import plot_pascal

@@ -53,7 +53,7 @@ def _positive(a: np.ndarray) -> np.ndarray:
     return np.ma.masked_less_equal(np.asarray(a, dtype=float), 0.0)
 
 
-def plot_gradient_grid(grid: "GradientGrid", path: str | Path, title: str | None = None) -> Path:
+def plot_gradient_grid(grid: GradientGrid, path: str | Path, title: str | None = None) -> Path:
     from matplotlib.colors import LogNorm
 
     fig = _figure()
@@ -77,7 +77,7 @@ def plot_gradient_grid(grid: "GradientGrid", path: str | Path, title: str | None
     return _save(fig, path)
 
 
-def plot_profiles(grids: "dict[str, GradientGrid]", path: str | Path, layer: int | None = 0,
+def plot_profiles(grids: dict[str, GradientGrid], path: str | Path, layer: int | None = 0,
                   title: str | None = None) -> Path:
     """Several gradient grids' profiles over t (one layer, or ``None``: all layers) on one
     log axis, e.g. the same model pre-trained to 0.5 and to 1."""
@@ -95,12 +95,12 @@ def plot_profiles(grids: "dict[str, GradientGrid]", path: str | Path, layer: int
     return _save(fig, path)
 
 
-def plot_pascal(results: Sequence["PascalRNN"], path: str | Path) -> Path:
+def plot_pascal(results: Sequence[PascalRNN], path: str | Path) -> Path:
     fig = _figure()
     ax = fig.subplots()
     for r in results:
         t = np.arange(r.time)
-        (line,) = ax.plot(t, _positive(r.gradient), lw=2, label=f"rho = {r.rho:g}: |dy/dx_t|")
+        ax.plot(t, _positive(r.gradient), lw=2, label=f"rho = {r.rho:g}: |dy/dx_t|")
         ax.plot(t, _positive(r.bound), ls="--", color="k", lw=0.8)
     ax.plot([], [], ls="--", color="k", lw=0.8, label="path-count bound")
     ax.set_yscale("log")
@@ -113,7 +113,7 @@ def plot_pascal(results: Sequence["PascalRNN"], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_lyapunov(spec: "LyapunovSpectrum", path: str | Path, title: str | None = None) -> Path:
+def plot_lyapunov(spec: LyapunovSpectrum, path: str | Path, title: str | None = None) -> Path:
     fig = _figure()
     left, right = fig.subplots(1, 2)
     ex = np.atleast_2d(spec.exponents)
@@ -137,7 +137,7 @@ def plot_lyapunov(spec: "LyapunovSpectrum", path: str | Path, title: str | None 
     return _save(fig, path)
 
 
-def plot_loss_slice(sl: "LossSlice", path: str | Path, title: str | None = None) -> Path:
+def plot_loss_slice(sl: LossSlice, path: str | Path, title: str | None = None) -> Path:
     fig = _figure()
     ax = fig.subplots()
     v = np.where(np.isfinite(sl.values), sl.values, np.nan)
@@ -160,7 +160,7 @@ def plot_loss_slice(sl: "LossSlice", path: str | Path, title: str | None = None)
     return _save(fig, path)
 
 
-def plot_radius_sweep(sweep: "RadiusSweep", path: str | Path, title: str | None = None) -> Path:
+def plot_radius_sweep(sweep: RadiusSweep, path: str | Path, title: str | None = None) -> Path:
     fig = _figure()
     ax = fig.subplots()
     ax.plot(sweep.radii, _positive(sweep.top), marker="o", lw=1.5)
@@ -173,7 +173,7 @@ def plot_radius_sweep(sweep: "RadiusSweep", path: str | Path, title: str | None 
     return _save(fig, path)
 
 
-def plot_attractors(report: "AttractorReport", path: str | Path, title: str | None = None) -> Path:
+def plot_attractors(report: AttractorReport, path: str | Path, title: str | None = None) -> Path:
     fig = _figure()
     ax = fig.subplots()
     orbits = report.orbits  # (inputs, n, keep, 2)

@@ -122,7 +122,7 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
         stack = as_stack(model)
         torch.manual_seed(generator_seed(args.seed))
         if stack.takes_tokens:
-            vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
+            vocab = stack.encoder.num_embeddings
             x = torch.randint(0, vocab, (args.batch, args.time), device=args.device)
         else:
             size = stack.input_size
@@ -228,7 +228,7 @@ def run_attractors(args: argparse.Namespace) -> int:
         raise ValueError(f"--n-inputs must be >= 1, got {args.n_inputs}")
     gen = torch.Generator().manual_seed(generator_seed(args.seed + 2))
     if stack.takes_tokens:
-        vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
+        vocab = stack.encoder.num_embeddings
         inputs = torch.randint(0, vocab, (args.n_inputs,), generator=gen)
     else:
         inputs = torch.randn(args.n_inputs, stack.input_size, generator=gen, dtype=torch.float64)

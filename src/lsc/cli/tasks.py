@@ -37,5 +37,8 @@ def run(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(width[c]) for c in cols[:-1]) + "  data")
     for r in rows:
         print("  ".join(str(r[c]).ljust(width[c]) for c in cols[:-1]) + f"  {r['data']}")
-    print(f"\nData directory: ${task_registry.ENV}/<folder> or --data. Options: `lsc tasks --json`, set with -o key=value.")
+    print(
+        f"\nData directory: ${task_registry.ENV}/<folder> or --data. "
+        "Options: `lsc tasks --json`, set with -o key=value."
+    )
     return 0

@@ -63,7 +63,10 @@ class CriticalInit:
 
     def __str__(self) -> str:
         lines = [f"critical init for seq_len={self.seq_len} (xi_forget >= {self.seq_len / self.kappa:.1f})"]
-        lines.append(f"{'layer':>5} {'cell':<5} {'q_x':>7} {'mu_keep':>8} {'scale':>6} {'xi_forget':>10} {'m1':>7} {'spread':>8} {'Q_h':>7}")
+        lines.append(
+            f"{'layer':>5} {'cell':<5} {'q_x':>7} {'mu_keep':>8} {'scale':>6} "
+            f"{'xi_forget':>10} {'m1':>7} {'spread':>8} {'Q_h':>7}"
+        )
         for c in self.layers:
             keep = "f" if c.cell == "lstm" else "z"
             write = "g" if c.cell == "lstm" else "n"

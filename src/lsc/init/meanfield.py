@@ -76,7 +76,7 @@ _Z1, _W1 = gauss(1)
 _Z2, _W2 = gauss(2)
 
 
-def _e1(fn, mean: float, var: float) -> float:  # type: ignore[no-untyped-def]
+def _e1(fn, mean: float, var: float) -> float:
     """E[fn(u)] for u ~ N(mean, var)."""
     return float(np.dot(_W1, fn(mean + math.sqrt(max(var, 0.0)) * _Z1[0])))
 
@@ -159,7 +159,7 @@ def _check_qx(q_x: float) -> float:
     return float(q_x)
 
 
-def _fixed_point(step, tol: float, max_iter: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _fixed_point(step, tol: float, max_iter: int) -> tuple[float, int]:
     """The fixed point q* = step(q*) >= 0 of a forward variance map, by bisection on
     step(q) - q (positive at 0, negative far out: the map's slope is below 1 there).
     Bisection, not iteration: with a forget gate near 1 iteration needs ~1/(1 - F) steps."""

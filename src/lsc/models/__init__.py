@@ -14,13 +14,13 @@ from .stacked import Stack, StackedRNN
 
 __all__ = [
     "ACTIVATIONS",
+    "FFN",
     "ALIFCell",
-    "LRUCell",
     "Cell",
     "DenseCell",
-    "FFN",
     "ElmanCell",
     "GRUCell",
+    "LRUCell",
     "LSTMCell",
     "Stack",
     "StackedRNN",

@@ -58,7 +58,7 @@ class ElmanCell(TorchLayoutCell):
         return torch.stack(ys, dim=1), state
 
     @classmethod
-    def _empty_like(cls, module, sfx, w_ih, w_hh, bias, **options):  # type: ignore[no-untyped-def]
+    def _empty_like(cls, module, sfx, w_ih, w_hh, bias, **options):
         nonlinearity = options.pop("nonlinearity", getattr(module, "nonlinearity", "tanh"))
         return cls(w_ih.shape[1], w_ih.shape[0], bias, nonlinearity=str(nonlinearity), device="meta")
 

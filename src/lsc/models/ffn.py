@@ -148,7 +148,7 @@ class FFN(FeedForward):
             "bias": bias,
         }
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor) -> Tensor:
         """(batch, features) -> (batch, output_size) (or the last hidden layer)."""
         squeeze = x.dim() == 2
         u = self.check_input(x)[:, 0]

@@ -56,7 +56,7 @@ def build(description: dict[str, object]) -> nn.Module:
     classes = {"StackedRNN": StackedRNN, "FFN": FFN, **_TORCH}
     if name not in classes:
         raise unknown_name("model class", name, classes)
-    model = classes[name](**description["config"])  # type: ignore[operator, arg-type]
+    model = classes[name](**description["config"])  # type: ignore[arg-type]
     return model.to(getattr(torch, str(description.get("dtype", "float32"))))
 
 

@@ -173,7 +173,7 @@ def linear_scan(lr: Tensor, li: Tensor, br: Tensor, bi: Tensor, chunk: int | Non
     inner_r, inner_i = torch.stack(local_r, dim=2), torch.stack(local_i, dim=2)  # (B, K, C, N)
     pr, pi = [lr], [li]  # lambda^1 .. lambda^C
     for _ in range(C - 1):
-        pr, pi = pr + [pr[-1] * lr - pi[-1] * li], pi + [pr[-1] * li + pi[-1] * lr]
+        pr, pi = [*pr, pr[-1] * lr - pi[-1] * li], [*pi, pr[-1] * li + pi[-1] * lr]
     pr, pi = torch.stack(pr), torch.stack(pi)  # (C, N)
     cr, ci = br.new_zeros(B, N), bi.new_zeros(B, N)
     carries_r, carries_i = [], []

@@ -67,7 +67,7 @@ class LSTMCell(TorchLayoutCell):
 
     def flat_weights(self) -> list[Tensor]:
         ws = super().flat_weights()
-        return ws + [self.weight_hr] if self.weight_hr is not None else ws
+        return [*ws, self.weight_hr] if self.weight_hr is not None else ws
 
     def forward_sequence(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if state is None:
@@ -78,7 +78,7 @@ class LSTMCell(TorchLayoutCell):
         return y, torch.cat([h[0], c[0]], dim=1)
 
     @classmethod
-    def _empty_like(cls, module, sfx, w_ih, w_hh, bias, **options):  # type: ignore[no-untyped-def]
+    def _empty_like(cls, module, sfx, w_ih, w_hh, bias, **options):
         w_hr = getattr(module, "weight_hr" + sfx, None)
         hidden = w_ih.shape[0] // 4
         cell = cls(w_ih.shape[1], hidden, bias, proj_size=0 if w_hr is None else w_hr.shape[0], device="meta")

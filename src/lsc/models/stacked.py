@@ -8,7 +8,8 @@ y_t, or ``None``). ``batch_first`` says where the time axis of the raw input is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +18,28 @@ from ..checks import NonFiniteError, check_finite
 from .cell import Cell
 from .registry import make_cell
 
+if TYPE_CHECKING:
+
+    class CellList(nn.ModuleList):
+        """What the type checker sees of ``Stack.cells``: an ``nn.ModuleList`` of :class:`Cell`."""
+
+        @overload
+        def __getitem__(self, idx: slice) -> CellList: ...
+        @overload
+        def __getitem__(self, idx: int) -> Cell: ...
+        def __getitem__(self, idx: int | slice) -> Cell | CellList: ...
+        def __iter__(self) -> Iterator[Cell]: ...
+
+else:
+    CellList = nn.ModuleList
+
 
 class Stack(nn.Module):
     """Cells + encoder + decoder, stepped one time step at a time."""
+
+    cells: CellList
+    encoder: nn.Module
+    decoder: nn.Module | None
 
     def __init__(
         self,
@@ -33,7 +53,7 @@ class Stack(nn.Module):
         super().__init__()
         if len(cells) == 0:
             raise ValueError("a stack needs at least one cell")
-        self.cells = cells if isinstance(cells, nn.ModuleList) else nn.ModuleList(cells)
+        self.cells = cast("CellList", cells if isinstance(cells, nn.ModuleList) else nn.ModuleList(cells))
         self.encoder = encoder if encoder is not None else nn.Identity()
         self.decoder = decoder
         self.batch_first = batch_first
@@ -314,7 +334,7 @@ class StackedRNN(Stack):
             **cell_options,
         }
 
-    def forward(self, x: Tensor, states: list[Tensor] | None = None, return_states: bool = False):  # type: ignore[override]
+    def forward(self, x: Tensor, states: list[Tensor] | None = None, return_states: bool = False):
         """(B, T, F) floats or (B, T) tokens -> (B, T, output_size) (or top-layer outputs)."""
         x = self.check_input(x)
         u = self.encoder(x)

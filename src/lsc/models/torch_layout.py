@@ -79,7 +79,7 @@ class TorchLayoutCell(Cell):
 
     @classmethod
     def view_of(cls, module: nn.Module, layer: int | None = None, *, reverse: bool = False,
-                **options: object) -> "TorchLayoutCell":
+                **options: object) -> TorchLayoutCell:
         """A cell sharing the ``Parameter`` objects of one layer of ``module``.
 
         ``layer=None`` reads ``weight_ih`` etc. (``nn.LSTMCell``-style modules);
@@ -102,7 +102,7 @@ class TorchLayoutCell(Cell):
     @classmethod
     def _empty_like(
         cls, module: nn.Module, sfx: str, w_ih: Tensor, w_hh: Tensor, bias: bool, **options: object
-    ) -> "TorchLayoutCell":
+    ) -> TorchLayoutCell:
         hidden = w_ih.shape[0] // cls.gates
         return cls(w_ih.shape[1], hidden, bias, device="meta", **options)  # type: ignore[arg-type]
 

@@ -33,7 +33,7 @@ class Batch:
     mask: Tensor | None = None
     carry: bool = False
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Batch":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Batch:
         x = self.x.to(device=device, dtype=dtype if (dtype is not None and self.x.is_floating_point()) else None)
         y = self.y.to(device=device, dtype=dtype if (dtype is not None and self.y.is_floating_point()) else None)
         mask = self.mask.to(device) if self.mask is not None else None
@@ -185,7 +185,7 @@ class Task:
     def higher_is_better(self) -> bool:
         return objectives.higher_is_better(self.objective)
 
-    def with_time_repeat(self, repeat: int) -> "Task":
+    def with_time_repeat(self, repeat: int) -> Task:
         """The same task with every step repeated ``repeat`` times."""
         return replace(self, time_repeat=repeat, options={**self.options, "time_repeat": repeat})
 
@@ -209,7 +209,7 @@ class Task:
                 )
             yield b
 
-    def inputs(self, batch_size: int = 32, *, seed: int = 0) -> "TaskInputs":
+    def inputs(self, batch_size: int = 32, *, seed: int = 0) -> TaskInputs:
         """A re-iterable of training input batches (for :func:`lsc.pretrain`): every pass
         draws the same seeded shuffle, so a resumed pre-training sees the same data."""
         return TaskInputs(self, batch_size, seed)

@@ -66,7 +66,7 @@ class Tally:
     metric_sum: float = 0.0
     metric_count: int = 0
 
-    def add(self, other: "Tally") -> None:
+    def add(self, other: Tally) -> None:
         self.loss_sum += other.loss_sum
         self.loss_count += other.loss_count
         self.metric_sum += other.metric_sum

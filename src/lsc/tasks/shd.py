@@ -54,7 +54,7 @@ def read_shd(path: str | Path, *, dt: float = 0.004, duration: float = 1.0, chan
     except ImportError:
         raise ImportError("reading SHD needs h5py: pip install h5py") from None
     path = Path(path)
-    bins = int(round(duration / dt))
+    bins = round(duration / dt)
     if bins < 1:
         raise ValueError(f"duration / dt must give at least one bin, got duration={duration}, dt={dt}")
     try:

@@ -201,12 +201,24 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
     assert "rho = 0.5 − rho = 1: holds" in verdict and "rho = 0.5 − default: holds" in verdict
     assert "agrees with the claim (1 flagged run(s) left out)" in verdict  # 0.5 > 1, 0.5 > default, the trend: all hold
     assert "Per cell: rho0.5 − rho1: gru depth 2 holds, gru depth 6 holds, lstm depth 2 holds" in verdict
+    # one set of runs everywhere: the paired shares leave the flagged pair out too (10/10, not 10/11) ...
+    assert "| rho0.5 beats rho1 (non-ALIF) | 100% (10/10) |" in text
+    # ... and one line says what keeping it would change
+    sensitivity = next(line for line in text.splitlines() if line.startswith("**Sensitivity**"))
+    assert "the 1 flagged run(s) kept" in sensitivity and "rho0.5 − rho1: undecided (n = 21)" in sensitivity  # the -89-point pair
     flat = [r for r in recs if not (r.config["layers"] == 6 and r.config["condition"] == "rho1")]
     flat += [_record(c, 6, "rho1", s, 0.50 + 0.01 * s + 0.039) for s in range(5) for c in ("gru", "lstm")]
     verdict = next(line for line in exp.report(flat, tmp_path, "fair").splitlines() if line.startswith("**Verdict"))
     assert "advantage growing with depth: fails" in verdict
     assert "agrees in part and disagrees in part with the claim" in verdict
     assert "**Init radii**" in text
+
+
+def test_a_sections_claim_names_the_cells_and_depths_its_preset_runs():
+    exp = experiments.get("fig3-deep-rnn")
+    assert "(GRU, LSTM; depth 2 and 6; width 32)" in exp.claim_for("fair")
+    assert "Elman" not in exp.claim_for("fair") and "ALIF" not in exp.claim_for("fair")
+    assert "(ALIF; depth 2; width 128)" in exp.claim_for("fair-alif")
 
 
 def test_fig2s_paper_preset_has_orthogonal_and_the_cos_bias_redraw():

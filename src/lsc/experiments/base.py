@@ -28,7 +28,7 @@ from typing import Any
 from ..job import TrainJob, run_job
 from .records import read_record_file, record_path
 
-PRESETS = ("smoke", "cpu", "fair", "converged", "paper")
+PRESETS = ("smoke", "cpu", "fair", "fair-alif", "fair-lm", "converged", "paper-slice", "paper")
 FINISHED = ("ok", "diverged")
 CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
 RECORDS = "records"
@@ -101,6 +101,10 @@ class Experiment:
     source: str = ""
     presets: dict[str, dict[str, Any]] = {}
 
+    def claim_for(self, preset: str) -> str:
+        """The claim as the preset tests it (the claim, unless the preset's grid narrows it)."""
+        return self.claim
+
     def params(self, preset: str) -> dict[str, Any]:
         if preset not in self.presets:
             raise ValueError(f"experiment {self.name} has no preset {preset!r}; presets: {', '.join(self.presets)}")
@@ -158,7 +162,7 @@ class TrainExperiment(Experiment):
             seed=config["seed"], pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
             pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else None,
             pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000,
-            init=config.get("init"), **extra,
+            init=config.get("init"), device=config.get("device", "cpu"), **extra,
         )
 
 

@@ -91,6 +91,19 @@ class Fig3DeepRNN(TrainExperiment):
                       "width": 32, "epochs": 50, "patience": 10, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4],
                       "pretrain_seconds": None, "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5"],
                       "core_hours": 11},
+        # the neuromorphic claim on its own (issue 27): ALIF alone, so its statistics are not pooled with gated cells
+        "fair-alif": {"init": None, "task": "slmnist", "options": {}, "cells": ["alif"], "layers": [2], "width": 128,
+                      "epochs": 10, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3, 4], "pretrain_seconds": None,
+                      "pretrain_steps": 150, "conditions": ["default", "rho1", "rho0.5"]},
+        # language modelling with a gated cell as practitioners build it (issue 27): a 3x256 LSTM char-LM on the
+        # offline corpus, PyTorch's default init against pre-trained; bits per byte = log2(perplexity)
+        "fair-lm": {"init": None, **CHAR, "cells": ["lstm"], "layers": [3], "width": 256, "epochs": 3, "batch": 32,
+                    "lr": 2e-3, "seeds": [0, 1, 2, 3, 4], "pretrain_seconds": None, "pretrain_steps": 150,
+                    "conditions": ["default", "rho1", "rho0.5"]},
+        # a paper-size slice for one GPU in about 8 minutes (benchmarks/gpu_slice.sh, --jobs 4)
+        "paper-slice": {"task": "slmnist", "options": {}, "cells": ["gru", "lstm"], "layers": [5], "width": 256,
+                        "epochs": 3, "batch": 64, "lr": 1e-3, "seeds": [0, 1], "pretrain_seconds": None,
+                        "pretrain_steps": 100, "conditions": ["default", "rho1", "rho0.5"], "device": "cuda"},
         "paper": {"task": "slmnist", "options": {"time_repeat": 2}, "matched_widths": True,
                   "cells": ["gru", "lstm", "elman", "alif"],
                   "layers": [2, 5], "width": 256, "epochs": 50, "batch": 64, "lr": 1e-3, "seeds": [0, 1, 2, 3],
@@ -100,9 +113,22 @@ class Fig3DeepRNN(TrainExperiment):
                              "batch": 32, "otherwise": {**CHAR, "cells": ["gru", "lstm", "elman"], "batch": 32}}]},
     }
 
+    def claim_for(self, preset: str) -> str:
+        """The claim over the cells and depths the preset runs (its own grid, not the paper's)."""
+        p = self.params(preset)
+        cells = ", ".join(c.upper() if c in ("gru", "lstm", "alif") else c.capitalize() for c in p["cells"])
+        depths = " and ".join(map(str, p["layers"]))
+        conds = p.get("conditions", list(CONDITIONS)[:3])
+        than = " and beats the default init" if "default" in conds else ""
+        rest = "beats pre-training to rho = 1" if "rho1" in conds else "is tested"
+        return (f"Pre-training deep RNNs ({cells}; depth {depths}; width {p['width']}) to rho = 0.5 {rest}{than} in "
+                "most paired runs, the advantage growing with depth (Fig. 3 as read in docs/design.md A5; this preset "
+                "tests the cells and depths named here).")
+
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
-        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps", "init", "patience")
+        keep = ("task", "options", "width", "epochs", "batch", "lr", "pretrain_seconds", "pretrain_steps", "init", "patience",
+                "device")
         out = []
         for prefix, t in _tasks(p):
             q = {**p, **t}
@@ -119,9 +145,12 @@ class Fig3DeepRNN(TrainExperiment):
         return cls.stack_job(config, config["cell"], patience=config.get("patience"))
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = present(records)
-        if not recs:
+        """Every table, figure and statistic from one set of runs, the flagged inits left out
+        (the init table shows them), and one sensitivity line with them kept."""
+        every = present(records)
+        if not every:
             return ""
+        recs = [r for r in every if not flagged(r)]
         tasks = list(dict.fromkeys(r.config["task"] for r in recs))
         by = group(recs, lambda r: (r.config["task"], r.config["cell"], r.config["layers"], r.config["condition"]))
         rows = []
@@ -167,10 +196,12 @@ class Fig3DeepRNN(TrainExperiment):
         ax.legend()
         fig.tight_layout()
         parts.append(f"![paired shares]({save_figure(fig, figures / 'paired_shares.png')})")
-        parts += init_table(recs, ("task", "cell", "layers", "condition"),
+        parts += init_table(every, ("task", "cell", "layers", "condition"),
                             lambda k: (tasks.index(k[0]), k[1], k[2], list(CONDITIONS).index(k[3])))
         parts += _convergence(recs)
-        parts += _statistics(recs)
+        parts += _statistics(recs, left_out=len(every) - len(recs))
+        if len(every) > len(recs):
+            parts.append(_sensitivity(every, len(every) - len(recs)))
         return "\n\n".join(parts)
 
 
@@ -237,12 +268,15 @@ def _tasks(p: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _comparable(recs: list[RunRecord]) -> list[RunRecord]:
-    """The runs the statistics pool: no ALIF (at chance at these sizes), no task run with one
-    seed, no flagged init (stats rule, docs/design.md section 18)."""
+def _comparable(recs: list[RunRecord], keep_flagged: bool = False) -> list[RunRecord]:
+    """The runs the statistics pool: no task run with one seed, no flagged init (unless
+    ``keep_flagged``), and no ALIF beside other cells (at chance at the mixed presets' sizes;
+    a preset of ALIF alone is judged on its own) (stats rule, docs/design.md section 18)."""
     seeds = group(recs, lambda r: r.config["task"])
     many = {t for t, rs in seeds.items() if len({r.config["seed"] for r in rs}) >= 2}
-    return [r for r in recs if r.config["cell"] != "alif" and r.config["task"] in many and not flagged(r)]
+    only_alif = all(r.config["cell"] == "alif" for r in recs)
+    return [r for r in recs if (only_alif or r.config["cell"] != "alif") and r.config["task"] in many
+            and (keep_flagged or not flagged(r))]
 
 
 def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None,
@@ -260,9 +294,19 @@ def _pairs(recs: list[RunRecord], a: str, b: str, layers: int | None = None,
     return xs, ys, strata
 
 
-def _statistics(recs: list[RunRecord]) -> list[str]:
+def _sensitivity(every: list[RunRecord], flagged_runs: int) -> str:
+    """The pooled verdicts with the flagged runs kept: what leaving them out changed."""
+    pool = _comparable([r for r in every if r.state in ("ok", "diverged")], keep_flagged=True)
+    lines = [f"{a} − {b}: {stats.paired(*_pairs(pool, a, b)).brief()}" for a, b in (("rho0.5", "rho1"), ("rho0.5", "default"))
+             if any(r.config["condition"] == a for r in pool) and any(r.config["condition"] == b for r in pool)]
+    return (f"**Sensitivity** (the {flagged_runs} flagged run(s) kept, everything else as above): "
+            + ("; ".join(lines) or "no pairs") + ".")
+
+
+def _statistics(recs: list[RunRecord], left_out: int = 0) -> list[str]:
     """Paired differences per cell (cell x depth), per depth and pooled (cells as strata),
-    the depth trend, and the verdict by the rule of :mod:`lsc.experiments.stats`."""
+    the depth trend, and the verdict by the rule of :mod:`lsc.experiments.stats`; ``recs``
+    without the flagged runs (``left_out`` of them)."""
     pool = _comparable([r for r in recs if r.state in ("ok", "diverged")])
     conds = [c for c in CONDITIONS if any(r.config["condition"] == c for r in pool)]
     pairs = [(a, b) for a, b in (*PAIRS, ("unbalanced", "default"), ("rho0.5", "unbalanced")) if a in conds and b in conds]
@@ -302,7 +346,6 @@ def _statistics(recs: list[RunRecord]) -> list[str]:
                 "agrees in part and disagrees in part with" if held and failed else
                 "agrees in part (the rest undecided) with" if held else
                 "disagrees in part (the rest undecided) with" if failed else "is undecided on")
-        left_out = sum(flagged(r) for r in recs)
         by_cell = "; ".join(
             f"{a} − {b}: " + ", ".join(f"{cell} depth {L} {per_cell[(a, b, cell, L)].verdict.split(' (')[0]}"
                                       for cell in cells for L in depths if (a, b, cell, L) in per_cell)

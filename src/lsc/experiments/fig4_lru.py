@@ -75,9 +75,12 @@ class Fig4LRU(TrainExperiment):
         return cls.stack_job(config, "lru", clip=config["clip"] or None)
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        recs = present(records)
-        if not recs:
+        """Every table, figure and statistic from one set of runs, the flagged inits left out
+        (the init table shows them); the verdict adds a sensitivity line with them kept."""
+        every = present(records)
+        if not every:
             return ""
+        recs = [r for r in every if not flagged(r)]
         by = group(recs, lambda r: (r.config["layers"], r.config["condition"], bool(r.config["clip"])))
         depths = sorted({r.config["layers"] for r in recs})
         conds = [c for c in CONDITIONS if any(r.config["condition"] == c for r in recs)]
@@ -110,9 +113,9 @@ class Fig4LRU(TrainExperiment):
             ax.legend(fontsize=6)
         fig.tight_layout()
         parts.append(f"![validation curves]({save_figure(fig, figures / 'lru_validation.png')})")
-        parts += init_table(recs, ("layers", "condition", "clip"),
+        parts += init_table(every, ("layers", "condition", "clip"),
                             lambda k: (k[0], list(CONDITIONS).index(k[1]), bool(k[2])))
-        parts.append(self.verdict(recs, conds))
+        parts.append(self.verdict(every, conds))
         return "\n\n".join(parts)
 
 
@@ -121,10 +124,9 @@ class Fig4LRU(TrainExperiment):
         """Paired differences in minus test perplexity by (layers, clip, seed), unflagged
         inits only: each LSC condition against the default and rho = 0.5 against rho = 1,
         with the rule of :mod:`lsc.experiments.stats`."""
-        pool = [r for r in recs if r.state in ("ok", "diverged") and not flagged(r)]
-        keyed = group(pool, lambda r: (r.config["layers"], bool(r.config["clip"]), r.config["seed"]))
-
-        def compare(a: str, b: str) -> stats.Paired:
+        def compare(a: str, b: str, keep_flagged: bool = False) -> stats.Paired:
+            pool = [r for r in recs if r.state in ("ok", "diverged") and (keep_flagged or not flagged(r))]
+            keyed = group(pool, lambda r: (r.config["layers"], bool(r.config["clip"]), r.config["seed"]))
             both = [(key, {r.config["condition"]: r for r in rs}) for key, rs in sorted(keyed.items())]
             both = [(key, d) for key, d in both if a in d and b in d]
             return stats.paired([paired_score(d[a]) for _, d in both], [paired_score(d[b]) for _, d in both],
@@ -142,10 +144,13 @@ class Fig4LRU(TrainExperiment):
                 "disagrees with" if any(v == "fails" for v in beats) or (half is not None and half.verdict == "fails")
                 else "is undecided on")
         lines = [f"{a} − {b}: {p.brief()}" for (a, b), p in results.items()]
+        n_flagged = sum(flagged(r) for r in recs)
+        sensitivity = ("" if not n_flagged else f"\n\n**Sensitivity** (the {n_flagged} flagged run(s) kept): "
+                       + "; ".join(f"{a} − {b}: {compare(a, b, keep_flagged=True).brief()}" for a, b in pairs) + ".")
         return ("**Statistics** (minus test perplexity, paired by depth, clipping and seed; depth and clipping as strata; exact "
                 f"sign test; {stats.RULE}; a diverged run loses its pair; flagged inits left out):\n\n"
                 + table(("difference", *stats.HEADER), rows) + "\n\n**Verdict.** " + "; ".join(lines)
-                + f": this {word} the claim ({sum(flagged(r) for r in recs)} flagged run(s) left out).")
+                + f": this {word} the claim ({n_flagged} flagged run(s) left out)." + sensitivity)
 
 
 register(Fig4LRU())

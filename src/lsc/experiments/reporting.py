@@ -75,7 +75,7 @@ def _section(exp: Experiment, preset: str, recs: list[RunRecord], root: Path, fi
         partial = (f"- **{name}** (`{preset}`): {len(absent)} of {len(recs)} runs have no record yet, e.g. "
                    + ", ".join(f"`{a}`" for a in absent[:4]) + (", ..." if len(absent) > 4 else "")
                    + f" (`{command}` runs exactly these).")
-    text = (f"## {name} (preset `{preset}`)\n\n**Claim.** {exp.claim}\n\n*Source:* {exp.source}\n\n"
+    text = (f"## {name} (preset `{preset}`)\n\n**Claim.** {exp.claim_for(preset)}\n\n*Source:* {exp.source}\n\n"
             f"**Command:** `{command}` then `make results`. "
             f"**Seeds:** {', '.join(map(str, seeds)) or 'none'}.{_span(present(recs))}{_code(present(recs))} "
             f"**Runs:** {state_summary(recs)}"

@@ -36,7 +36,7 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{m}")
 
 
-def report(records, figures=None, names=None, presets=PRESETS, link_base=None, header=False) -> str:  # type: ignore[no-untyped-def]
+def report(records, figures=None, names=None, presets=PRESETS, link_base=None, header=False) -> str:
     """Markdown of every experiment/preset with run records under ``records`` (see :mod:`.reporting`)."""
     from .reporting import report as _report
 

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..job import TrainJob, run_job
 from .records import read_record_file, record_path
@@ -99,7 +99,7 @@ class Experiment:
     name: str = ""
     claim: str = ""
     source: str = ""
-    presets: dict[str, dict[str, Any]] = {}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def claim_for(self, preset: str) -> str:
         """The claim as the preset tests it (the claim, unless the preset's grid narrows it)."""
@@ -302,7 +302,7 @@ def init_table(recs: Sequence[RunRecord], keys: Sequence[str], order: Callable[[
     with_init = [r for r in recs if (r.result.get("init") or {}).get("edges")]
     rows = []
     for key, rs in sorted(group(with_init, lambda r: tuple(r.config[k] for k in keys)).items(), key=lambda kv: order(kv[0])):
-        def radii(kind: str) -> str:
+        def radii(kind: str, rs: list[RunRecord] = rs) -> str:
             per_run = ([e["mean"] for e in r.result["init"]["edges"] if e["kind"] == kind] for r in rs)
             return mean_std((sum(v) / len(v) for v in per_run if v), "{:.3f}")
 

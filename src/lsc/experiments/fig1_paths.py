@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import (
     Experiment,
@@ -38,7 +38,7 @@ class Fig1Paths(Experiment):
         "to 0.5 has a flat gradient over time while one pre-trained to 1 grows towards early steps."
     )
     source = "Herranz-Celotti & Rouat, Fig. 1 (docs/design.md A1.4)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"pascal": (4, 20), "cell": "gru", "layers": 2, "width": 8, "time": 20, "seconds": None, "steps": 20, "seeds": [0]},
         "cpu": {"pascal": (10, 100), "cell": "gru", "layers": 5, "width": 32, "time": 100, "seconds": None, "steps": 1000, "seeds": [0, 1, 2]},
         "paper": {"pascal": (10, 100), "cell": "gru", "layers": 7, "width": 128, "time": 500, "seconds": None, "steps": 5000, "seeds": [0, 1, 2, 3]},
@@ -100,7 +100,7 @@ class Fig1Paths(Experiment):
         if pas:
             fig = figure()
             ax = fig.subplots()
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             for rho, r in sorted(pas.items(), reverse=True):
                 m = r.metrics()
                 ax.plot([row["t"] for row in m], [row["gradient"] for row in m], label=f"rho = {rho:g} (autograd)")
@@ -125,7 +125,7 @@ class Fig1Paths(Experiment):
             for cond in CONDITIONS:
                 rs = [r for r in by.get(cond, []) if r.state == "ok"]
                 bad = [r for r in by.get(cond, []) if r.state in ("failed", "diverged")]
-                rad = lambda k: mean_std(r.result.get("radius", {}).get(k) for r in rs)  # noqa: E731
+                rad = lambda k, rs=rs: mean_std(r.result.get("radius", {}).get(k) for r in rs)  # noqa: E731
                 conv = sum(bool(r.result.get("pretrain", {}).get("converged")) for r in rs)
                 rows.append((cond, rad("time"), rad("depth"), mean_std(r.result["g_t0"] for r in rs),
                              mean_std(r.result["g_last"] for r in rs), mean_std(r.result["early_late_ratio"] for r in rs),

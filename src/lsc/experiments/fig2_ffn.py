@@ -31,7 +31,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from .base import (
     Experiment,
@@ -76,7 +76,7 @@ class Fig2FFN(Experiment):
         "Glorot and He initialisation across activations (sin, relu, cos) and learning rates (our reading of Fig. 2)."
     )
     source = "Herranz-Celotti & Rouat, Fig. 2 (docs/design.md A1.6, A4.7)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"depth": 4, "width": 16, "activations": ["relu"], "lrs": [1e-3], "seeds": [0], "epochs": 1,
                   "batch": 128, "train_limit": 512, "pretrain_seconds": None, "pretrain_steps": 10, **PRETRAIN},
         "cpu": {"depth": 30, "width": 128, "activations": ["relu", "sin", "cos"], "lrs": [1e-2, 1e-3, 1e-4],
@@ -110,7 +110,7 @@ class Fig2FFN(Experiment):
         images = load_images("mnist")
         splits = image_splits(images, seed=0)  # the same split for every run
 
-        def tensors(name: str, limit: int | None = None):  # type: ignore[no-untyped-def]
+        def tensors(name: str, limit: int | None = None):
             x, y = splits[name]
             x, y = x[:limit], y[:limit]
             return torch.from_numpy(x).float().div(255.0).reshape(len(x), -1), torch.from_numpy(y).long()
@@ -136,9 +136,10 @@ class Fig2FFN(Experiment):
                                rescale=config["pretrain_rescale"])
             result["pretrain"] = {"stopped": pre.stopped, "steps": pre.steps, "seconds": pre.seconds, "converged": pre.converged}
         rep = lsc.measure(model, xtr[:64], kinds=("depth",), seed=seed)
-        result["depth_radius"] = sum(e["mean"] for e in rep.to_dict()["edges"]) / max(1, len(rep.to_dict()["edges"]))
+        edges = cast("list[dict[str, float]]", rep.to_dict()["edges"])
+        result["depth_radius"] = sum(e["mean"] for e in edges) / max(1, len(edges))
 
-        def accuracy(x, y) -> float:  # type: ignore[no-untyped-def]
+        def accuracy(x, y) -> float:
             with torch.no_grad():
                 return float((model(x).argmax(-1) == y).float().mean())
 
@@ -222,7 +223,7 @@ class Fig2FFN(Experiment):
         lines = []
         for other in ("glorot", "he"):
             n = wins = ties = 0
-            for key, rs in pairs.items():
+            for rs in pairs.values():
                 d = {r.config["init"]: r for r in rs}
                 if "lsc" in d and other in d:
                     n += 1

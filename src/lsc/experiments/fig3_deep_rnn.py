@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..job import TrainJob
 from . import stats
@@ -68,7 +68,7 @@ class Fig3DeepRNN(TrainExperiment):
         "beats the default init in most paired runs, the advantage growing with depth (Fig. 3 as read in docs/design.md A5)."
     )
     source = "Herranz-Celotti & Rouat, Fig. 3 (docs/design.md A4.5, A5)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"task": "delayed-xor", "options": {"delay": 5, "train_size": 128, "val_size": 64, "test_size": 64},
                   "cells": ["gru"], "layers": [2], "width": 8, "epochs": 1, "batch": 32, "lr": 3e-3, "seeds": [0],
                   "pretrain_seconds": None, "pretrain_steps": 5},
@@ -158,7 +158,7 @@ class Fig3DeepRNN(TrainExperiment):
                                                                                 list(CONDITIONS).index(kv[0][3]))):
             ok = [r for r in rs if r.state == "ok"]
             conv = sum(bool((r.result.get("pretrain") or {}).get("converged")) for r in ok)
-            shown = lambda key: (_shown(r, key) for r in ok if r.result.get(key) is not None)  # noqa: E731
+            shown = lambda key, ok=ok: (_shown(r, key) for r in ok if r.result.get(key) is not None)  # noqa: E731
             rows.append((task, cell, layers, cond, mean_std(shown("test"), "{:.1f}"), mean_std(shown("val"), "{:.1f}"),
                          "—" if cond == "default" else f"{conv}/{len(ok)}",
                          sum(r.state == "diverged" for r in rs), sum(r.state == "failed" for r in rs)))
@@ -174,7 +174,7 @@ class Fig3DeepRNN(TrainExperiment):
                 row = [f"{a} beats {b}" + (" (ALIF)" if alif else " (non-ALIF)")]
                 for L in depths:
                     n = w = 0
-                    for (_, cell, layers, seed), rs in keyed.items():
+                    for (_, cell, layers, _seed), rs in keyed.items():
                         d = {r.config["condition"]: r for r in rs}
                         if layers == L and (cell == "alif") == alif and a in d and b in d:
                             n += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..job import TrainJob
 from . import stats
@@ -45,7 +45,7 @@ class Fig4LRU(TrainExperiment):
         "(Fig. 4 / Table 1 as read in docs/design.md A5; the paper's numbers were not retrieved)."
     )
     source = "Herranz-Celotti & Rouat, Fig. 4 and Table 1 (docs/design.md A1.5, A4.6)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"task": "char", "options": {"max_chars": 20000, "bptt": 20}, "layers": [2], "width": 16, "epochs": 1,
                   "batch": 32, "lr": 3e-3, "clips": [None, 1.0], "seeds": [0], "pretrain_seconds": None,
                   "pretrain_steps": 3, "conditions": ["default", "rho0.5"]},

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import (
     Experiment,
@@ -53,7 +53,7 @@ class GlorotLongRange(Experiment):
         "rescaled Glorot init (radius just below 1) keeps the state bounded."
     )
     source = "Bar, Seleznova, Alexander, Kutyniok & Giryes 2025 (init_theories.md B)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"sizes": [64, 128], "time": 200, "batch": 4, "seeds": [0],
                   "task": {"name": "lorenz", "options": {"length": 300, "train_size": 64, "val_size": 32, "test_size": 32},
                            "width": 16, "epochs": 1, "batch": 32, "lr": 1e-3, "seeds": [0]}},

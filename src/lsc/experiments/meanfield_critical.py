@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..job import TrainJob
 from .base import (
@@ -38,7 +38,7 @@ class MeanfieldCritical(TrainExperiment):
         "init fails: test accuracy vs sequence length T stays high for critical and falls for standard."
     )
     source = "Gilboa, Chang, Chen, Yang, Schoenholz, Chi & Pennington 2019 (init_theories.md A.8)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"lengths": [30], "cells": ["lstm"], "width": 8, "epochs": 1, "batch": 64, "lr": 1e-3, "seeds": [0],
                   "task": "delayed-xor"},
         "cpu": {"lengths": [50, 200, 500], "cells": ["lstm", "gru"], "width": 64, "epochs": 2, "batch": 64, "lr": 1e-3,

@@ -79,7 +79,7 @@ def make_record(*, experiment: str, preset: str, run_id: str, config: Mapping[st
                 seconds: float, error: str | None, result: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
                 started: str, finished: str) -> dict[str, Any]:
     """One run's record (module docstring)."""
-    last = (error or "").strip().splitlines()[-1:] or [None]
+    last: list[str | None] = [*(error or "").strip().splitlines()[-1:]] or [None]
     return {"format": FORMAT, "experiment": experiment, "preset": preset, "run_id": run_id,
             "config": json.loads(json.dumps(dict(config))), "state": state, "seconds": round(seconds, 3),
             "error": last[0], "started": started, "finished": finished, "code": code_version(),

@@ -87,7 +87,7 @@ def run(
 LAUNCHERS = ("local", "submitit")
 
 
-def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):  # type: ignore[no-untyped-def]
+def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):
     """A runner of one run's command as a submitit job: submit, wait, give its exit."""
     import submitit
 
@@ -97,13 +97,13 @@ def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):  
         job = executor.submit(submitit.helpers.CommandFunction(command, verbose=False, env=env))
         try:
             job.result()
-        except Exception as exc:  # the run's own status.json says what happened; a lost job is "failed"
+        except Exception as exc:  # noqa: BLE001 - the run's own files say what happened; a lost job is "failed"
             (d / "stderr.log").write_text(f"submitit job {job.job_id}: {exc}\n")
 
     return launch
 
 
-def _run_held(  # type: ignore[no-untyped-def]
+def _run_held(
     exp: Experiment, preset: str, out: Path, root: Path, *, jobs: int, force: bool, threads: int,
     only: Sequence[str] | None, say, launch=None,
 ) -> dict[str, int]:

@@ -16,9 +16,10 @@ gradients: analysing RNN training using attractors and smoothness" (init_theorie
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from .base import (
     Experiment,
@@ -46,7 +47,7 @@ class SmoothnessAttractors(Experiment):
         "which a constrained stable (contracting) RNN cannot have (it stays on a fixed point)."
     )
     source = "Ribeiro, Tiels, Aguirre & Schön, AISTATS 2020 (init_theories.md C)"
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"radii": [0.5, 1.0, 1.5], "lengths": [10, 30], "sweep_width": 8, "iters": 5, "sweep_seeds": [0],
                   "hidden": 8, "length": 40, "steps": 15, "run_steps": 200, "seeds": [0]},
         "cpu": {"radii": [0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0], "lengths": [10, 30, 100], "sweep_width": 16,
@@ -93,8 +94,8 @@ class SmoothnessAttractors(Experiment):
             ratio = {T: mean(r.result["beta"][hi] / r.result["beta"][lo] for r in rs  # inf is stored as null: skipped
                              if r.result["beta"][hi] is not None and r.result["beta"][lo]) for T, rs in by.items()}
             Ts = sorted(ratio)
-            mono = all(ratio[a] < ratio[b] for a, b in zip(Ts, Ts[1:]))
-            parts.append("**Verdict (smoothness).** beta(r = %g) / beta(r = %g): " % (radii[hi], radii[lo])
+            mono = all(ratio[a] < ratio[b] for a, b in itertools.pairwise(Ts))
+            parts.append(f"**Verdict (smoothness).** beta(r = {radii[hi]:g}) / beta(r = {radii[lo]:g}): "
                          + ", ".join(f"{ratio[T]:.3g} (T = {T})" for T in Ts)
                          + (": the loss roughens past radius 1 and more so for longer sequences, which agrees with the claim."
                             if mono and ratio[Ts[-1]] > 10 else ": this does not show the claimed growth cleanly (inconclusive)."))
@@ -163,7 +164,7 @@ def _sweep(config: dict[str, Any], log: Logger) -> dict[str, Any]:
     torch.manual_seed(seed)
     elman = lsc.models.StackedRNN("elman", input_size=2, hidden_size=config["width"], num_layers=1, output_size=1).double()
     with torch.no_grad():
-        torch.nn.init.orthogonal_(elman.cells[0].weight_hh)
+        torch.nn.init.orthogonal_(elman.cells[0].get_parameter("weight_hh"))
     g = torch.Generator().manual_seed(1000 + seed)
     xs = 0.5 * torch.randn(4, T, 2, generator=g, dtype=torch.float64)
     ys = torch.randn(4, T, 1, generator=g, dtype=torch.float64)
@@ -178,7 +179,7 @@ def _sweep(config: dict[str, Any], log: Logger) -> dict[str, Any]:
     return {"radii": config["radii"], "beta": betas}
 
 
-def _sine_batch(length: int, n: int = 10):  # type: ignore[no-untyped-def]
+def _sine_batch(length: int, n: int = 10):
     import torch
 
     omega = torch.linspace(math.pi / 16, math.pi / 8, n, dtype=torch.float32)
@@ -233,8 +234,8 @@ def _sine(config: dict[str, Any], log: Logger) -> dict[str, Any]:
     return {"train_mse_first": first, "train_mse": final, "amplitude": amplitude,
             "free_run": [float(v) for v in run[-200:]],
             "attractors": {"fixed_points": d["fixed_points"], "cycles": d["cycles"], "count": d["count"],
-                           "unresolved": sum(d["unresolved"]), "diverged": sum(d["diverged"]),
-                           "kinds": [a["kind"] for a in d["attractors"]]}}
+                           "unresolved": sum(cast("list[int]", d["unresolved"])), "diverged": sum(cast("list[int]", d["diverged"])),
+                           "kinds": [a["kind"] for a in cast("list[dict[str, Any]]", d["attractors"])]}}
 
 
 register(SmoothnessAttractors())

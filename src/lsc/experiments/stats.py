@@ -89,7 +89,7 @@ def _within(groups: Sequence[np.ndarray]) -> tuple[float, int]:
     return ss, sum(g.size for g in groups) - len(groups)
 
 
-def _strata(values: Sequence[float], strata: Sequence[Hashable] | None) -> list[np.ndarray]:
+def _strata(values: Sequence[float] | np.ndarray, strata: Sequence[Hashable] | None) -> list[np.ndarray]:
     d = np.asarray(values, dtype=float)
     if strata is None:
         return [d]

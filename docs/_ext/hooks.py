@@ -86,6 +86,8 @@ def _help() -> str:
 def on_page_markdown(markdown, page, **kwargs):
     if "<!-- lsc-help -->" in markdown and page.file.src_uri == "cli.md":
         markdown = markdown.replace("<!-- lsc-help -->", _help())
+    if page.file.src_uri == "results/before-records.md":  # its link to RESULTS.md is the site's results page
+        markdown = markdown.replace("](../../RESULTS.md)", "](../results.md)")
     return INCLUDE.sub(_include, markdown)
 
 

@@ -5,10 +5,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from ..condition import StabilityReport, Target, check_tol, measure
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from typing_extensions import TypedDict, Unpack  # typing's own from Python 3.11
+
+    from ..jacobian import Estimator
+
+    class MeasureOptions(TypedDict, total=False):
+        """The options of :func:`lsc.measure` that :func:`check_lsc` passes through."""
+
+        kinds: Sequence[str] | None
+        method: str
+        quantity: str
+        steps: int
+        probes: int
+        time_points: int | Sequence[int] | str
+        seed: int | None
+        estimator: Estimator | None
+        precision: float
+        rtol: float
+        lengths: Sequence[int] | Tensor | None
 
 
 @dataclass(frozen=True)
@@ -33,7 +56,9 @@ class InitCheck:
         )
 
 
-def check_lsc(model: nn.Module, x: Tensor, *, target: Target = "auto", tol: float = 0.1, **measure_options: object) -> InitCheck:
+def check_lsc(
+    model: nn.Module, x: Tensor, *, target: Target = "auto", tol: float = 0.1, **measure_options: Unpack[MeasureOptions]
+) -> InitCheck:
     """Measure every local Jacobian of ``model`` on ``x`` (:func:`lsc.measure`, whose options
     pass through) and summarise the gap to ``target`` (``auto``: 1 for a feed-forward net or a
     single layer, 0.5 for a deep RNN)."""

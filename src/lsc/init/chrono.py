@@ -18,9 +18,12 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_number
+from ..models.torch_layout import TorchLayoutCell
 from . import draws
 from .classical import NotApplicable
 from .units import Unit, gate_names, gate_rows
+
+_CHRONO_GATES: tuple[tuple[str, ...], ...] = (("i", "f", "g", "o"), ("r", "z", "n"))  # LSTM, GRU
 
 
 def chrono_biases(n: int, t_max: float, gen: torch.Generator) -> torch.Tensor:
@@ -35,9 +38,9 @@ def chrono(unit: Unit, gen: torch.Generator, *, t_max: float | None = None) -> N
     if check_number(t_max, "chrono t_max") <= 2:
         raise ValueError(f"chrono t_max must be a number > 2 (times are drawn from [1, t_max - 1]), got {t_max!r}")
     m = unit.module
-    if unit.kind != "gated" or gate_names(m) not in (("i", "f", "g", "o"), ("r", "z", "n")):
+    if unit.kind != "gated" or not isinstance(m, TorchLayoutCell) or gate_names(m) not in _CHRONO_GATES:
         raise NotApplicable("chrono sets the forget/update gate biases of LSTM and GRU cells")
-    if not m.bias:
+    if m.bias_ih is None or m.bias_hh is None:  # m.bias, spelled out for the type checker
         raise NotApplicable("chrono sets gate biases, and this layer was built with bias=False")
     b = torch.zeros(m.bias_ih.shape, dtype=torch.float64)
     keep = chrono_biases(m.cell_size, float(t_max), gen)

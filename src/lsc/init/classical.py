@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..models import ALIFCell
+from ..models.torch_layout import TorchLayoutCell
 from . import draws
 from .units import Unit, gate_names, gate_rows, matrices
 
@@ -30,6 +32,8 @@ BlockRule = Callable[[Tensor, int, int, torch.Generator], None]  # (block, fan_i
 
 class NotApplicable(Exception):
     """An init rule that does not apply to this unit (the message says why)."""
+
+    unit: Unit | None = None  # the unit it does not apply to, where the raiser knows it
 
 
 def _zero_biases(*biases: Tensor | None) -> None:
@@ -46,6 +50,7 @@ def per_block(rule: BlockRule, unit: Unit, gen: torch.Generator) -> None:
         rule(m.weight, m.in_features, m.out_features, gen)
         _zero_biases(m.bias)
     elif unit.kind == "gated":
+        assert isinstance(m, TorchLayoutCell)
         H = m.cell_size
         for gate in gate_names(m):
             rows = gate_rows(m, gate)
@@ -55,6 +60,7 @@ def per_block(rule: BlockRule, unit: Unit, gen: torch.Generator) -> None:
             rule(w, w.shape[1], w.shape[0], gen)
         _zero_biases(m.bias_ih, m.bias_hh)
     elif unit.kind == "alif":
+        assert isinstance(m, ALIFCell)
         rule(m.weight_in, m.input_size, m.hidden_size, gen)
         rule(m.weight_rec, m.hidden_size, m.hidden_size, gen)
         _zero_biases(m.bias)
@@ -96,9 +102,10 @@ def orthogonal(unit: Unit, gen: torch.Generator, *, gain: float = 1.0) -> None:
 def identity(unit: Unit, gen: torch.Generator, *, scale: float = 1.0, input_std: float = 1e-3) -> None:
     m = unit.module
     if unit.kind == "dense":
+        assert isinstance(m, nn.Linear)
         draws.identity(m.weight, scale)
         _zero_biases(m.bias)
-    elif unit.kind == "gated" and m.gates == 1:
+    elif unit.kind == "gated" and isinstance(m, TorchLayoutCell) and m.gates == 1:
         draws.identity(m.weight_hh, scale)
         draws.normal(m.weight_ih, input_std, gen)
         _zero_biases(m.bias_ih, m.bias_hh)
@@ -117,9 +124,11 @@ def keras(unit: Unit, gen: torch.Generator, *, forget_bias: float = 1.0) -> None
     input and orthogonal recurrent weights (docs/design.md section 14)."""
     m = unit.module
     if unit.kind == "dense":
+        assert isinstance(m, nn.Linear)
         draws.uniform(m.weight, draws.glorot_bound(m.in_features, m.out_features), gen)
         _zero_biases(m.bias)
     elif unit.kind == "gated":
+        assert isinstance(m, TorchLayoutCell)
         w_ih, w_hh = m.weight_ih, m.weight_hh
         draws.uniform(w_ih, draws.glorot_bound(w_ih.shape[1], w_ih.shape[0]), gen)
         draws.orthogonal(w_hh, 1.0, gen)
@@ -129,6 +138,7 @@ def keras(unit: Unit, gen: torch.Generator, *, forget_bias: float = 1.0) -> None
         if "f" in gate_names(m) and m.bias_ih is not None:
             draws.constant(m.bias_ih[gate_rows(m, "f")], forget_bias)
     elif unit.kind == "alif":
+        assert isinstance(m, ALIFCell)
         draws.uniform(m.weight_in, draws.glorot_bound(m.input_size, m.hidden_size), gen)
         draws.orthogonal(m.weight_rec, 1.0, gen)
         _zero_biases(m.bias)

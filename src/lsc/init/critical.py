@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.torch_layout import TorchLayoutCell
 from . import draws
 from .classical import NotApplicable
 from .meanfield import GateInit, MeanField, _e1, _sig, gru, lstm
@@ -126,7 +127,8 @@ def choose(cell: str, seq_len: int, *, q_x: float = 1.0, kappa: float = 6.0, m1:
 
 
 def _cell_kind(unit: Unit) -> str:
-    names = gate_names(unit.module) if unit.kind == "gated" else ()
+    m = unit.module
+    names = gate_names(m) if unit.kind == "gated" and isinstance(m, TorchLayoutCell) else ()
     if names == ("i", "f", "g", "o"):
         return "lstm"
     if names == ("r", "z", "n"):
@@ -134,7 +136,7 @@ def _cell_kind(unit: Unit) -> str:
     raise NotApplicable("the critical init is derived for LSTM and GRU cells")
 
 
-def write_gates(cell: torch.nn.Module, gates: dict[str, GateInit], gen: torch.Generator, recurrent: str) -> None:
+def write_gates(cell: TorchLayoutCell, gates: dict[str, GateInit], gen: torch.Generator, recurrent: str) -> None:
     """Write per-gate hyperparameters into a PyTorch-layout cell (step 4 of the recipe)."""
     n, m = cell.weight_hh.shape[1], cell.weight_ih.shape[1]
     bias = torch.zeros(cell.weight_ih.shape[0], dtype=torch.float64)
@@ -146,7 +148,7 @@ def write_gates(cell: torch.nn.Module, gates: dict[str, GateInit], gen: torch.Ge
             draws.normal(cell.weight_hh[rows], math.sqrt(g.sigma2 / n), gen)
         draws.normal(cell.weight_ih[rows], math.sqrt(g.rho2 / m), gen)
         bias[rows] = g.mu + math.sqrt(g.nu2) * torch.randn(rows.stop - rows.start, generator=gen, dtype=torch.float64)
-    if cell.bias:
+    if cell.bias_ih is not None and cell.bias_hh is not None:  # cell.bias, spelled out for the type checker
         draws.put(cell.bias_ih, bias)
         draws.constant(cell.bias_hh, 0.0)
     elif any(g.mu != 0 or g.nu2 != 0 for g in gates.values()):
@@ -180,14 +182,17 @@ def critical_units(
     for u in layers:  # every check before anything is written
         try:
             kinds.append(_cell_kind(u))
-            if u.module.weight_hh.shape[0] // u.module.gates != u.module.weight_hh.shape[1]:
+            m = u.module
+            assert isinstance(m, TorchLayoutCell)  # _cell_kind passed: a gated unit
+            if m.weight_hh.shape[0] // m.gates != m.weight_hh.shape[1]:
                 raise NotApplicable("the critical init needs a square recurrent matrix per gate (no proj_size)")
         except NotApplicable as exc:
-            exc.unit = u  # type: ignore[attr-defined]
+            exc.unit = u
             raise
     choices = []
     for i, (u, kind) in enumerate(zip(layers, kinds)):
         c = choose(kind, seq_len, q_x=q_x, kappa=kappa, m1=m1, gate_var=gate_var, max_scale=max_scale, layer=i)
+        assert isinstance(u.module, TorchLayoutCell)  # checked in the loop above
         write_gates(u.module, c.gates, gen, recurrent)
         choices.append(c)
         q_x = c.theory.q_h

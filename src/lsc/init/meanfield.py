@@ -39,6 +39,7 @@ They are tested against a width-1024 simulation in ``tests/test_init.py``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -182,7 +183,7 @@ def _fixed_point(step, tol: float, max_iter: int) -> tuple[float, int]:
 
 
 def lstm(
-    gates: dict[str, GateInit | dict | None] | None = None,
+    gates: Mapping[str, GateInit | dict | None] | None = None,
     *,
     q_x: float = 1.0,
     tol: float = 1e-12,
@@ -255,7 +256,7 @@ def lstm(
 
 
 def gru(
-    gates: dict[str, GateInit | dict | None] | None = None,
+    gates: Mapping[str, GateInit | dict | None] | None = None,
     *,
     q_x: float = 1.0,
     tol: float = 1e-12,
@@ -320,7 +321,7 @@ def gru(
 
 
 def _merge(
-    names: tuple[str, ...], gates: dict[str, GateInit | dict | None] | None, flat: dict[str, float]
+    names: tuple[str, ...], gates: Mapping[str, GateInit | dict | None] | None, flat: dict[str, float]
 ) -> dict[str, GateInit | dict | None]:
     """Combine ``gates=`` with flat ``mu_f=...`` keywords (flat ones win)."""
     out: dict[str, dict] = {}

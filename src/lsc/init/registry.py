@@ -22,6 +22,7 @@ from ..checks import (
     generator_seed,
     unknown_name,
 )
+from ..models.torch_layout import TorchLayoutCell
 from . import chrono, classical, ssm
 from .classical import NotApplicable
 from .critical import CriticalInit, critical_units
@@ -107,9 +108,9 @@ def _check_options(name: str, given: dict[str, object]) -> None:
 
 
 def _generator(seed: int | None) -> torch.Generator:
+    seed = check_seed(seed)
     if seed is None:  # follow torch's global RNG, so torch.manual_seed makes it reproducible
         seed = int(torch.randint(0, 2**62, (1,)).item())
-    seed = check_seed(seed)
     return torch.Generator().manual_seed(generator_seed(seed))
 
 
@@ -189,29 +190,35 @@ def _not_applicable(name: str, unit: Unit, exc: Exception) -> TypeError:
 
 def _fits(scheme: _Scheme, unit: Unit) -> bool:
     kind = unit.kind
-    if kind == "gated":
-        kind = {("i", "f", "g", "o"): "lstm", ("r", "z", "n"): "gru", ("h",): "elman"}.get(gate_names(unit.module), kind)
+    if kind == "gated" and isinstance(unit.module, TorchLayoutCell):
+        names = gate_names(unit.module)
+        kind = {("i", "f", "g", "o"): "lstm", ("r", "z", "n"): "gru", ("h",): "elman"}.get(names, kind)
     return kind in [k.strip() for k in scheme.info.applies_to.split(",")]
 
 
-def apply(model: nn.Module, name: str, *, seed: int | None = None, **options: object) -> nn.Module:
+def apply(
+    model: nn.Module, name: str, *, seed: int | None = None, horizon: int | None = None, **options: object
+) -> nn.Module:
     """Initialise ``model`` in place with the init called ``name`` and return it.
 
     ``model``: an ``lsc.models.StackedRNN`` or ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` (or
     cell), a ``torch.nn.Linear``, or any module :func:`lsc.models.as_stack` sees.
     ``seed``: draws are reproducible (``None`` follows ``torch.manual_seed``). Options are
-    the init's own (see :func:`available`); unknown ones are an error.
+    the init's own (see :func:`available`); unknown ones are an error. ``horizon``: as for
+    :func:`run`.
 
     Example::
 
         lsc.init.apply(torch.nn.LSTM(8, 64, 2), "chrono", t_max=784, seed=0)
     """
-    return run(model, name, seed=seed, **options)[0]
+    return run(model, name, seed=seed, horizon=horizon, **options)[0]
 
 
-def critical(model: nn.Module, seq_len: int, *, seed: int | None = None, **options: object) -> CriticalInit:
+def critical(
+    model: nn.Module, seq_len: int, *, seed: int | None = None, horizon: int | None = None, **options: object
+) -> CriticalInit:
     """Choose the critical LSTM/GRU init for ``seq_len`` steps from the mean-field theory,
     write it into ``model`` and return the per-layer choice (see :mod:`lsc.init.critical`)."""
-    out = run(model, "critical", seed=seed, seq_len=seq_len, **options)[1]
+    out = run(model, "critical", seed=seed, horizon=horizon, seq_len=seq_len, **options)[1]
     assert isinstance(out, CriticalInit)
     return out

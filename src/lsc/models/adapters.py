@@ -61,6 +61,7 @@ def adapt_torch_rnn(module: nn.Module) -> Stack:
                 "lsc.measure / lsc.pretrain take it and see each direction (and layer) as its own part "
                 "(lsc.parts.find)"
             )
+        assert isinstance(module, nn.RNNBase)  # every _LAYERED class is one
         cells = [cls.view_of(module, k) for k in range(module.num_layers)]
         stack = Stack(cells, batch_first=bool(module.batch_first))
     else:

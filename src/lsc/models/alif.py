@@ -58,6 +58,7 @@ class ALIFCell(Cell):
     """ALIF spiking cell over state [v; a]; output: the spikes z_t (exactly 0 or 1)."""
 
     diagonal_recurrence = True  # each unit recurs on its own: the time Jacobian holds one eigenvalue per unit
+    rec_mask: Tensor  # a buffer (register_buffer in __init__)
 
     def __init__(
         self,

@@ -153,6 +153,7 @@ class FFN(FeedForward):
         squeeze = x.dim() == 2
         u = self.check_input(x)[:, 0]
         for cell in self.cells:
+            assert isinstance(cell, DenseCell)  # an FFN is built of DenseCells
             u = cell.transition(u, None)  # feed-forward: no previous state
         y = self.decoder(u) if self.decoder is not None else u
         return y if squeeze else y.unsqueeze(1)

@@ -10,6 +10,7 @@ the same restricted reader."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import SupportsInt, cast
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from .ffn import FFN
 from .stacked import StackedRNN
 
 FORMAT = "lsc-model/1"
+WINDOW = "max_length"  # the plain attribute load() gives a model trained by lsc.train (its window)
 _TORCH = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN": nn.RNN}
 _TORCH_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
 
@@ -78,6 +80,9 @@ def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> n
         model.load_state_dict(blob["state_dict"])  # type: ignore[arg-type]
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise DamagedFileError(path, f"its weights do not fit its model ({str(exc).splitlines()[0][:200]})") from None
-    if blob.get("window") is not None:  # written by lsc.train: the longest sequence it was trained on
-        model.max_length = int(blob["window"])  # type: ignore[call-overload]
+    window = blob.get("window")
+    if window is not None:  # written by lsc.train: the longest sequence it was trained on
+        # setattr: nn.Module's __setattr__ is typed for tensors and modules, and this is a plain int;
+        # the cast: lsc.train writes an int, and int() still refuses what is none
+        setattr(model, WINDOW, int(cast(SupportsInt, window)))
     return model

@@ -171,10 +171,13 @@ def linear_scan(lr: Tensor, li: Tensor, br: Tensor, bi: Tensor, chunk: int | Non
         local_r.append(hr)
         local_i.append(hi)
     inner_r, inner_i = torch.stack(local_r, dim=2), torch.stack(local_i, dim=2)  # (B, K, C, N)
-    pr, pi = [lr], [li]  # lambda^1 .. lambda^C
+    powers_r, powers_i = [lr], [li]  # lambda^1 .. lambda^C
     for _ in range(C - 1):
-        pr, pi = [*pr, pr[-1] * lr - pi[-1] * li], [*pi, pr[-1] * li + pi[-1] * lr]
-    pr, pi = torch.stack(pr), torch.stack(pi)  # (C, N)
+        powers_r, powers_i = (
+            [*powers_r, powers_r[-1] * lr - powers_i[-1] * li],
+            [*powers_i, powers_r[-1] * li + powers_i[-1] * lr],
+        )
+    pr, pi = torch.stack(powers_r), torch.stack(powers_i)  # (C, N)
     cr, ci = br.new_zeros(B, N), bi.new_zeros(B, N)
     carries_r, carries_i = [], []
     for end_r, end_i in zip(local_r[-1].unbind(dim=1), local_i[-1].unbind(dim=1)):  # chunk k starts from chunk k-1's end

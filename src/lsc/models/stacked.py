@@ -106,6 +106,7 @@ class Stack(nn.Module):
         """One time step of the whole stack: (x_t, [s^l_{t-1}]) -> (y_t, [s^l_t])."""
         states = list(states)
         y = self._step(x_t, states, 0, None, None, True, None)
+        assert y is not None  # readout=True: _step returns the output
         return y, states
 
     def _step(
@@ -311,15 +312,14 @@ class StackedRNN(Stack):
         for name, value in (("input_size", input_size), ("output_size", output_size), ("vocab_size", vocab_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        kw = {"device": device, "dtype": dtype}
         cells = []
         width_in = input_size
         for width in widths:
             c = make_cell(cell, width_in, width, bias=bias, **cell_options)
-            cells.append(c.to(**{k: v for k, v in kw.items() if v is not None}))
+            cells.append(c.to(device=device, dtype=dtype))  # None: left as it is
             width_in = c.hidden_size
-        encoder = nn.Embedding(vocab_size, input_size, **kw) if vocab_size else None
-        decoder = nn.Linear(width_in, output_size, **kw) if output_size else None
+        encoder = nn.Embedding(vocab_size, input_size, device=device, dtype=dtype) if vocab_size else None
+        decoder = nn.Linear(width_in, output_size, device=device, dtype=dtype) if output_size else None
         super().__init__(cells, encoder, decoder)
         self.dropout = dropout
         self.config = {

@@ -39,13 +39,14 @@ class TorchLayoutCell(Cell):
         self.input_size = input_size
         self.cell_size = hidden_size
         rec = hidden_size if recurrent_size is None else recurrent_size
-        kw = {"device": device, "dtype": dtype}
         g = self.gates * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(g, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(g, rec, **kw))
+        self.weight_ih = nn.Parameter(torch.empty(g, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(g, rec, device=device, dtype=dtype))
+        self.bias_ih: nn.Parameter | None
+        self.bias_hh: nn.Parameter | None
         if bias:
-            self.bias_ih = nn.Parameter(torch.empty(g, **kw))
-            self.bias_hh = nn.Parameter(torch.empty(g, **kw))
+            self.bias_ih = nn.Parameter(torch.empty(g, device=device, dtype=dtype))
+            self.bias_hh = nn.Parameter(torch.empty(g, device=device, dtype=dtype))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -72,8 +73,8 @@ class TorchLayoutCell(Cell):
 
     def flat_weights(self) -> list[Tensor]:
         """Parameters in the order PyTorch's fused kernels expect."""
-        ws = [self.weight_ih, self.weight_hh]
-        if self.bias:
+        ws: list[Tensor] = [self.weight_ih, self.weight_hh]
+        if self.bias_ih is not None and self.bias_hh is not None:
             ws += [self.bias_ih, self.bias_hh]
         return ws
 

@@ -222,6 +222,9 @@ class Task:
         *,
         embedding: int | None = None,
         dropout: float = 0.0,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **cell_options: object,
     ):  # -> StackedRNN (imported lazily: models know nothing of tasks)
         """A :class:`lsc.models.StackedRNN` of the right input, vocabulary and output sizes
@@ -236,6 +239,9 @@ class Task:
             output_size=self.output_size,
             vocab_size=self.vocab_size,
             dropout=dropout,
+            bias=bias,
+            device=device,
+            dtype=dtype,
             **cell_options,
         )
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Task, TensorSplit
+from .base import Split, Task, TensorSplit
 from .images import image_splits, load_images
 
 
@@ -40,7 +40,7 @@ def image_task(
     where ``encode`` maps uint8 images (B, side*side) to model input (B, T, F)."""
     images = load_images(dataset, source, path)
     encode, seq_len, input_size = encode_for(images.side)
-    splits = {
+    splits: dict[str, Split] = {
         k: TensorSplit(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), encode=encode)
         for k, (x, y) in image_splits(images, split_seed, val_fraction).items()
     }

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Task, TensorSplit
+from .base import Split, Task, TensorSplit
 from .images import stratified_split
 from .paths import DataError, locate
 
@@ -64,7 +64,7 @@ def read_shd(path: str | Path, *, dt: float = 0.004, duration: float = 1.0, chan
     with f:
         missing = [k for k in KEYS if k not in f]
         if missing:
-            present = []
+            present: list[str] = []
             f.visit(present.append)
             raise DataError(
                 f"{path} lacks the SHD keys {missing}: an SHD file holds spikes/times, spikes/units and labels "
@@ -104,12 +104,14 @@ def shd(
     def split(events: Events, labels: np.ndarray, index: np.ndarray) -> TensorSplit:
         return TensorSplit(torch.from_numpy(index.astype(np.int64)), torch.from_numpy(labels[index]), encode=events.dense)
 
-    splits = {
+    splits: dict[str, Split] = {
         "train": split(train_events, train_y, tr),
         "val": split(train_events, train_y, va),
         "test": split(test_events, test_y, np.arange(test_y.size)),
     }
-    options = {"path": None if path is None else str(path), "split_seed": split_seed, "val_fraction": val_fraction,
-               "time_repeat": time_repeat, "dt": dt, "duration": duration}
+    options: dict[str, object] = {
+        "path": None if path is None else str(path), "split_seed": split_seed, "val_fraction": val_fraction,
+        "time_repeat": time_repeat, "dt": dt, "duration": duration,
+    }
     return Task("shd", "mode", splits, output_size=CLASSES, seq_len=train_events.bins, input_size=CHANNELS,
                 time_repeat=time_repeat, source=f"SHD HDF5 files in {files[FILES[0]].parent}", options=options)

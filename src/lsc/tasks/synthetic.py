@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Task, TensorSplit
+from .base import Split, Task, TensorSplit
 
 SPLITS = ("train", "val", "test")
 
@@ -74,7 +74,7 @@ def copy(
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
         raise ValueError(f"delay must be an integer >= 0, got {delay!r}")
     sizes, gens = _sizes(train_size, val_size, test_size), _generators(seed)
-    splits = {}
+    splits: dict[str, Split] = {}
     for k in SPLITS:
         x, y, m = copy_data(sizes[k], symbols, length, delay, gens[k])
         splits[k] = TensorSplit(x, y, mask=m)
@@ -90,7 +90,7 @@ def adding(
     if isinstance(length, bool) or not isinstance(length, int) or length < 2:
         raise ValueError(f"length must be an integer >= 2, got {length!r}")
     sizes, gens = _sizes(train_size, val_size, test_size), _generators(seed)
-    splits = {}
+    splits: dict[str, Split] = {}
     half = length // 2
     for k in SPLITS:
         n, g = sizes[k], gens[k]
@@ -116,7 +116,7 @@ def delayed_xor(
         raise ValueError(f"delay must be an integer >= 0, got {delay!r}")
     T = delay + 3
     sizes, gens = _sizes(train_size, val_size, test_size), _generators(seed)
-    splits = {}
+    splits: dict[str, Split] = {}
     for k in SPLITS:
         n, g = sizes[k], gens[k]
         bits = torch.randint(0, 2, (n, 2), generator=g)
@@ -171,7 +171,7 @@ def store_recall(
     if not 0.0 < rate <= 1.0 or not 0.0 < p <= 0.5:
         raise ValueError(f"rate must be in (0, 1] and p in (0, 0.5], got rate={rate}, p={p}")
     sizes, gens = _sizes(train_size, val_size, test_size), _generators(seed)
-    splits = {}
+    splits: dict[str, Split] = {}
     for k in SPLITS:
         x, y, m = store_recall_data(sizes[k], segments, segment, group, rate, p, gens[k])
         splits[k] = TensorSplit(x.to(torch.uint8), y, mask=m, encode=_spikes)  # compact: 0/1 bytes
@@ -215,7 +215,7 @@ def lorenz(
     sizes, gens = _sizes(train_size, val_size, test_size), _generators(seed)
     raw = {k: lorenz_trajectories(sizes[k], length + horizon, dt, gens[k]) for k in SPLITS}
     mean, std = raw["train"].mean((0, 1)), raw["train"].std((0, 1))
-    splits = {}
+    splits: dict[str, Split] = {}
     for k in SPLITS:
         z = ((raw[k] - mean) / std).float()
         splits[k] = TensorSplit(z[:, :length].contiguous(), z[:, horizon:].contiguous())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .base import StreamSplit, Task
+from .base import Split, StreamSplit, Task
 from .paths import DataError, locate
 
 PTB_FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
@@ -76,11 +76,11 @@ def ptb(*, path: str | Path | None = None, bptt: int = 35, time_repeat: int = 1)
     texts = {name: read_text(files[name]) for name in PTB_FILES}
     train_words = words(texts[PTB_FILES[0]])
     vocab = build_vocab(train_words, extra=(UNK,))
-    splits = {
+    splits: dict[str, Split] = {
         split: StreamSplit(to_ids(train_words if split == "train" else words(texts[name]), vocab, UNK), bptt)
         for split, name in zip(("train", "val", "test"), PTB_FILES)
     }
-    options = {"path": None if path is None else str(path), "bptt": bptt, "time_repeat": time_repeat}
+    options: dict[str, object] = {"path": None if path is None else str(path), "bptt": bptt, "time_repeat": time_repeat}
     return Task("ptb", "lm", splits, output_size=len(vocab), seq_len=bptt, vocab_size=len(vocab),
                 time_repeat=time_repeat, stateful=True, source=f"PTB-format files in {files[PTB_FILES[0]].parent}",
                 options=options, vocab=vocab)
@@ -122,8 +122,10 @@ def char(*, path: str | Path | None = None, bptt: int = 100, max_chars: int = 1_
         if len(part) < 2:
             raise DataError(f"the corpus ({n} characters) is too short to give a {name} split; use a longer text")
     vocab = build_vocab(list(parts["train"]), extra=(UNK_CHAR,))
-    splits = {k: StreamSplit(to_ids(list(v), vocab, UNK_CHAR), bptt) for k, v in parts.items()}
-    options = {"path": None if path is None else str(path), "bptt": bptt, "max_chars": max_chars, "time_repeat": time_repeat}
+    splits: dict[str, Split] = {k: StreamSplit(to_ids(list(v), vocab, UNK_CHAR), bptt) for k, v in parts.items()}
+    options: dict[str, object] = {
+        "path": None if path is None else str(path), "bptt": bptt, "max_chars": max_chars, "time_repeat": time_repeat,
+    }
     return Task("char", "lm", splits, output_size=len(vocab), seq_len=bptt, vocab_size=len(vocab),
                 time_repeat=time_repeat, stateful=True, source=source, options=options, vocab=vocab)
 

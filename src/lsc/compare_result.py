@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import runio
 from .experiments.stats import MIN_PAIRS, Paired, paired
@@ -58,7 +59,7 @@ class RunRecord:
         """The last evaluation loss (``None``: diverged); with ``within`` seconds, the last one
         reached within that wall-clock, the init's cost included."""
         points = [p for p in self.curve if within is None or self.pretrain_seconds + p[1] <= within + 1e-9]
-        if self.diverged and within is None or not points or not math.isfinite(points[-1][2]):
+        if (self.diverged and within is None) or not points or not math.isfinite(points[-1][2]):
             return None
         return points[-1][2]
 
@@ -66,10 +67,10 @@ class RunRecord:
         return {**asdict(self), "curve": [list(p) for p in self.curve]}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> RunRecord:
-        curve = tuple((int(s), float(t), float(v)) for s, t, v in d["curve"])  # type: ignore[attr-defined]
-        return cls(str(d["init"]), int(d["seed"]), curve, float(d["pretrain_seconds"]),  # type: ignore[arg-type]
-                   float(d["train_seconds"]), int(d["steps"]), bool(d["diverged"]), str(d["message"]))  # type: ignore[arg-type]
+    def from_dict(cls, d: Mapping[str, Any]) -> RunRecord:
+        curve = tuple((int(s), float(t), float(v)) for s, t, v in d["curve"])
+        return cls(str(d["init"]), int(d["seed"]), curve, float(d["pretrain_seconds"]),
+                   float(d["train_seconds"]), int(d["steps"]), bool(d["diverged"]), str(d["message"]))
 
 
 def _g(x: float | None, fmt: str = ".4g") -> str:
@@ -140,7 +141,7 @@ class Comparison:
     @property
     def pairs(self) -> dict[str, dict[str, object]]:
         """``{"a vs b": {diff, interval, wins, n, verdict}}`` for every two non-reference inits."""
-        out = {}
+        out: dict[str, dict[str, object]] = {}
         others = self.inits[1:]
         for i, a in enumerate(others):
             for b in others[i + 1:]:
@@ -193,8 +194,9 @@ class Comparison:
             text += " Among the others: " + "; ".join(
                 f"{k} {v['verdict']}" + ("" if v["verdict"] == "undecided" else f" ({_g(v['diff'], '+.3g')})")  # type: ignore[arg-type]
                 for k, v in self.pairs.items()) + "."
-        costs = [f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s (≈ {_g(r['pretrain_steps_equivalent'], '.0f')} "
-                 "training steps)" for r in rows if (r["pretrain_seconds"] or 0) >= 0.05]  # type: ignore[operator]
+        costs = [f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s "  # type: ignore[arg-type]
+                 f"(≈ {_g(r['pretrain_steps_equivalent'], '.0f')} training steps)" for r in rows  # type: ignore[arg-type]
+                 if (r["pretrain_seconds"] or 0) >= 0.05]  # type: ignore[operator]
         if costs:
             text += " Init cost: " + ", ".join(costs) + "."
         if n < MIN_PAIRS:

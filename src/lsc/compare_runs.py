@@ -228,7 +228,7 @@ class _Source:
         epoch = 0
         while True:
             self._seed_pass(seed, epoch)
-            yield from self.data  # type: ignore[misc]
+            yield from self.data
             epoch += 1
 
     def _seed_pass(self, seed: int, epoch: int) -> None:
@@ -243,7 +243,7 @@ class _Source:
             n = self.tensors[0].shape[0]
             return [self._take(torch.arange(i, min(i + self.batch_size, n))) for i in range(0, n, self.batch_size)]
         self._seed_pass(0, 0)
-        return list(self.data)  # type: ignore[call-overload]
+        return list(self.data)
 
 
 def _to(item: object, device: torch.device) -> object:
@@ -315,7 +315,7 @@ class _Job:
         while step < self.steps:
             start = time.perf_counter()
             value = self._loss(model, _to(next(batches), device))
-            if not math.isfinite(float(value)):
+            if not math.isfinite(float(value.detach())):
                 diverged = True
                 break
             opt.zero_grad()

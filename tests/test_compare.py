@@ -109,6 +109,7 @@ def test_bad_input_is_one_clear_value_error(bad, match):
         lsc.compare(small, _task(16, 5), **{"loss": mse, **bad})
 
 
+@pytest.mark.slow  # ~40 s on an idle core (3 pre-trainings, 600 steps of a 4-layer RNN over 50 steps)
 def test_pretraining_to_half_beats_an_exploding_default():
     c = lsc.compare(lambda seed: Elman(), _task(), loss=mse, inits=("default", 0.5), seeds=3, steps=100,
                     eval_every=50, pretrain_options={"kinds": ["time", "depth"], "max_steps": 10}, batch_size=16)

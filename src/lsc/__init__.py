@@ -6,6 +6,8 @@ target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
 from . import analysis, init, jacobian, models, tasks
+from .compare_result import Comparison
+from .compare_runs import compare
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
@@ -18,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "Comparison",
     "EdgeStat",
     "Monitor",
     "PretrainResult",
@@ -25,6 +28,7 @@ __all__ = [
     "TrainResult",
     "__version__",
     "analysis",
+    "compare",
     "init",
     "jacobian",
     "load",

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..checks import NonFiniteError
-from . import analyze, experiment, init, measure, pretrain, tasks, train
+from . import analyze, compare, experiment, init, measure, pretrain, tasks, train
 
-COMMANDS = (measure, init, pretrain, tasks, train, analyze, experiment)
+COMMANDS = (measure, init, pretrain, tasks, train, analyze, experiment, compare)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -324,3 +324,21 @@ def test_results_md_is_rebuilt_byte_for_byte_from_the_committed_records(tmp_path
     monkeypatch.chdir(tmp_path)
     text = report(records, Path("docs/results"), link_base=Path("."), header=True)
     assert text == (repo / "RESULTS.md").read_text(), "RESULTS.md is not what `make results` makes: run it and commit"
+
+
+@pytest.mark.integration
+def test_damaged_files_in_a_run_directory_neither_block_the_preset_nor_its_report(tmp_path):
+    """Issue 25 (b): a run's scratch files (config.json, status.json, result.json) damaged by
+    hand: the report reads records only, and running the preset again makes the run anew."""
+    exp = experiments.get("glorot-long-range")
+    only = ["glorot-n64-s0", "rescaled_glorot-n64-s0"]
+    assert experiments.run(exp, "smoke", tmp_path, only=only, say=lambda m: None)["ok"] == 2
+    d = tmp_path / exp.name / "smoke" / only[0]
+    for name in ("config.json", "status.json", "result.json"):
+        (d / name).write_text("{not json")
+    text = experiments.report(tmp_path / "records", tmp_path / "figs", [exp.name], ["smoke"])
+    assert "2 ok" in text
+    record_path(tmp_path / "records", exp.name, "smoke", only[0]).unlink()  # its record gone too: run it again
+    counts = experiments.run(exp, "smoke", tmp_path, only=only, say=lambda m: None)
+    assert counts == {"ok": 1, "diverged": 0, "failed": 0, "skipped": 1}
+    assert json.loads((d / "config.json").read_text())["run_id"] == only[0]  # rewritten whole

@@ -42,19 +42,12 @@ from torch import Tensor, nn
 from . import distributed as _dist
 from .checks import NonFiniteError, check_positive, unknown_name
 from .distributed import select_device
+from .files import DamagedFileError, read_state, require, write_atomic, write_state
 from .models import StackedRNN
 from .models.io import describe, save
-from .runio import (
-    OPTIMIZERS,
-    DamagedFileError,
-    hold_directory,
-    make_optimizer,
-    progress_bar,
-    read_state,
-    require,
-    write_atomic,
-    write_state,
-)
+from .optimizers import OPTIMIZERS, make_optimizer
+from .progress import progress_bar
+from .rundir import hold_directory
 from .tasks import Task
 from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..runio import hold_directory
+from ..rundir import hold_directory
 from .base import FINISHED, Experiment, Run, quote, read_record
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from ..runio import DamagedFileError, make_optimizer, read_state, require, write_state
+from ..files import DamagedFileError, read_state, require, write_state
+from ..optimizers import make_optimizer
 from .step import Pretrainer, State, StepRecord
 from .stopping import Progress
 

@@ -37,6 +37,7 @@ def _holder(folder: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.integration
 def test_a_second_process_is_refused_with_the_first_ones_pid(tmp_path):
     folder = tmp_path / "run"
     proc = _holder(folder)

@@ -229,6 +229,7 @@ def test_reference_heuristics_rescale_and_shuffle():
     assert not shuffle_weights(stack, 0.0)
 
 
+@pytest.mark.integration
 def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     import os
     import signal

@@ -270,7 +270,7 @@ def train(
         settings["world_size"] = _dist.world_size()
     if amp is not None:
         settings["amp"] = amp
-    from . import __version__  # the package is initialised by the time train() runs
+    from .version import __version__
 
     cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
     folder = Path(out) if out is not None else None

@@ -225,7 +225,7 @@ def train(
         model: a module mapping (B, T, F) floats (or (B, T) tokens) to (B, T, outputs),
             e.g. ``task.model("gru", layers=2, width=128)``.
         task: from :func:`lsc.tasks.get`.
-        epochs, lr, batch_size: the usual; ``optimizer``: a name of :data:`lsc.runio.OPTIMIZERS`
+        epochs, lr, batch_size: the usual; ``optimizer``: a name of :data:`lsc.optimizers.OPTIMIZERS`
             (``adam``, ``adamw``, ``sgd``, ``rmsprop``, ``adabelief``, ``adabelief-lookahead``).
         clip: rescale the gradient to at most this norm (``None``: no clipping).
         schedule: ``None`` or ``"cosine"`` (lr to 0.1 lr over the run).

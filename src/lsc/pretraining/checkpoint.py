@@ -1,7 +1,7 @@
 """A pre-training checkpoint is the saved :class:`~.step.State`, with the model's weights,
 the estimator's generator and the settings that must match to resume.
 
-Written and read through :mod:`lsc.runio` (never executed, checksummed, atomic). A
+Written and read through :mod:`lsc.files` (never executed, checksummed, atomic). A
 checkpoint written in the middle of a step (an exception other than Ctrl-C) holds the
 generator and the data position from the *start* of that step, so the resumed run
 repeats the step exactly.

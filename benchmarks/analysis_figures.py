@@ -17,12 +17,11 @@ import copy
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import lsc
 from lsc.analysis import gradient_grid, pascal_rnn, radius_sweep
-from lsc.analysis.plots import _figure, _save, plot_profiles
+from lsc.analysis.plots import figure, plot_profiles, save_figure
 
 RADII = [0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 2.0]
 
@@ -52,7 +51,7 @@ def main(out: Path) -> None:
     elman = lsc.models.StackedRNN("elman", input_size=2, hidden_size=16, num_layers=1, output_size=1).double()
     with torch.no_grad():
         torch.nn.init.orthogonal_(elman.cells[0].weight_hh)
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     for T in (10, 30, 100):
         g = torch.Generator().manual_seed(1)
@@ -68,7 +67,7 @@ def main(out: Path) -> None:
     ax.set_title("Elman RNN, width 16: loss smoothness against the recurrent radius", fontsize=10)
     ax.legend()
     fig.tight_layout()
-    _save(fig, out / "smoothness_sweep.png")
+    save_figure(fig, out / "smoothness_sweep.png")
     print(f"wrote {out}/pascal_rnn.png, gradient_grid_gru.png, smoothness_sweep.png")
 
 

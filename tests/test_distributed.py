@@ -77,6 +77,7 @@ def test_single_process_untouched(monkeypatch):
     assert torch.equal(torch.cat(parts), x) and [len(p) for p in parts] == [2, 2, 3]
 
 
+@pytest.mark.integration
 def test_training_on_two_ranks_equals_one_process_on_the_global_batch(tmp_path):
     two, one = start("train", tmp_path / "two", 2), start("train", tmp_path / "one", 1)
     finish(two)
@@ -94,6 +95,7 @@ def test_training_on_two_ranks_equals_one_process_on_the_global_batch(tmp_path):
                 assert math.isclose(a[key], value, rel_tol=1e-6, abs_tol=1e-9), (key, a[key], value)
 
 
+@pytest.mark.integration
 def test_pretraining_on_two_ranks_stops_together_with_identical_weights(tmp_path):
     finish(start("pretrain", tmp_path, 2))
     r0, r1 = load(tmp_path, 0), load(tmp_path, 1)
@@ -105,6 +107,7 @@ def test_pretraining_on_two_ranks_stops_together_with_identical_weights(tmp_path
         assert abs(value - 1.0) < 0.15
 
 
+@pytest.mark.integration
 def test_a_killed_rank_fails_the_job_quickly_with_a_clear_message(tmp_path):
     procs = start("forever", tmp_path, 2)
     try:
@@ -131,6 +134,7 @@ def _torchrun(port: int, *args: str) -> list[str]:
             "--master_port", str(port), *args]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_cli_under_torchrun_then_resumed_by_one_process(tmp_path):
     task = ["--task", "copy", "-o", "symbols=4", "-o", "length=3", "-o", "delay=2", "-o", "train_size=96",
@@ -148,6 +152,7 @@ def test_cli_under_torchrun_then_resumed_by_one_process(tmp_path):
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_torchrun_reports_a_killed_rank(tmp_path):
     p = subprocess.Popen(_torchrun(free_port(), str(WORKER), "forever", str(tmp_path)), env=_env(), cwd=ROOT,

@@ -69,6 +69,7 @@ def test_smoke_preset_runs_and_reports(name, tmp_path):
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
 
 
+@pytest.mark.integration
 def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
     exp = experiments.get("glorot-long-range")
     only = ["glorot-n64-s0", "rescaled_glorot-n64-s0"]  # two runs keep the test short
@@ -101,6 +102,7 @@ def test_runner_runs_subprocesses_in_parallel_resumes_and_emits(tmp_path):
     assert all(f"--preset smoke --records {records}" in line for line in lines)
 
 
+@pytest.mark.integration
 def test_runs_are_submitted_as_jobs_through_submitit(tmp_path, capsys):
     """--launcher submitit with submitit's local executor (what Slurm gets elsewhere): each
     run is a job, its run directory is the same as a local run's, finished runs are skipped."""

@@ -14,7 +14,7 @@ from lsc.jacobian import Estimator, LocalJacobian, arnoldi, estimate, estimate_a
 from lsc.models import ElmanCell, GRUCell, LSTMCell
 from lsc.pretraining.step import PRETRAINING_ESTIMATOR, TIME_KRYLOV_STEPS
 
-from .conftest import CELL_KINDS, flat_grad, random_cell, reference_dense, reference_radius, time_edge
+from .helpers import CELL_KINDS, flat_grad, random_cell, reference_dense, reference_radius, time_edge
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from torch.func import jacfwd, jacrev, jvp, vjp, vmap
 
 from lsc.models import StackedRNN, adapt_torch_rnn, as_stack, make_cell
 
-from .conftest import CELL_KINDS, random_cell
+from .helpers import CELL_KINDS, random_cell
 
 CELL_NAMES = [("lstm", {}), ("lstm", {"proj_size": 5}), ("gru", {}), ("elman", {"nonlinearity": "tanh"}),
               ("elman", {"nonlinearity": "relu"}), ("elman", {"nonlinearity": "sigmoid"}), ("alif", {}),

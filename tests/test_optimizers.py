@@ -9,7 +9,7 @@ import torch
 
 import lsc
 from lsc.models import StackedRNN
-from lsc.runio import make_optimizer
+from lsc.optimizers import make_optimizer
 
 po = pytest.importorskip("pytorch_optimizer")
 

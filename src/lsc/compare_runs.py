@@ -29,7 +29,9 @@ from torch import Tensor, nn
 
 from . import compare_inits as _inits
 from . import parts as _parts
-from . import runio
+from .files import write_atomic
+from .progress import progress_bar
+from .rundir import hold_directory
 from .compare_result import Comparison, RunRecord
 
 BUDGETS = ("steps", "time")
@@ -112,10 +114,10 @@ def compare(
     job = _Job(specs, seed_list, steps, every, source, held_out, loss, optimizer, forward, input_key, clip,
                dict(pretrain_options or {}), make_model)
     folder = None if out is None else Path(out)
-    with runio.hold_directory(folder):
+    with hold_directory(folder):
         done = _recorded(folder, settings) if folder is not None else {}
         total = len(specs) * len(seed_list)
-        bar = runio.progress_bar(progress, total, "compare", "run", leave=True)
+        bar = progress_bar(progress, total, "compare", "run", leave=True)
         if bar is not None:
             bar.update(len(done))  # type: ignore[attr-defined]
         interrupted = False
@@ -127,7 +129,7 @@ def compare(
                     record = job.run(spec, seed)
                     done[(spec.label, seed)] = record
                     if folder is not None:
-                        runio.write_atomic(folder / RUNS / _file(index, spec.label, seed),
+                        write_atomic(folder / RUNS / _file(index, spec.label, seed),
                                            json.dumps(record.to_dict()) + "\n")
                     if bar is not None:
                         bar.update(1)  # type: ignore[attr-defined]
@@ -177,7 +179,7 @@ def _recorded(folder: Path, settings: Mapping[str, object]) -> dict[tuple[str, i
             raise ValueError(f"{folder} holds a comparison with other settings ({', '.join(changed)}); "
                              "use another out directory, or delete this one to start afresh")
     else:
-        runio.write_atomic(config, json.dumps(saved_settings, indent=2) + "\n")
+        write_atomic(config, json.dumps(saved_settings, indent=2) + "\n")
     (folder / RUNS).mkdir(exist_ok=True)
     done = {}
     for path in sorted((folder / RUNS).glob("*.json")):

@@ -23,9 +23,6 @@ import torch
 from torch import Tensor, nn
 from torch import distributed as dist
 
-ENV_KEYS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
-DEVICES = ("auto", "cpu", "cuda")
-
 
 class DistributedError(RuntimeError):
     """A collective operation failed: another process stopped or cannot be reached."""

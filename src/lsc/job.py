@@ -29,11 +29,12 @@ from . import distributed as _dist
 from . import tasks as task_registry
 from .checks import NonFiniteError, check_seed, generator_seed
 from .condition import measure, parse_target
+from .files import write_atomic
 from .grid import available_kinds
 from .init import registry as init_registry
 from .models import as_stack
 from .pretraining import DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
-from .runio import hold_directory, remove_run_files, write_atomic
+from .rundir import hold_directory, remove_run_files
 from .tasks import Task
 from .train import (
     BEST,

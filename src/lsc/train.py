@@ -42,19 +42,12 @@ from torch import Tensor, nn
 from . import distributed as _dist
 from .checks import NonFiniteError, check_positive, unknown_name
 from .distributed import select_device
+from .files import DamagedFileError, read_state, require, write_atomic, write_state
 from .models import StackedRNN
 from .models.io import describe, save
-from .runio import (
-    OPTIMIZERS,
-    DamagedFileError,
-    hold_directory,
-    make_optimizer,
-    progress_bar,
-    read_state,
-    require,
-    write_atomic,
-    write_state,
-)
+from .optimizers import OPTIMIZERS, make_optimizer
+from .progress import progress_bar
+from .rundir import hold_directory
 from .tasks import Task
 from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally
@@ -232,7 +225,7 @@ def train(
         model: a module mapping (B, T, F) floats (or (B, T) tokens) to (B, T, outputs),
             e.g. ``task.model("gru", layers=2, width=128)``.
         task: from :func:`lsc.tasks.get`.
-        epochs, lr, batch_size: the usual; ``optimizer``: a name of :data:`lsc.runio.OPTIMIZERS`
+        epochs, lr, batch_size: the usual; ``optimizer``: a name of :data:`lsc.optimizers.OPTIMIZERS`
             (``adam``, ``adamw``, ``sgd``, ``rmsprop``, ``adabelief``, ``adabelief-lookahead``).
         clip: rescale the gradient to at most this norm (``None``: no clipping).
         schedule: ``None`` or ``"cosine"`` (lr to 0.1 lr over the run).
@@ -277,7 +270,7 @@ def train(
         settings["world_size"] = _dist.world_size()
     if amp is not None:
         settings["amp"] = amp
-    from . import __version__  # the package is initialised by the time train() runs
+    from .version import __version__
 
     cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
     folder = Path(out) if out is not None else None

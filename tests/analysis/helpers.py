@@ -16,7 +16,7 @@ except ImportError:  # the `plot` extra is missing: only the plot and CLI tests 
 needs_matplotlib = pytest.mark.skipif(mpimg is None, reason="needs matplotlib (pip install 'lsc[plot]')")
 
 
-def _elman(width: int, *, input_size: int = 1, W: torch.Tensor | None = None, nonlinearity: str = "tanh",
+def elman(width: int, *, input_size: int = 1, W: torch.Tensor | None = None, nonlinearity: str = "tanh",
            output_size: int | None = None, layers: int = 1, dtype=torch.float64) -> StackedRNN:
     m = StackedRNN("elman", input_size=input_size, hidden_size=width, num_layers=layers, output_size=output_size,
                    nonlinearity=nonlinearity).to(dtype)
@@ -29,7 +29,7 @@ def _elman(width: int, *, input_size: int = 1, W: torch.Tensor | None = None, no
     return m
 
 
-def _fixed_point(w: float) -> float:
+def fixed_point(w: float) -> float:
     """The positive root of x = tanh(w x), w > 1, by Newton's method."""
     x = 1.0
     for _ in range(100):
@@ -37,7 +37,7 @@ def _fixed_point(w: float) -> float:
     return x
 
 
-def _png_ok(path) -> None:
+def png_ok(path) -> None:
     img = mpimg.imread(path)
     assert img.shape[:2] == (480, 640), img.shape  # FIGSIZE x DPI, not cropped
     assert img.shape[2] in (3, 4)

@@ -14,13 +14,13 @@ from lsc.analysis import (
 )
 from lsc.models import StackedRNN
 
-from .helpers import _elman, _fixed_point
+from .helpers import elman, fixed_point
 
 
 def test_attractors_of_two_unit_tanh_with_known_fixed_points():
     w = 2.0
-    xs = _fixed_point(w)
-    m = _elman(2, W=w * torch.eye(2, dtype=torch.float64))
+    xs = fixed_point(w)
+    m = elman(2, W=w * torch.eye(2, dtype=torch.float64))
     with torch.no_grad():
         m.cells[0].weight_ih.zero_()
     zero = torch.zeros(1, dtype=torch.float64)
@@ -49,8 +49,8 @@ def test_attractors_of_two_unit_tanh_with_known_fixed_points():
 def test_attractors_find_period_two_cycles():
     """W = -w I: each unit flips between +x* and -x*; two cycles, Floquet multiplier (w (1 - x*^2))^2."""
     w = 2.0
-    xs = _fixed_point(w)
-    m = _elman(2, W=-w * torch.eye(2, dtype=torch.float64))
+    xs = fixed_point(w)
+    m = elman(2, W=-w * torch.eye(2, dtype=torch.float64))
     rep = attractors(m, torch.zeros(1, dtype=torch.float64), n_init=32, steps=300)
     assert rep.count() == 2 and all(a.period == 2 for a in rep.attractors)
     for a in rep.attractors:
@@ -84,7 +84,7 @@ def test_stabilize_makes_one_attractor(cell):
 
 
 def test_attractors_bad_input_and_divergence():
-    m = _elman(2, W=2 * torch.eye(2, dtype=torch.float64), nonlinearity="identity")
+    m = elman(2, W=2 * torch.eye(2, dtype=torch.float64), nonlinearity="identity")
     rep = attractors(m, torch.zeros(1, dtype=torch.float64), n_init=8, steps=2000)
     assert rep.diverged == [8] and rep.count() == 0
     with pytest.raises(ValueError, match="features = 1"):

@@ -15,7 +15,7 @@ from lsc.analysis import (
 )
 from lsc.models import StackedRNN
 
-from .helpers import _elman
+from .helpers import elman
 
 
 def test_gradient_grid_linear_closed_form():
@@ -23,7 +23,7 @@ def test_gradient_grid_linear_closed_form():
     torch.manual_seed(0)
     n, T = 4, 12
     W = torch.randn(n, n, dtype=torch.float64) * 0.4
-    m = _elman(n, input_size=3, W=W, nonlinearity="identity", output_size=2)
+    m = elman(n, input_size=3, W=W, nonlinearity="identity", output_size=2)
     x = torch.randn(5, T, 3, dtype=torch.float64)
     g = gradient_grid(m, x)
     C = m.decoder.weight.detach()

@@ -16,7 +16,7 @@ from lsc.analysis import (
 from lsc.analysis.steps import joint_step
 from lsc.models import StackedRNN
 
-from .helpers import _elman
+from .helpers import elman
 
 
 def _normal_matrix(moduli_angles, seed=0):
@@ -37,7 +37,7 @@ def _normal_matrix(moduli_angles, seed=0):
 def test_lyapunov_linear_normal_map_gives_log_moduli():
     W = _normal_matrix([(0.9, 0.7), (-0.7, None), (0.5, None), (0.3, 2.0)])
     eig = torch.linalg.eigvals(W).abs().sort(descending=True).values
-    m = _elman(6, W=W, nonlinearity="identity")
+    m = elman(6, W=W, nonlinearity="identity")
     x = torch.zeros(2, 400, 1, dtype=torch.float64)  # the state stays at 0: D_t = W
     spec = lyapunov_spectrum(m, x, k=6, warmup=50)
     np.testing.assert_allclose(spec.exponents, np.log(eig.numpy()), atol=5e-3)
@@ -50,7 +50,7 @@ def test_lyapunov_linear_normal_map_gives_log_moduli():
 def test_lyapunov_stack_is_union_of_layers_for_a_linear_cascade():
     W0 = _normal_matrix([(0.9, None), (0.4, 1.0)], seed=1)
     W1 = _normal_matrix([(0.7, 0.3), (0.2, None)], seed=2)
-    m = _elman(3, layers=2, nonlinearity="identity", input_size=3)
+    m = elman(3, layers=2, nonlinearity="identity", input_size=3)
     with torch.no_grad():
         for c, W in zip(m.cells, (W0, W1)):
             c.weight_hh.copy_(W)

@@ -16,7 +16,7 @@ from lsc.analysis import (
 )
 from lsc.models import StackedRNN
 
-from .helpers import _png_ok, needs_matplotlib
+from .helpers import png_ok, needs_matplotlib
 
 
 @needs_matplotlib
@@ -35,6 +35,6 @@ def test_every_plot_renders(tmp_path):
         attractors(m, torch.randn(2, 3), n_init=8, steps=100).plot(tmp_path / "attractors.png"),
     ]
     for p in paths:
-        _png_ok(p)
+        png_ok(p)
     with pytest.raises(ValueError, match="png"):
         pascal_rnn(2, 3, 1.0).plot(tmp_path / "pascal.jpg")

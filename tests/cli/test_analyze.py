@@ -9,7 +9,7 @@ import pytest
 import lsc
 from lsc.models import StackedRNN
 
-from ..analysis.helpers import _png_ok, needs_matplotlib
+from ..analysis.helpers import png_ok, needs_matplotlib
 
 
 def _cli(argv):
@@ -30,7 +30,7 @@ def test_cli_analyze_writes_png_and_json(tmp_path, name, capsys):
     extra = {"lyapunov": ["--k", "4"], "smoothness": ["--iters", "4", "--slice-steps", "5", "--radii", "0.5,1.5"],
              "attractors": ["--n-init", "8", "--steps", "100"], "grid": []}[name]
     assert _cli(["analyze", name, *SMALL, *extra, "--out", str(tmp_path)]) == 0
-    _png_ok(tmp_path / f"{name}.png")
+    png_ok(tmp_path / f"{name}.png")
     data = json.loads((tmp_path / f"{name}.json").read_text())
     assert data["model"]["class"] == "StackedRNN"
     key = {"grid": "values", "lyapunov": "exponents", "smoothness": "top", "attractors": "attractors"}[name]

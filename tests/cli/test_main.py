@@ -44,6 +44,7 @@ def test_options_reach_the_measurement(capsys):
     assert d["target"] == {"time": 0.7}
 
 
+@pytest.mark.integration
 def test_help_explains_every_option():
     proc = subprocess.run([sys.executable, "-m", "lsc", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "measure" in proc.stdout
@@ -54,6 +55,7 @@ def test_help_explains_every_option():
         assert option in proc.stdout
 
 
+@pytest.mark.integration
 def test_a_closed_pipe_is_not_an_error():
     """`lsc experiment list | head -1`: the reader leaves early; no traceback, status 0."""
     proc = subprocess.Popen([sys.executable, "-m", "lsc", "experiment", "list"], stdout=subprocess.PIPE,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import lsc
@@ -23,6 +24,7 @@ def _pretrained() -> tuple[dict[str, torch.Tensor], list[float]]:
     return {k: v.clone() for k, v in model.state_dict().items()}, radii
 
 
+@pytest.mark.integration
 def test_the_same_seed_gives_the_same_init_on_an_idle_and_a_loaded_machine():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread against one competing process: slow, not oversubscribed

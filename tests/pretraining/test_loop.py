@@ -229,6 +229,7 @@ def test_reference_heuristics_rescale_and_shuffle():
     assert not shuffle_weights(stack, 0.0)
 
 
+@pytest.mark.integration
 def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     import os
     import signal
@@ -257,7 +258,7 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
             raise AssertionError(f"still running 60 s after Ctrl-C; its stderr: {log.read_text()[-2000:]}") from None
     err = log.read_text()
     assert proc.returncode == 130 and "run the same command again to resume" in err, err
-    from lsc.runio import read_state
+    from lsc.files import read_state
 
     done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["progress"]["step"]
     assert done >= 25

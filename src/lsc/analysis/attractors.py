@@ -42,6 +42,8 @@ from .steps import joint_step
 METHODS = ("iterate", "newton")
 NEWTON_MAX_STATE = 2048
 """``method="newton"`` materialises (n_init, N, N) Jacobians; larger joint states are refused."""
+TAIL = 50
+"""States kept from the end of every orbit for orbit plots (at least ``max_period + 1``)."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ class AttractorReport:
     """Everything :func:`attractors` found, over every constant input.
 
     ``unresolved`` / ``diverged``: per input, initial states whose orbit did not settle
-    / overflowed. ``orbits``: per input, the last ``keep`` states of every orbit
+    / overflowed. ``orbits``: per input, the last :data:`TAIL` (or ``max_period + 1``) states of every orbit
     projected on the two leading principal axes of all final states,
-    (inputs, n_init, keep, 2), for orbit plots (:meth:`project` maps any joint state there).
+    (inputs, n_init, tail, 2), for orbit plots (:meth:`project` maps any joint state there).
     """
 
     attractors: list[Attractor]
@@ -254,7 +256,6 @@ def attractors(
     tol: float = 1e-5,
     merge: float = 1e-3,
     init_scale: float = 1.0,
-    keep: int = 50,
     seed: int | None = 0,
 ) -> AttractorReport:
     """Fixed points and cycles of ``model`` under constant input (module docstring).
@@ -271,12 +272,11 @@ def attractors(
         max_period: longest cycle looked for.
         tol: an orbit has settled on period p when ||S_T - S_{T-p}|| <= tol (1 + ||S_T||).
         merge: two end points closer than merge (1 + ||S||) are the same attractor.
-        keep: tail length kept for orbit plots (and at least max_period + 1).
         seed: seeds the initial states.
     """
     if method not in METHODS:
         raise unknown_name("attractor method", method, METHODS)
-    for name, v, lo in (("n_init", n_init, 1), ("steps", steps, 1), ("max_period", max_period, 1), ("keep", keep, 1)):
+    for name, v, lo in (("n_init", n_init, 1), ("steps", steps, 1), ("max_period", max_period, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     for name, v in (("tol", tol), ("merge", merge), ("init_scale", init_scale)):
@@ -296,7 +296,7 @@ def attractors(
             f"method='newton' needs dense {N}x{N} Jacobians per initial state; use method='iterate' for joint states "
             f"above {NEWTON_MAX_STATE}"
         )
-    keep = max(keep, max_period + 1)
+    keep = max(TAIL, max_period + 1)
     steps = max(steps, keep)
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     found: list[Attractor] = []

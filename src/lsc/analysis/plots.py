@@ -26,7 +26,8 @@ FIGSIZE = (6.4, 4.8)
 DPI = 100
 
 
-def _figure(figsize: tuple[float, float] = FIGSIZE) -> Any:
+def figure(figsize: tuple[float, float] = FIGSIZE) -> Any:
+    """A matplotlib figure on the Agg canvas (no display needed); needs the ``plot`` extra."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -39,13 +40,16 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Any:
     return fig
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (parent folders created) and return the path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plots are written as PNG; give a path ending in .png, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png")
     return path
+
+
 
 
 def _positive(a: np.ndarray) -> np.ndarray:
@@ -56,7 +60,7 @@ def _positive(a: np.ndarray) -> np.ndarray:
 def plot_gradient_grid(grid: GradientGrid, path: str | Path, title: str | None = None) -> Path:
     from matplotlib.colors import LogNorm
 
-    fig = _figure()
+    fig = figure()
     top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1.3]})
     v = _positive(grid.values)
     norm = LogNorm(vmin=float(v.min()), vmax=float(v.max())) if v.count() and v.min() < v.max() else None
@@ -74,14 +78,14 @@ def plot_gradient_grid(grid: GradientGrid, path: str | Path, title: str | None =
         bottom.legend(fontsize=7, ncol=2)
     fig.suptitle(title or f"gradient grid ({grid.objective}, batch {grid.batch})", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_profiles(grids: dict[str, GradientGrid], path: str | Path, layer: int | None = 0,
                   title: str | None = None) -> Path:
     """Several gradient grids' profiles over t (one layer, or ``None``: all layers) on one
     log axis, e.g. the same model pre-trained to 0.5 and to 1."""
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     for label, grid in grids.items():
         ax.plot(np.arange(grid.steps), _positive(grid.profile(layer)), lw=1.8, label=label)
@@ -92,11 +96,11 @@ def plot_profiles(grids: dict[str, GradientGrid], path: str | Path, layer: int |
     ax.set_title(title or "gradient over time", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pascal(results: Sequence[PascalRNN], path: str | Path) -> Path:
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     for r in results:
         t = np.arange(r.time)
@@ -110,11 +114,11 @@ def plot_pascal(results: Sequence[PascalRNN], path: str | Path) -> Path:
     ax.set_title(f"PascalRNN, L = {first.depth}, T = {first.time}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lyapunov(spec: LyapunovSpectrum, path: str | Path, title: str | None = None) -> Path:
-    fig = _figure()
+    fig = figure()
     left, right = fig.subplots(1, 2)
     ex = np.atleast_2d(spec.exponents)
     hist = spec.history if spec.per_layer else spec.history[None]
@@ -134,11 +138,11 @@ def plot_lyapunov(spec: LyapunovSpectrum, path: str | Path, title: str | None = 
     right.set_ylabel("running lambda_1")
     fig.suptitle(title or f"Lyapunov spectrum ({spec.steps} steps after {spec.warmup} warm-up)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss_slice(sl: LossSlice, path: str | Path, title: str | None = None) -> Path:
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     v = np.where(np.isfinite(sl.values), sl.values, np.nan)
     if v.ndim == 1:
@@ -157,11 +161,11 @@ def plot_loss_slice(sl: LossSlice, path: str | Path, title: str | None = None) -
         ax.set_ylabel(f"offset along {sl.directions[0]} direction")
     ax.set_title(title or "loss slice", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_radius_sweep(sweep: RadiusSweep, path: str | Path, title: str | None = None) -> Path:
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     ax.plot(sweep.radii, _positive(sweep.top), marker="o", lw=1.5)
     ax.axvline(1.0, color="k", ls=":", lw=0.8)
@@ -170,11 +174,11 @@ def plot_radius_sweep(sweep: RadiusSweep, path: str | Path, title: str | None = 
     ax.set_ylabel("beta = ||Hessian||_2")
     ax.set_title(title or "loss smoothness against the recurrent radius", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_attractors(report: AttractorReport, path: str | Path, title: str | None = None) -> Path:
-    fig = _figure()
+    fig = figure()
     ax = fig.subplots()
     orbits = report.orbits  # (inputs, n, keep, 2)
     colors = [f"C{i % 10}" for i in range(orbits.shape[0])]
@@ -211,4 +215,4 @@ def plot_attractors(report: AttractorReport, path: str | Path, title: str | None
     if orbits.shape[0] <= 6:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

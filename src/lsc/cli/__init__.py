@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..checks import NonFiniteError
+from ..version import __version__
 from . import analyze, compare, experiment, init, measure, pretrain, tasks, train
 
 COMMANDS = (measure, init, pretrain, tasks, train, analyze, experiment, compare)

@@ -16,8 +16,6 @@ from torch import nn
 from ..checks import generator_seed
 from .options import DTYPES, build_model, model_options, parse_target, positive_float, positive_int
 
-ANALYSES = ("grid", "lyapunov", "smoothness", "attractors")
-
 
 def _floats(text: str) -> list[float]:
     try:

@@ -15,9 +15,9 @@ from torch import nn
 from .. import condition
 from ..checks import check_seed, generator_seed
 from ..condition import Target
+from ..files import DamagedFileError, load_untrusted, unwrap
 from ..init import registry as init_registry
 from ..models import FFN, StackedRNN, cell_names
-from ..runio import DamagedFileError, load_untrusted, unwrap
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -15,10 +15,11 @@ from torch import nn
 from ..checks import generator_seed
 from ..condition import measure
 from ..distributed import is_main
+from ..files import write_atomic
 from ..jacobian import METHODS
 from ..models.io import save
 from ..pretraining import CHECKPOINT, copy_task_inputs, history_jsonl, pretrain
-from ..runio import hold_directory, remove_run_files, write_atomic
+from ..rundir import hold_directory, remove_run_files
 from .options import (
     DTYPES,
     build_model,

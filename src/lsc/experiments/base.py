@@ -329,15 +329,15 @@ def quote(argv: Sequence[str]) -> str:
 
 
 def figure(figsize: tuple[float, float] = (6.4, 4.0)) -> Any:
-    from ..analysis.plots import _figure
+    from ..analysis.plots import figure as new_figure
 
-    return _figure(figsize)
+    return new_figure(figsize)
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    from ..analysis.plots import _save
+    from ..analysis.plots import save_figure as save
 
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def rel(path: Path, start: Path | None) -> str:

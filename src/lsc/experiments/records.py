@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..runio import write_atomic
+from ..files import write_atomic
 
 FORMAT = 1
 """Version of the record layout."""

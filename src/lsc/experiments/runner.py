@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..runio import hold_directory
+from ..rundir import hold_directory
 from .base import FINISHED, RECORDS, Experiment, Run, quote, read_record
 
 

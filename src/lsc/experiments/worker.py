@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ..runio import write_atomic
+from ..files import write_atomic
 from .base import CONFIG, METRICS, RESULT, STATUS, Logger, Run, dumps, get, quote
 from .records import clean, make_record, utc_now, write_record
 

@@ -39,7 +39,7 @@ import torch
 from ..models.torch_layout import TorchLayoutCell
 from . import draws
 from .classical import NotApplicable
-from .meanfield import GateInit, MeanField, _e1, _sig, gru, lstm
+from .meanfield import GateInit, MeanField, expectation, gru, lstm, sigmoid
 from .units import Unit, gate_names, gate_rows
 
 
@@ -83,11 +83,11 @@ def _keep_bias(xi: float, variance: float) -> float:
     """Smallest mu with -1/ln E[sigma(mu + sqrt(variance) Z)^2] >= xi (bisection)."""
     goal = math.exp(-1.0 / xi)
     lo, hi = -10.0, 40.0
-    if _e1(lambda u: _sig(u) ** 2, hi, variance) < goal:
+    if expectation(lambda u: sigmoid(u) ** 2, hi, variance) < goal:
         raise ValueError(f"no forget-gate bias reaches a time scale of {xi:.0f} steps; lower seq_len or raise kappa")
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        if _e1(lambda u: _sig(u) ** 2, mid, variance) >= goal:
+        if expectation(lambda u: sigmoid(u) ** 2, mid, variance) >= goal:
             hi = mid
         else:
             lo = mid

@@ -48,12 +48,13 @@ LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 
 
-def _sig(u: np.ndarray) -> np.ndarray:
+def sigmoid(u: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise (via tanh: no overflow)."""
     return 0.5 * (1.0 + np.tanh(0.5 * u))
 
 
 def _dsig(u: np.ndarray) -> np.ndarray:
-    s = _sig(u)
+    s = sigmoid(u)
     return s * (1 - s)
 
 
@@ -77,7 +78,7 @@ _Z1, _W1 = gauss(1)
 _Z2, _W2 = gauss(2)
 
 
-def _e1(fn, mean: float, var: float) -> float:
+def expectation(fn, mean: float, var: float) -> float:
     """E[fn(u)] for u ~ N(mean, var)."""
     return float(np.dot(_W1, fn(mean + math.sqrt(max(var, 0.0)) * _Z1[0])))
 
@@ -201,10 +202,10 @@ def lstm(
     gi, gf, gg, go = (g[k] for k in LSTM_GATES)
 
     def q_h_of(q_c: float) -> float:  # h depends on c at the same step: iterate on c alone
-        t2 = _e1(lambda u: np.tanh(u) ** 2, 0.0, q_c)
+        t2 = expectation(lambda u: np.tanh(u) ** 2, 0.0, q_c)
         q_h = 0.0
         for _ in range(200):  # Q^h = O(Sigma^o(Q^h)) t2: a contraction (O <= 1, dO/dQ small)
-            new = _e1(lambda u: _sig(u) ** 2, go.mu, go.variance(q_h, q_x)) * t2
+            new = expectation(lambda u: sigmoid(u) ** 2, go.mu, go.variance(q_h, q_x)) * t2
             if abs(new - q_h) < 1e-14:
                 break
             q_h = new
@@ -212,40 +213,40 @@ def lstm(
 
     def step(q_c: float) -> float:
         q_h = q_h_of(q_c)
-        F = _e1(lambda u: _sig(u) ** 2, gf.mu, gf.variance(q_h, q_x))
-        I = _e1(lambda u: _sig(u) ** 2, gi.mu, gi.variance(q_h, q_x))
-        G = _e1(lambda u: np.tanh(u) ** 2, gg.mu, gg.variance(q_h, q_x))
+        F = expectation(lambda u: sigmoid(u) ** 2, gf.mu, gf.variance(q_h, q_x))
+        I = expectation(lambda u: sigmoid(u) ** 2, gi.mu, gi.variance(q_h, q_x))
+        G = expectation(lambda u: np.tanh(u) ** 2, gg.mu, gg.variance(q_h, q_x))
         return F * q_c + I * G
 
     q_c, iters = _fixed_point(step, tol, max_iter)
     q_h = q_h_of(q_c)
     sf, si, sg, so = (k.variance(q_h, q_x) for k in (gf, gi, gg, go))
-    F = _e1(lambda u: _sig(u) ** 2, gf.mu, sf)
-    F4 = _e1(lambda u: _sig(u) ** 4, gf.mu, sf)
-    I = _e1(lambda u: _sig(u) ** 2, gi.mu, si)
-    G = _e1(lambda u: np.tanh(u) ** 2, gg.mu, sg)
-    O = _e1(lambda u: _sig(u) ** 2, go.mu, so)
-    dF2 = _e1(lambda u: _dsig(u) ** 2, gf.mu, sf)
-    dI2 = _e1(lambda u: _dsig(u) ** 2, gi.mu, si)
-    dG2 = _e1(lambda u: _dtanh(u) ** 2, gg.mu, sg)
-    dO2 = _e1(lambda u: _dsig(u) ** 2, go.mu, so)
-    T2 = _e1(lambda u: np.tanh(u) ** 2, 0.0, q_c)
-    dT2 = _e1(lambda u: _dtanh(u) ** 2, 0.0, q_c)
+    F = expectation(lambda u: sigmoid(u) ** 2, gf.mu, sf)
+    F4 = expectation(lambda u: sigmoid(u) ** 4, gf.mu, sf)
+    I = expectation(lambda u: sigmoid(u) ** 2, gi.mu, si)
+    G = expectation(lambda u: np.tanh(u) ** 2, gg.mu, sg)
+    O = expectation(lambda u: sigmoid(u) ** 2, go.mu, so)
+    dF2 = expectation(lambda u: _dsig(u) ** 2, gf.mu, sf)
+    dI2 = expectation(lambda u: _dsig(u) ** 2, gi.mu, si)
+    dG2 = expectation(lambda u: _dtanh(u) ** 2, gg.mu, sg)
+    dO2 = expectation(lambda u: _dsig(u) ** 2, go.mu, so)
+    T2 = expectation(lambda u: np.tanh(u) ** 2, 0.0, q_c)
+    dT2 = expectation(lambda u: _dtanh(u) ** 2, 0.0, q_c)
     # rows of J: d0 = sigma(f); s^2 = sf2 c^2 sigma'(f)^2 + si2 tanh(g)^2 sigma'(i)^2 + sg2 sigma(i)^2 tanh'(g)^2
     # columns: dh = sigma(o_prev) tanh'(c)
     dh2 = O * dT2
-    dh4 = _e1(lambda u: _sig(u) ** 4, go.mu, so) * _e1(lambda u: _dtanh(u) ** 4, 0.0, q_c)
+    dh4 = expectation(lambda u: sigmoid(u) ** 4, go.mu, so) * expectation(lambda u: _dtanh(u) ** 4, 0.0, q_c)
     s2 = gf.sigma2 * q_c * dF2 + gi.sigma2 * G * dI2 + gg.sigma2 * I * dG2
     # <s^4> and <d0^2 s^2>: c, f, (i, g) are independent per unit; expand the square
     c4 = 3 * q_c**2  # Gaussian closure
-    a_f = gf.sigma2 * _e1(lambda u: _dsig(u) ** 4, gf.mu, sf) * c4
+    a_f = gf.sigma2 * expectation(lambda u: _dsig(u) ** 4, gf.mu, sf) * c4
     zi, zg = _Z2
     ui = gi.mu + math.sqrt(si) * zi
     ug = gg.mu + math.sqrt(sg) * zg
-    b = gi.sigma2 * np.tanh(ug) ** 2 * _dsig(ui) ** 2 + gg.sigma2 * _sig(ui) ** 2 * _dtanh(ug) ** 2
+    b = gi.sigma2 * np.tanh(ug) ** 2 * _dsig(ui) ** 2 + gg.sigma2 * sigmoid(ui) ** 2 * _dtanh(ug) ** 2
     b1, b2 = float(np.dot(_W2, b)), float(np.dot(_W2, b**2))
     s4 = gf.sigma2 * a_f + 2 * gf.sigma2 * q_c * dF2 * b1 + b2
-    d0s2 = gf.sigma2 * q_c * _e1(lambda u: _sig(u) ** 2 * _dsig(u) ** 2, gf.mu, sf) + F * b1
+    d0s2 = gf.sigma2 * q_c * expectation(lambda u: sigmoid(u) ** 2 * _dsig(u) ** 2, gf.mu, sf) + F * b1
     m1 = F + s2 * dh2
     m2 = F4 + 2 * d0s2 * dh2 + 2 * s2 * F * dh2 + s4 * dh2**2 + s2**2 * dh4
     # slope of the covariance map in (C^c, C^h), Price's theorem at the fixed point
@@ -273,18 +274,18 @@ def gru(
 
     def candidate(q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         zr, zv, za = z3[0]
-        r = _sig(gr.mu + math.sqrt(gr.variance(q, q_x)) * zr)
+        r = sigmoid(gr.mu + math.sqrt(gr.variance(q, q_x)) * zr)
         v = math.sqrt(gn.sigma2 * q) * zv
         u = gn.mu + math.sqrt(gn.rho2 * q_x + gn.nu2) * za + r * v
         return r, v, u, z3[1]
 
     def step(q: float) -> float:
         sz = gz.variance(q, q_x)
-        Z2 = _e1(lambda u: _sig(u) ** 2, gz.mu, sz)
-        Y2 = _e1(lambda u: (1 - _sig(u)) ** 2, gz.mu, sz)
+        Z2 = expectation(lambda u: sigmoid(u) ** 2, gz.mu, sz)
+        Y2 = expectation(lambda u: (1 - sigmoid(u)) ** 2, gz.mu, sz)
         # given r, a + r v ~ N(mu_n, rho_n^2 q_x + nu_n^2 + r^2 sigma_n^2 q): a 2-D rule suffices
         zr, zw = _Z2
-        r = _sig(gr.mu + math.sqrt(gr.variance(q, q_x)) * zr)
+        r = sigmoid(gr.mu + math.sqrt(gr.variance(q, q_x)) * zr)
         u = gn.mu + np.sqrt(gn.rho2 * q_x + gn.nu2 + r**2 * gn.sigma2 * q) * zw
         return Z2 * q + Y2 * float(np.dot(_W2, np.tanh(u) ** 2))
 
@@ -292,7 +293,7 @@ def gru(
     sz = gz.variance(q, q_x)
     r, v, u, w = candidate(q)
     N2 = float(np.dot(w, np.tanh(u) ** 2))
-    Z2 = _e1(lambda u: _sig(u) ** 2, gz.mu, sz)
+    Z2 = expectation(lambda u: sigmoid(u) ** 2, gz.mu, sz)
     # rows of J (Dh = I): d0 = z; s^2 = sz2 (h - n)^2 sigma'(z)^2 + (1 - z)^2 tanh'(u)^2 (sn2 r^2 + sr2 v^2 sigma'(r)^2)
     dr = _dsig(gr.mu + math.sqrt(gr.variance(q, q_x)) * z3[0][0])
     cand = _dtanh(u) ** 2 * (gn.sigma2 * r**2 + gr.sigma2 * v**2 * dr**2)  # over (r, v, a)
@@ -300,7 +301,7 @@ def gru(
     hn2 = q + N2  # E (h - n)^2, h and n independent, mean zero
     hn4 = 3 * q**2 + 6 * q * N2 + float(np.dot(w, np.tanh(u) ** 4))  # E (h - n)^4
     uz = gz.mu + math.sqrt(sz) * _Z1[0]
-    zv, dz = _sig(uz), _dsig(uz)
+    zv, dz = sigmoid(uz), _dsig(uz)
 
     def E2(f: np.ndarray) -> float:  # over u^z
         return float(np.dot(_W1, f))

@@ -2,7 +2,7 @@
 the model; ``load(path)`` rebuilds it. Works for ``StackedRNN``, ``FFN`` and
 ``torch.nn.LSTM/GRU/RNN``.
 
-A model file is an lsc state file of kind ``"model"`` (:mod:`lsc.runio`): read without
+A model file is an lsc state file of kind ``"model"`` (:mod:`lsc.files`): read without
 running anything in it, checked against its SHA-256, written atomically. Files of the
 first format (``{"format": "lsc-model/1", ...}`` without the checksum) still load, with
 the same restricted reader."""
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..checks import unknown_name
-from ..runio import DamagedFileError, load_untrusted, require, unwrap, write_state
+from ..files import DamagedFileError, load_untrusted, require, unwrap, write_state
 from .ffn import FFN
 from .stacked import StackedRNN
 
@@ -67,7 +67,7 @@ def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> n
     A file written by ``lsc.train`` records its window, the sequence length it was trained
     on; the model gets it as ``model.max_length``, and ``lsc.train`` refuses longer tasks.
     Nothing in the file is executed; a damaged file or another program's file raises
-    :class:`lsc.runio.DamagedFileError` naming it."""
+    :class:`lsc.files.DamagedFileError` naming it."""
     blob = load_untrusted(path, map_location)
     if isinstance(blob, dict) and "lsc" in blob:
         blob = unwrap(blob, path, KIND)

@@ -1,7 +1,7 @@
 """A pre-training checkpoint is the saved :class:`~.step.State`, with the model's weights,
 the estimator's generator and the settings that must match to resume.
 
-Written and read through :mod:`lsc.runio` (never executed, checksummed, atomic). A
+Written and read through :mod:`lsc.files` (never executed, checksummed, atomic). A
 checkpoint written in the middle of a step (an exception other than Ctrl-C) holds the
 generator and the data position from the *start* of that step, so the resumed run
 repeats the step exactly.
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from ..runio import DamagedFileError, make_optimizer, read_state, require, write_state
+from ..files import DamagedFileError, read_state, require, write_state
+from ..optimizers import make_optimizer
 from .step import Pretrainer, State, StepRecord
 from .stopping import Progress
 

@@ -42,7 +42,9 @@ from ..condition import (
 from ..grid import available_kinds, check_kinds, edge_list
 from ..jacobian import Estimator
 from ..models import Stack, as_stack
-from ..runio import OPTIMIZERS, hold_directory, progress_bar
+from ..optimizers import OPTIMIZERS
+from ..progress import progress_bar
+from ..rundir import hold_directory
 from .checkpoint import NAME, StepStart, load_state, save_state
 from .sources import InputSource, RankItems, next_input
 from .step import OBJECTIVES, PRETRAINING_ESTIMATOR, TIME_KRYLOV_STEPS, Pretrainer, State, StepRecord

@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from .. import distributed as _dist
 from ..checks import NonFiniteError
 from ..grid import edges, trajectory
+from ..interrupts import interrupts_deferred
 from ..jacobian import Estimator, moduli
 from ..models import Stack
-from ..runio import NoStep, interrupts_deferred, make_optimizer
+from ..optimizers import NoStep, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 

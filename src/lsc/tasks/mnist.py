@@ -63,7 +63,7 @@ def row_mnist(
         return (lambda x: _scale(x).view(x.shape[0], side, side)), side, side
 
     return image_task("row-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=_options(locals()))
+                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
 
 
 def pixel_mnist(
@@ -75,7 +75,7 @@ def pixel_mnist(
         return (lambda x: _scale(x).unsqueeze(-1)), side * side, 1
 
     return image_task("pixel-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=_options(locals()))
+                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
 
 
 def permuted_mnist(
@@ -88,7 +88,7 @@ def permuted_mnist(
         return (lambda x: _scale(x[:, perm]).unsqueeze(-1)), side * side, 1
 
     return image_task("permuted-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=_options(locals()))
+                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
 
 
 def padded_mnist(
@@ -114,9 +114,9 @@ def padded_mnist(
         return encode, length, features
 
     return image_task("padded-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=_options(locals()))
+                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
 
 
-def _options(local: dict[str, object]) -> dict[str, object]:
+def builder_options(local: dict[str, object]) -> dict[str, object]:
     """The keyword options of a task builder, JSON-ready (paths as strings)."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in local.items() if not k.startswith("encode") and k != "self"}

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .base import Task
-from .mnist import _options, image_task
+from .mnist import builder_options, image_task
 
 SCALE = 50.0
 THRESHOLD = 0.2
@@ -75,7 +75,7 @@ def slmnist(
 
     task = image_task("slmnist", encode_for, objective="mode", dataset=dataset, source=source, path=path,
                       split_seed=split_seed, val_fraction=val_fraction, time_repeat=time_repeat,
-                      options=_options(locals()))
+                      options=builder_options(locals()))
     for split in task.splits.values():
         split.inputs = torch.from_numpy(latencies(split.inputs.numpy() / 255.0))  # type: ignore[attr-defined]
     return task

@@ -1,4 +1,5 @@
-"""Shared helpers: small random cells of every kind and a reference Jacobian."""
+"""Helpers shared by the tests (imported, not injected): small random cells of every kind
+and a reference Jacobian."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Run I/O shared by training and pre-training: the files lsc writes and reads back,
-the directory a run holds, optimisers by name, progress bars and interrupt deferral.
+"""The files lsc writes and reads back: never executed, checksummed, atomic
+(docs/reliability.md; docs/design.md section 0).
 
-Four guarantees about files (docs/reliability.md):
+Three guarantees:
 
 * **Nothing in a file runs.** Every ``.pt`` file is read with
   ``torch.load(weights_only=True)``: PyTorch's restricted unpickler admits tensors,
@@ -13,9 +13,6 @@ Four guarantees about files (docs/reliability.md):
   that names the file and what to do, never a traceback or wrong weights.
 * **Nothing is half-written.** Files go to a temporary name in the same directory, are
   flushed to disk and renamed over the old one (:func:`write_atomic`).
-* **One run per directory.** :func:`hold_directory` takes an OS-level lock (``filelock``) on
-  ``DIR/.lsc.lock`` for the whole run and records the holder's pid, so a second process
-  given the same directory is refused with that pid.
 """
 
 from __future__ import annotations
@@ -26,23 +23,16 @@ import io
 import math
 import os
 import pickle
-import shutil
-import signal
-import sys
 import tempfile
-import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-
-from .checks import unknown_name
+from torch import Tensor
 
 FORMAT = 1
 """Version of the wrapper :func:`write_state` puts around every payload."""
-LOCK, OWNER = ".lsc.lock", ".lsc.owner"
 
 
 class DamagedFileError(ValueError):
@@ -52,10 +42,6 @@ class DamagedFileError(ValueError):
         self.path = Path(path)
         remedy = remedy or "delete it (or run again with --force to start afresh)"
         super().__init__(f"{self.path} is damaged or not an lsc file: {reason}; {remedy}")
-
-
-class DirectoryBusyError(ValueError):
-    """Another process holds the run lock of a directory."""
 
 
 def digest(obj: object) -> str:
@@ -184,169 +170,3 @@ def require(payload: Mapping[str, object], path: str | Path, *keys: str) -> None
     missing = [k for k in keys if k not in payload]
     if missing:
         raise DamagedFileError(path, f"it lacks {', '.join(missing)}")
-
-
-def prepare_directory(folder: str | Path, what: str = "--out") -> Path:
-    """Create ``folder`` and prove it writable before any work is done, so nothing is
-    computed that cannot be saved."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".lsc-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"cannot write to {folder} ({reason}); choose another {what} directory or fix its permissions") from None
-    return folder
-
-
-def remove_run_files(folder: str | Path, names: Iterable[str]) -> list[Path]:
-    """Delete the files (and folders) of ``names`` that lsc wrote in ``folder``, for a
-    fresh start (``--force``); nothing else in the directory is touched."""
-    removed = []
-    for name in names:
-        path = Path(folder) / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        else:
-            continue
-        removed.append(path)
-    return removed
-
-
-@contextlib.contextmanager
-def hold_directory(folder: str | Path | None, what: str = "--out") -> Iterator[Path | None]:
-    """Hold ``folder`` for this process for the duration of the block (re-entrant
-    within a process; ``None``: nothing to hold). A second process is refused at once,
-    with the holder's pid. The directory is created and proved writable first."""
-    from filelock import FileLock, Timeout
-
-    if folder is None:
-        yield None
-        return
-    folder = prepare_directory(folder, what)
-    lock = FileLock(str(folder / LOCK), timeout=0, is_singleton=True)
-    try:
-        lock.acquire()
-    except Timeout:
-        holder = _holder(folder)
-        raise DirectoryBusyError(
-            f"{folder} is in use by another lsc process{holder}; wait for it to finish or use another {what} directory"
-        ) from None
-    outer = lock.lock_counter == 1
-    try:
-        if outer:
-            with contextlib.suppress(OSError):
-                (folder / OWNER).write_text(f"{os.getpid()}\n")
-        yield folder
-    finally:
-        if outer:
-            with contextlib.suppress(OSError):
-                (folder / OWNER).unlink()
-        lock.release()
-
-
-def _holder(folder: Path) -> str:
-    try:
-        pid = int((folder / OWNER).read_text().strip())
-    except (OSError, ValueError):
-        return ""
-    return f" (pid {pid})"
-
-
-def _pytorch_optimizer():  # type: ignore[no-untyped-def]
-    try:
-        import pytorch_optimizer
-    except ImportError:
-        raise ValueError("the AdaBelief optimisers come from the pytorch-optimizer package: "
-                         "pip install 'lsc[optimizers]' (or pytorch-optimizer)") from None
-    return pytorch_optimizer
-
-
-def adabelief(params: Iterable[nn.Parameter], lr: float, **options: object) -> torch.optim.Optimizer:
-    """AdaBelief (Zhuang et al. 2020) from ``pytorch-optimizer``, with the reference code's
-    TF-Addons settings: betas (0.9, 0.999), eps 1e-14, rectified (SMA threshold 5),
-    decoupled weight decay (docs/design.md A2.3, A4.5)."""
-    settings = {"betas": (0.9, 0.999), "eps": 1e-14, "rectify": True, "n_sma_threshold": 5,
-                "weight_decouple": True, **options}
-    return _pytorch_optimizer().AdaBelief(params, lr=lr, **settings)
-
-
-def adabelief_lookahead(params: Iterable[nn.Parameter], lr: float, *, k: int = 6, alpha: float = 0.5,
-                        **options: object) -> torch.optim.Optimizer:
-    """:func:`adabelief` inside Lookahead (Zhang et al. 2019; sync period 6, slow step 0.5),
-    the reference code's optimiser, both from ``pytorch-optimizer``."""
-    return _pytorch_optimizer().Lookahead(adabelief(params, lr, **options), k=k, alpha=alpha)
-
-
-class NoStep(torch.optim.Optimizer):
-    """No gradient step at all: pre-training by the reference's weight heuristics alone
-    (``rescale``, ``shuffle``), its method for LRU stacks (docs/design.md section 13)."""
-
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.0) -> None:
-        super().__init__(params, {"lr": lr})
-
-    def step(self, closure: Callable[[], float] | None = None) -> None:  # type: ignore[override]
-        return None
-
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "none": NoStep,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "adabelief": adabelief,
-    "adabelief-lookahead": adabelief_lookahead,
-}
-"""Optimisers by name, for training and pre-training alike (the AdaBelief ones need the
-``optimizers`` extra)."""
-
-
-def make_optimizer(
-    spec: str | Callable[..., torch.optim.Optimizer], params: Iterable[nn.Parameter], lr: float, **options: object
-) -> torch.optim.Optimizer:
-    """``OPTIMIZERS[spec](params, lr=lr, **options)``, or ``spec(params, lr=lr, **options)`` for a callable."""
-    if isinstance(spec, str):
-        if spec not in OPTIMIZERS:
-            raise unknown_name("optimizer", spec, OPTIMIZERS)
-        return OPTIMIZERS[spec](params, lr=lr, **options)
-    if not callable(spec):
-        raise ValueError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> Optimizer, "
-                         f"got {spec!r}")
-    return spec(params, lr=lr, **options)
-
-
-def progress_bar(enabled: bool | None, total: int, desc: str, unit: str, leave: bool = False) -> object | None:
-    """A tqdm bar, or ``None``: when ``enabled`` is False, or is ``None`` and standard
-    error is no terminal, or the ``progress`` extra (tqdm) is not installed."""
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the progress extra is not installed: stay quiet
-        return None
-    return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
-
-
-class interrupts_deferred:
-    """Hold a Ctrl-C until the block is done (main thread only), then raise it: an update and
-    its bookkeeping happen together or not at all."""
-
-    def __enter__(self) -> "interrupts_deferred":
-        self.hit, self.previous = False, None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._note)
-        return self
-
-    def _note(self, *_: object) -> None:
-        self.hit = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        if self.hit:
-            raise KeyboardInterrupt

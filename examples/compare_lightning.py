@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lsc
-from lsc.compare_result import Comparison, RunRecord
+from lsc.comparison.result import Comparison, RunRecord
 
 
 class Model(L.LightningModule):

@@ -1,4 +1,4 @@
-"""The verdict rule of the experiments (lsc.experiments.stats) against independent
+"""The verdict rule of the experiments (lsc.stats) against independent
 computations: the sign test by enumerating every sign pattern, the t quantile against its
 exact forms, and the interval's coverage of the true mean in simulated experiments of the
 sizes the presets run (n = 4-9 pairs, skewed and heavy-tailed differences, cells as strata)."""
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from lsc.experiments.stats import paired, paired_interval, sign_test, t_quantile, trend
+from lsc.stats import paired, paired_interval, sign_test, t_quantile, trend
 
 
 @pytest.mark.parametrize("wins,losses", [(9, 1), (5, 5), (7, 0), (2, 6), (0, 0), (3, 4)])

@@ -161,11 +161,11 @@ def test_worker_reruns_a_stale_run_from_scratch(tmp_path):
 
 
 def test_fig2_best_lr_ignores_lrs_without_finished_runs():
-    from lsc.experiments.fig2_ffn import _best
+    from lsc.experiments.fig2_ffn import best_accuracy
 
     nan = float("nan")
-    assert _best([nan, 50.0, 40.0]) == _best([40.0, 50.0, nan]) == 50.0
-    assert _best([nan, nan]) != _best([nan, nan])  # NaN: no finished run at any lr
+    assert best_accuracy([nan, 50.0, 40.0]) == best_accuracy([40.0, 50.0, nan]) == 50.0
+    assert best_accuracy([nan, nan]) != best_accuracy([nan, nan])  # NaN: no finished run at any lr
 
 
 def _record(cell: str, layers: int, cond: str, seed: int, test: float, flagged: bool = False):

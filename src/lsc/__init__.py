@@ -6,8 +6,7 @@ target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
 """
 
 from . import analysis, init, jacobian, models, tasks
-from .compare_result import Comparison
-from .compare_runs import compare
+from .comparison import CompareConfig, Comparison, compare
 from .condition import EdgeStat, StabilityReport, measure, resolve_target
 from .grid import KINDS
 from .models.io import load, save
@@ -19,6 +18,7 @@ from .version import __version__
 
 __all__ = [
     "KINDS",
+    "CompareConfig",
     "Comparison",
     "EdgeStat",
     "Monitor",

@@ -115,7 +115,7 @@ def add_command(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare_runs import compare
+    from ..comparison.runs import compare
 
     loss: Any = {"cross_entropy": cross_entropy, "mse": mse}.get(args.loss) or load(args.loss, "--loss")
     pretrain = dict(args.pretrain)

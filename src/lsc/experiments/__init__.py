@@ -13,35 +13,10 @@ into independent runs, and reports tables and plots from whatever runs exist. Se
 
 from __future__ import annotations
 
-from .base import (
-    PRESETS,
-    REGISTRY,
-    Experiment,
-    Run,
-    RunRecord,
-    available,
-    get,
-    records,
-    register,
-)
+from .base import PRESETS, Experiment, Run, RunRecord, records
+from .registry import REGISTRY, available, get, register
+from .reporting import report
 from .runner import commands, pending, run
-
-MODULES = ("fig1_paths", "fig2_ffn", "fig3_deep_rnn", "fig4_lru", "glorot_long_range", "meanfield_critical", "smoothness_attractors")
-
-
-def _load_all() -> None:
-    import importlib
-
-    for m in MODULES:
-        importlib.import_module(f"{__name__}.{m}")
-
-
-def report(records, figures=None, names=None, presets=PRESETS, link_base=None, header=False) -> str:
-    """Markdown of every experiment/preset with run records under ``records`` (see :mod:`.reporting`)."""
-    from .reporting import report as _report
-
-    return _report(records, figures, names, presets, link_base, header)
-
 
 __all__ = [
     "PRESETS", "REGISTRY", "Experiment", "Run", "RunRecord", "available", "commands", "get", "pending",

@@ -14,18 +14,10 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .base import (
-    Experiment,
-    Logger,
-    Run,
-    RunRecord,
-    figure,
-    group,
-    mean_std,
-    register,
-    save_figure,
-    table,
-)
+from ..analysis.plots import figure, save_figure
+from .base import Experiment, Logger, Run, RunRecord
+from .registry import register
+from .summaries import group, mean_std, table
 
 CONDITIONS = {"default": None, "rho1": 1.0, "rho0.5": 0.5}
 
@@ -149,7 +141,7 @@ class Fig1Paths(Experiment):
         return "\n\n".join(parts)
 
     def verdict(self, pas: dict, by: dict) -> str:
-        from .base import mean
+        from .summaries import mean
 
         bits = []
         if 1.0 in pas and 0.5 in pas:

@@ -33,21 +33,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from .base import (
-    Experiment,
-    Logger,
-    Run,
-    RunRecord,
-    figure,
-    group,
-    mean,
-    mean_std,
-    present,
-    register,
-    save_figure,
-    std,
-    table,
-)
+from ..analysis.plots import figure, save_figure
+from .base import Experiment, Logger, Run, RunRecord, present
+from .registry import register
+from .summaries import group, mean, mean_std, std, table
 
 INITS = ("glorot", "he", "lsc")  # presets may add "orthogonal" (``inits``)
 
@@ -231,7 +220,7 @@ class Fig2FFN(Experiment):
                     ties += acc(d["lsc"]) == acc(d[other])
             if n:
                 lines.append(f"LSC > {other} in {wins}/{n} paired runs ({ties} ties)")
-        best = {act: {init: _best(mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
+        best = {act: {init: best_accuracy(mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
                                  for lr in lrs) for init in INITS} for act in acts}
         best_txt = "; ".join(f"{act}: " + ", ".join(f"{i} {best[act][i]:.1f}%" for i in INITS) for act in acts)
         gap = min(best[a]["lsc"] - max(best[a]["glorot"], best[a]["he"]) for a in acts)
@@ -247,7 +236,7 @@ class Fig2FFN(Experiment):
         return "\n\n".join(parts)
 
 
-def _best(values: Iterable[float]) -> float:
+def best_accuracy(values: Iterable[float]) -> float:
     """The largest finite value (an lr where every run diverged gives NaN, which ``max`` would
     return or skip depending on its position); NaN when there is none."""
     return max((v for v in values if math.isfinite(v)), default=float("nan"))

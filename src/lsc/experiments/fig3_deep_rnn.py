@@ -28,23 +28,12 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..analysis.plots import figure, save_figure
 from ..job import TrainJob
 from . import stats
-from .base import (
-    Run,
-    RunRecord,
-    TrainExperiment,
-    figure,
-    flagged,
-    group,
-    init_table,
-    mean_std,
-    paired_score,
-    present,
-    register,
-    save_figure,
-    table,
-)
+from .base import Run, RunRecord, TrainExperiment, present
+from .registry import register
+from .summaries import flagged, group, init_table, mean_std, paired_score, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 """Every condition a preset may name (``conditions``; the first three by default)."""

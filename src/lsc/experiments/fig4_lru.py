@@ -15,24 +15,12 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..analysis.plots import figure, save_figure
 from ..job import TrainJob
 from . import stats
-from .base import (
-    Run,
-    RunRecord,
-    TrainExperiment,
-    figure,
-    flagged,
-    group,
-    init_table,
-    mean,
-    mean_std,
-    paired_score,
-    present,
-    register,
-    save_figure,
-    table,
-)
+from .base import Run, RunRecord, TrainExperiment, present
+from .registry import register
+from .summaries import flagged, group, init_table, mean, mean_std, paired_score, table
 
 CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 

@@ -26,19 +26,10 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .base import (
-    Experiment,
-    Logger,
-    Run,
-    RunRecord,
-    figure,
-    group,
-    mean_std,
-    present,
-    register,
-    save_figure,
-    table,
-)
+from ..analysis.plots import figure, save_figure
+from .base import Experiment, Logger, Run, RunRecord, present
+from .registry import register
+from .summaries import group, mean_std, table
 
 INITS = ("glorot", "rescaled_glorot", "half_variance")
 BLOWUP = 10.0

@@ -13,20 +13,11 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..analysis.plots import figure, save_figure
 from ..job import TrainJob
-from .base import (
-    Run,
-    RunRecord,
-    TrainExperiment,
-    figure,
-    group,
-    mean,
-    mean_std,
-    present,
-    register,
-    save_figure,
-    table,
-)
+from .base import Run, RunRecord, TrainExperiment, present
+from .registry import register
+from .summaries import group, mean, mean_std, table
 
 INITS = {"standard": "glorot", "critical": "critical"}
 

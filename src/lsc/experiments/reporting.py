@@ -8,7 +8,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import PRESETS, Experiment, RunRecord, available, get, present, records, state_summary
+from .base import PRESETS, Experiment, RunRecord, present, records
+from .registry import available, get
+from .summaries import state_summary
 
 HEADER = """# Results: which of the papers' claims hold in our runs
 

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from shlex import join as quote
 from typing import Any
 
 from ..rundir import hold_directory
-from .base import FINISHED, RECORDS, Experiment, Run, quote, read_record
+from .base import FINISHED, RECORDS, Experiment, Run, read_record
 
 
 def run_dir(out: Path, exp: Experiment, preset: str, run: Run) -> Path:

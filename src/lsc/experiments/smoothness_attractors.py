@@ -21,19 +21,10 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from .base import (
-    Experiment,
-    Logger,
-    Run,
-    RunRecord,
-    figure,
-    group,
-    mean,
-    mean_std,
-    register,
-    save_figure,
-    table,
-)
+from ..analysis.plots import figure, save_figure
+from .base import Experiment, Logger, Run, RunRecord
+from .registry import register
+from .summaries import group, mean, mean_std, table
 
 MODELS = ("free", "stable")
 OSCILLATES = 0.1  # amplitude above which the long-run output counts as oscillating

@@ -14,10 +14,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from shlex import join as quote
 
 from ..files import write_atomic
-from .base import CONFIG, METRICS, RESULT, STATUS, Logger, Run, dumps, get, quote
+from .base import CONFIG, METRICS, RESULT, STATUS, Logger, Run, dumps
 from .records import clean, make_record, utc_now, write_record
+from .registry import get
 
 
 def _clear_other_run(out: Path, config: dict) -> None:

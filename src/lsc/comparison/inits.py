@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import parts as _parts
-from .init import registry as _init_registry
+from .. import parts as _parts
+from ..init import registry as _init_registry
 
 Forward = Callable[[nn.Module, object], object]
 """``forward(model, item) -> output``: how the user's model is run on one item of the data."""
@@ -101,7 +101,7 @@ def apply(
     pretrain_options: Mapping[str, object],
 ) -> Applied:
     """Apply ``spec`` to ``model`` in place, on the pre-training batches ``items``, timed."""
-    from .pretraining import pretrain  # the library's entry point, with keyword arguments only
+    from ..pretraining import pretrain  # the library's entry point, with keyword arguments only
 
     start = time.perf_counter()
     message = "as built"

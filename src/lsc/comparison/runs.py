@@ -3,10 +3,10 @@ user's own model, data and loss (docs/compare.md).
 
 For each seed, every init starts from the same ``make_model(seed)`` and is then trained
 with the same optimiser on the same batches in the same order: the model is built, the init
-applied (timed: :mod:`.compare_inits`), and training starts from a global torch seed and a
+applied (timed: :mod:`.inits`), and training starts from a global torch seed and a
 batch generator that depend on the seed alone, so two inits of one seed differ only by the
 init (the paired design of docs/design.md section 18). The evaluation loss is taken every
-``eval_every`` steps on fixed batches; the statistics are in :mod:`.compare_result`.
+``eval_every`` steps on fixed batches; the statistics are in :mod:`.result`.
 
 With ``out=DIR`` each finished (init, seed) run is a JSON record in ``DIR/runs``, written
 atomically while ``DIR`` is held (the lock of ``lsc train``); called again with the same
@@ -22,17 +22,18 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from . import compare_inits as _inits
-from . import parts as _parts
-from .files import write_atomic
-from .progress import progress_bar
-from .rundir import hold_directory
-from .compare_result import Comparison, RunRecord
+from .. import parts as _parts
+from ..files import write_atomic
+from ..progress import progress_bar
+from ..rundir import hold_directory
+from . import inits as _inits
+from .result import Comparison, RunRecord
 
 BUDGETS = ("steps", "time")
 EVAL_BATCHES = 4
@@ -44,25 +45,62 @@ CONFIG, RUNS = "compare.json", "runs"
 Loss = Callable[[object, object], Tensor]
 
 
+@dataclass(frozen=True)
+class CompareConfig:
+    """The settings of a comparison, each default and check in one place.
+
+    Attributes:
+        inits: the first is the reference; entries as in :mod:`lsc.comparison.inits`.
+        steps: training steps per run.
+        seeds: a count (0, 1, ...) or the seeds themselves.
+        eval_every: steps between evaluations (``None``: ``steps // 10``); also at 0 and ``steps``.
+        budget: ``"steps"`` (final = after ``steps``) or ``"time"`` (final = the last evaluation
+            within the wall-clock the quickest init of the seed took, its init time included).
+        input_key: the input's index (or key) in an item, for the default forward and pre-training.
+        batch_size: samples per batch when ``data`` is a tensor or a tuple of tensors.
+        clip: gradient-norm clipping (``None``: none).
+        pretrain_options: keyword arguments for :func:`lsc.pretrain` (e.g. ``kinds``, ``max_steps``).
+        progress: a progress bar over the runs (``None``: when stderr is a terminal).
+    """
+
+    inits: Sequence[object] = ("default", 0.5, 1.0)
+    steps: int = 300
+    seeds: int | Sequence[int] = 3
+    eval_every: int | None = None
+    budget: str = "steps"
+    input_key: int | str = 0
+    batch_size: int = 32
+    clip: float | None = None
+    pretrain_options: Mapping[str, object] = field(default_factory=dict)
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        _count(self.steps, "steps")
+        _count(self.batch_size, "batch_size")
+        _seeds(self.seeds)
+        if self.eval_every is not None:
+            _count(self.eval_every, "eval_every")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be 'steps' or 'time', got {self.budget!r}")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            raise ValueError(f"clip must be a positive number or None, got {self.clip!r}")
+
+    @property
+    def every(self) -> int:
+        return self.eval_every if self.eval_every is not None else max(1, self.steps // 10)
+
+
 def compare(
     make_model: Callable[[int], nn.Module],
     data: object,
     *,
     loss: Loss,
-    inits: Sequence[object] = ("default", 0.5, 1.0),
-    steps: int = 300,
-    seeds: int | Sequence[int] = 3,
-    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
     eval_data: object = None,
-    eval_every: int | None = None,
-    budget: str = "steps",
-    out: str | Path | None = None,
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
     forward: _inits.Forward | None = None,
-    input_key: int | str = 0,
-    batch_size: int = 32,
-    clip: float | None = None,
-    pretrain_options: Mapping[str, object] | None = None,
-    progress: bool | None = None,
+    out: str | Path | None = None,
+    config: CompareConfig | None = None,
+    **overrides: object,
 ) -> Comparison:
     """Train ``make_model(seed)`` from each of ``inits`` for ``steps`` steps, over ``seeds``,
     and compare the final evaluation losses, paired per seed against the first init.
@@ -73,73 +111,73 @@ def compare(
         data: a tensor or a tuple of tensors (samples along dim 0; random mini-batches of
             ``batch_size``), or a re-iterable of batches (a ``DataLoader``, a list), cycled.
         loss: ``loss(output, item) -> scalar tensor``, lower is better.
-        inits: the first is the reference; entries as in :mod:`lsc.compare_inits`.
-        steps: training steps per run. seeds: a count (0, 1, ...) or the seeds themselves.
-        optimizer: ``optimizer(params) -> Optimizer`` (default Adam, lr 1e-3).
         eval_data: as ``data``; the whole of it is evaluated (default: ``EVAL_BATCHES`` fixed
             batches of ``data``, then the loss is not on held-out data).
-        eval_every: steps between evaluations (default ``steps // 10``); also at 0 and ``steps``.
-        budget: ``"steps"`` (final = after ``steps``) or ``"time"`` (final = the last evaluation
-            within the wall-clock the quickest init of the seed took, its init time included).
-        out: a directory: runs are recorded and resumed there (module docstring).
+        optimizer: ``optimizer(params) -> Optimizer`` (default Adam, lr 1e-3).
         forward: ``forward(model, item) -> output`` (default ``model(item[input_key])``).
-        input_key: the input's index (or key) in an item, for the default forward and pre-training.
-        clip: gradient-norm clipping (``None``: none).
-        pretrain_options: keyword arguments for :func:`lsc.pretrain` (e.g. ``kinds``, ``max_steps``).
-        progress: a progress bar over the runs (default: when stderr is a terminal).
+        out: a directory: runs are recorded and resumed there (module docstring).
+        config: the settings (:class:`CompareConfig`); ``overrides`` replace its fields by name
+            (``inits=("default", 0.5)``, ``steps=100``, ``seeds=3``, ...).
     """
-    specs = _inits.resolve(inits)
-    seed_list = _seeds(seeds)
-    steps = _count(steps, "steps")
-    batch_size = _count(batch_size, "batch_size")
-    every = _count(eval_every if eval_every is not None else max(1, steps // 10), "eval_every")
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be 'steps' or 'time', got {budget!r}")
+    cfg = _configured(config, overrides)
+    specs = _inits.resolve(cfg.inits)
+    seed_list = _seeds(cfg.seeds)
     for name, fn in (("make_model", make_model), ("loss", loss)):
         if not callable(fn):
             raise ValueError(f"{name} must be a callable, got {type(fn).__name__}")
     if forward is not None and not callable(forward):
         raise ValueError(f"forward must be a callable forward(model, item), got {type(forward).__name__}")
-    if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
-        raise ValueError(f"clip must be a positive number or None, got {clip!r}")
-    source = _Source(data, "data", batch_size)
-    held_out = _Source(eval_data, "eval_data", batch_size) if eval_data is not None else None
+    source = _Source(data, "data", cfg.batch_size)
+    held_out = _Source(eval_data, "eval_data", cfg.batch_size) if eval_data is not None else None
     settings = {
-        "inits": [s.label for s in specs], "seeds": seed_list, "steps": steps, "eval_every": every,
-        "batch_size": batch_size, "clip": clip, "input_key": input_key, "held_out": eval_data is not None,
+        "inits": [s.label for s in specs], "seeds": seed_list, "steps": cfg.steps, "eval_every": cfg.every,
+        "batch_size": cfg.batch_size, "clip": cfg.clip, "input_key": cfg.input_key, "held_out": eval_data is not None,
         "make_model": _name(make_model), "loss": _name(loss), "forward": None if forward is None else _name(forward),
         "optimizer": "adam 1e-3" if optimizer is None else _name(optimizer),
-        "pretrain_options": json.loads(json.dumps(dict(pretrain_options or {}), default=str)),
+        "pretrain_options": json.loads(json.dumps(dict(cfg.pretrain_options), default=str)),
     }
-    job = _Job(specs, seed_list, steps, every, source, held_out, loss, optimizer, forward, input_key, clip,
-               dict(pretrain_options or {}), make_model)
+    job = _Job(cfg, source=source, held_out=held_out, loss=loss, optimizer=optimizer, forward=forward,
+               make_model=make_model)
     folder = None if out is None else Path(out)
     with hold_directory(folder):
         done = _recorded(folder, settings) if folder is not None else {}
-        total = len(specs) * len(seed_list)
-        bar = progress_bar(progress, total, "compare", "run", leave=True)
-        if bar is not None:
-            bar.update(len(done))  # type: ignore[attr-defined]
-        interrupted = False
-        try:
-            for seed in seed_list:
-                for index, spec in enumerate(specs):
-                    if (spec.label, seed) in done:
-                        continue
-                    record = job.run(spec, seed)
-                    done[(spec.label, seed)] = record
-                    if folder is not None:
-                        write_atomic(folder / RUNS / _file(index, spec.label, seed),
-                                           json.dumps(record.to_dict()) + "\n")
-                    if bar is not None:
-                        bar.update(1)  # type: ignore[attr-defined]
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            if bar is not None:
-                bar.close()  # type: ignore[attr-defined]
+        interrupted = _run_all(job, specs, seed_list, done, folder, cfg.progress)
     runs = tuple(done[(s.label, seed)] for seed in seed_list for s in specs if (s.label, seed) in done)
-    return Comparison(tuple(s.label for s in specs), tuple(seed_list), steps, budget, runs, interrupted, settings)
+    return Comparison(tuple(s.label for s in specs), tuple(seed_list), cfg.steps, cfg.budget, runs, interrupted, settings)
+
+
+def _configured(config: CompareConfig | None, overrides: Mapping[str, object]) -> CompareConfig:
+    """``config`` (default settings when ``None``) with ``overrides`` by field name."""
+    names = {f.name for f in fields(CompareConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"lsc.compare has no setting {', '.join(unknown)}; its settings: {', '.join(sorted(names))}")
+    return replace(config or CompareConfig(), **overrides)  # type: ignore[arg-type]
+
+
+def _run_all(job: _Job, specs: Sequence[_inits.InitSpec], seed_list: Sequence[int],
+             done: dict[tuple[str, int], RunRecord], folder: Path | None, progress: bool | None) -> bool:
+    """Run every (init, seed) not in ``done`` (recording each in ``folder``); whether Ctrl-C stopped it."""
+    bar = progress_bar(progress, len(specs) * len(seed_list), "compare", "run", leave=True)
+    if bar is not None:
+        bar.update(len(done))  # type: ignore[attr-defined]
+    try:
+        for seed in seed_list:
+            for index, spec in enumerate(specs):
+                if (spec.label, seed) in done:
+                    continue
+                record = job.run(spec, seed)
+                done[(spec.label, seed)] = record
+                if folder is not None:
+                    write_atomic(folder / RUNS / _file(index, spec.label, seed), json.dumps(record.to_dict()) + "\n")
+                if bar is not None:
+                    bar.update(1)  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        return True
+    finally:
+        if bar is not None:
+            bar.close()  # type: ignore[attr-defined]
+    return False
 
 
 def _count(value: object, name: str) -> int:
@@ -261,14 +299,12 @@ def _to(item: object, device: torch.device) -> object:
 class _Job:
     """Everything one (init, seed) run needs, and :meth:`run`."""
 
-    def __init__(self, specs: Sequence[_inits.InitSpec], seeds: Sequence[int], steps: int, every: int,
-                 source: _Source, held_out: _Source | None, loss: Loss, optimizer: object,
-                 forward: _inits.Forward | None, input_key: int | str, clip: float | None,
-                 pretrain_options: Mapping[str, object], make_model: Callable[[int], nn.Module]) -> None:
-        self.specs, self.seeds, self.steps, self.every = specs, seeds, steps, every
-        self.source, self.loss, self.optimizer, self.clip = source, loss, optimizer, clip
-        self.forward, self.input_key, self.pretrain_options = forward, input_key, pretrain_options
-        self.make_model = make_model
+    def __init__(self, config: CompareConfig, *, source: _Source, held_out: _Source | None, loss: Loss,
+                 optimizer: object, forward: _inits.Forward | None, make_model: Callable[[int], nn.Module]) -> None:
+        self.steps, self.every, self.clip = config.steps, config.every, config.clip
+        self.input_key, self.pretrain_options = config.input_key, dict(config.pretrain_options)
+        self.source, self.loss, self.optimizer = source, loss, optimizer
+        self.forward, self.make_model = forward, make_model
         if held_out is not None:
             self.eval_items = held_out.whole()
         else:

@@ -1,7 +1,7 @@
 """What :func:`lsc.compare` found: :class:`RunRecord` (one init, one seed) and
 :class:`Comparison` (the table, the paragraph, the curves, the plot and the JSON).
 
-The statistics are the experiments' own (:mod:`lsc.experiments.stats`, docs/design.md
+The statistics are the experiments' own (:mod:`lsc.stats`, docs/design.md
 section 18): per seed the paired difference of the final evaluation losses, its 95 %
 t-interval and the verdict rule fixed there. Lower loss is better, so each init is scored
 by ``-loss``: ``diff`` is *the reference's loss minus this init's loss*, positive when this
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
-from .experiments.stats import MIN_PAIRS, Paired, paired
+from ..files import write_atomic
+from ..stats import MIN_PAIRS, Paired, paired
 
 TIE = 1e-9
 """Differences smaller than this, relative to the reference's loss, are ties (exactly 0)."""

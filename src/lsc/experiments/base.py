@@ -17,10 +17,8 @@ again by the next ``lsc experiment run``.
 from __future__ import annotations
 
 import json
-import math
-import shlex
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +29,9 @@ from .records import read_record_file, record_path
 PRESETS = ("smoke", "cpu", "fair", "fair-alif", "fair-lm", "converged", "paper-slice", "paper")
 FINISHED = ("ok", "diverged")
 CONFIG, METRICS, RESULT, STATUS = "config.json", "metrics.jsonl", "result.json", "status.json"
+CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
+"""The conditions a training experiment compares: no pre-training, or pre-training to the
+target named (``lsc train --pretrain`` text), in the order reports list them."""
 RECORDS = "records"
 """The records directory under ``OUT`` when none is named (``--records``)."""
 

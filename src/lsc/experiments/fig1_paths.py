@@ -19,7 +19,7 @@ from .base import Experiment, Logger, Run, RunRecord
 from .registry import register
 from .summaries import group, mean_std, table
 
-CONDITIONS = {"default": None, "rho1": 1.0, "rho0.5": 0.5}
+TARGETS = {"default": None, "rho1": 1.0, "rho0.5": 0.5}
 
 
 class Fig1Paths(Experiment):
@@ -41,7 +41,7 @@ class Fig1Paths(Experiment):
         depth, time = p["pascal"]
         out = [Run(f"pascal-rho{rho:g}", {"kind": "pascal", "depth": depth, "time": time, "rho": rho}) for rho in (1.0, 0.5)]
         for seed in p["seeds"]:
-            for cond, target in CONDITIONS.items():
+            for cond, target in TARGETS.items():
                 out.append(Run(f"grid-{cond}-s{seed}", {
                     "kind": "grid", "condition": cond, "target": target, "cell": p["cell"], "layers": p["layers"],
                     "width": p["width"], "time": p["time"], "pretrain_seconds": p["seconds"],
@@ -114,7 +114,7 @@ class Fig1Paths(Experiment):
             rows = []
             fig = figure()
             ax = fig.subplots()
-            for cond in CONDITIONS:
+            for cond in TARGETS:
                 rs = [r for r in by.get(cond, []) if r.state == "ok"]
                 bad = [r for r in by.get(cond, []) if r.state in ("failed", "diverged")]
                 rad = lambda k, rs=rs: mean_std(r.result.get("radius", {}).get(k) for r in rs)  # noqa: E731

@@ -31,12 +31,10 @@ from typing import Any, ClassVar
 from ..analysis.plots import figure, save_figure
 from ..job import TrainJob
 from . import stats
-from .base import Run, RunRecord, TrainExperiment, present
+from .base import CONDITIONS, Run, RunRecord, TrainExperiment, present
 from .registry import register
 from .summaries import flagged, group, init_table, mean_std, paired_score, table
 
-CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
-"""Every condition a preset may name (``conditions``; the first three by default)."""
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 CHAR = {"task": "char", "options": {"max_chars": 300000, "bptt": 100}}
 PAIRS = (("rho0.5", "rho1"), ("rho0.5", "default"), ("rho1", "default"))

@@ -18,11 +18,9 @@ from typing import Any, ClassVar
 from ..analysis.plots import figure, save_figure
 from ..job import TrainJob
 from . import stats
-from .base import Run, RunRecord, TrainExperiment, present
+from .base import CONDITIONS, Run, RunRecord, TrainExperiment, present
 from .registry import register
 from .summaries import flagged, group, init_table, mean, mean_std, paired_score, table
-
-CONDITIONS = {"default": None, "rho1": "1", "rho0.5": "0.5", "unbalanced": "unbalanced"}
 
 
 class Fig4LRU(TrainExperiment):

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from lsc.analysis.steps import joint_step
 from lsc.analysis import gradient_grid, lyapunov_spectrum, smoothness
+from lsc.analysis.steps import joint_step
 from lsc.models import StackedRNN
 
 

@@ -81,7 +81,7 @@ def setup(name: str, seed: int = 0):
 
 
 def training_step_seconds(name: str, repeats: int = 5) -> float:
-    model, _, _, step = setup(name)
+    _model, _, _, step = setup(name)
     g = torch.Generator().manual_seed(1)
     step(g)  # warm up
     times = []

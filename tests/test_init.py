@@ -3,6 +3,7 @@ calculator against simulated wide networks, the critical init, check_lsc, errors
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -98,7 +99,7 @@ def test_rescaled_glorot_scale_values_and_domain():
     assert lsc.init.rescaled_glorot_scale(1024) == pytest.approx(0.958, abs=1e-3)
     values = [lsc.init.rescaled_glorot_scale(n) for n in range(1, 3000)]
     assert all(math.isfinite(v) and 0 < v < 1 for v in values)
-    assert all(b >= a for a, b in zip(values, values[1:]))  # non-decreasing in n
+    assert all(b >= a for a, b in itertools.pairwise(values))  # non-decreasing in n
     for bad in (0, -3, 2.5, True, "8"):
         with pytest.raises(ValueError, match="integer >= 1"):
             lsc.init.rescaled_glorot_scale(bad)

@@ -154,7 +154,7 @@ def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
             dense = lsc.measure(one, seq.flip(1) if reverse else seq, method="dense", kinds=["time"],
                                 time_points=[4, 17, 29])
             name = f"rnn/l{layer}" + ("/reverse" if reverse else "")
-            got = [e.mean for e in report.edges if e.module == name and e.kind == "time"][0]
+            got = next(e.mean for e in report.edges if e.module == name and e.kind == "time")
             assert got == pytest.approx(dense.edges[0].mean, rel=0.02), name
     before = {k: v.clone() for k, v in model.state_dict().items()}
     res = lsc.pretrain(model, x, part="rnn/l0/reverse", target=0.5, kinds=["time"], max_steps=3, progress=False)
@@ -170,7 +170,7 @@ def test_a_packed_bidirectional_gru_reverses_each_sequence_within_its_length():
     x[0, 3:] = 1e3  # padding: read by neither direction
     opts = dict(kinds=["time"], method="dense", time_points="all")
     both = lsc.measure(model, x, **opts)
-    reverse = [e for e in both.edges if e.module == "rnn/reverse"][0]
+    reverse = next(e for e in both.edges if e.module == "rnn/reverse")
     one = _direction(model.rnn, 0, True)
     short = lsc.measure(one, x[:1, :3].flip(1), **opts).edges[0]
     long = lsc.measure(one, x[1:].flip(1), **opts).edges[0]
@@ -322,7 +322,7 @@ def test_a_view_shares_the_parameters_and_adds_the_encoder_and_decoder_edges():
     assert lstm_params <= {id(p) for p in v.parameters()}
     x = tokens(3)
     report = lsc.measure(v, x, target={"time": 0.5, "depth": 0.5, "encoder": 0.5, "decoder": 1.0})
-    assert [e.kind for e in report.edges][0] == "encoder" and report.edges[-1].kind == "decoder"
+    assert next(e.kind for e in report.edges) == "encoder" and report.edges[-1].kind == "decoder"
     found = lsc.measure(lm, x, target=0.5)  # the search: the same encoder, time and depth edges
     assert [e.mean for e in report.edges[:-1]] == pytest.approx([e.mean for e in found.edges])
     before = lm.lstm.weight_hh_l0.detach().clone()

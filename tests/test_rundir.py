@@ -42,9 +42,8 @@ def test_a_second_process_is_refused_with_the_first_ones_pid(tmp_path):
     folder = tmp_path / "run"
     proc = _holder(folder)
     try:
-        with pytest.raises(DirectoryBusyError, match=f"pid {proc.pid}"):
-            with hold_directory(folder):
-                pass
+        with pytest.raises(DirectoryBusyError, match=f"pid {proc.pid}"), hold_directory(folder):
+            pass
         # lsc train and lsc pretrain on the same --out are refused the same way, before any work
         for argv in (["train", "--task", "copy", "--cell", "gru", "--layers", "1", "--width", "8", "--epochs", "1"],
                      ["pretrain", "--cell", "gru", "--layers", "1", "--width", "4", "--input-size", "2", "--time", "4"]):
@@ -92,5 +91,5 @@ def test_cli_force_starts_afresh_over_a_damaged_checkpoint(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt is damaged" in err and "--force" in err
-    assert main(argv + ["--force"]) == 0
+    assert main([*argv, "--force"]) == 0
     assert json.loads(capsys.readouterr().out)["result"]["steps"] == 2

@@ -38,7 +38,7 @@ def test_lru_ring_init_and_normalisation():
     cell = LRUCell(8, 64, r_min=0.5, r_max=0.9, max_phase=0.3)
     lr, li = cell.eigenvalues()
     modulus = (lr**2 + li**2).sqrt()
-    assert 0.5 - 1e-6 <= float(modulus.min()) and float(modulus.max()) <= 0.9 + 1e-6
+    assert float(modulus.min()) >= 0.5 - 1e-6 and float(modulus.max()) <= 0.9 + 1e-6
     assert float(torch.atan2(li, lr).min()) >= 0 and float(torch.atan2(li, lr).max()) <= 0.3 + 1e-6
     torch.testing.assert_close(torch.exp(cell.gamma_log), (1 - modulus**2).sqrt())
     assert cell.state_size == 2 * cell.complex_size == 4 * 64

@@ -71,7 +71,7 @@ def test_mnist_tasks_from_idx_files(tmp_path):
     assert {k: len(v) for k, v in task.splits.items()} == {"train": 80, "val": 20, "test": 20}
     assert "idx files" in task.source and task.input_size == 28 and task.steps == 28
     b = next(task.batches("train", 8))
-    assert b.x.shape == (8, 28, 28) and 0.0 <= float(b.x.min()) and float(b.x.max()) <= 1.0
+    assert b.x.shape == (8, 28, 28) and float(b.x.min()) >= 0.0 and float(b.x.max()) <= 1.0
     pixel = next(lsc.tasks.get("pixel-mnist", path=tmp_path / "m").batches("test", 4))
     assert pixel.x.shape == (4, 784, 1)
     row = next(lsc.tasks.get("row-mnist", path=tmp_path / "m").batches("test", 4))
@@ -209,7 +209,7 @@ def test_spike_latency_formula():
     steps = latencies(x)
     # T = round(50 ln(x'/(x' - 0.2)) 10), x' = 50 x; step index = T - 1; silent beyond 100
     expected = [round(500 * math.log(50 * v / (50 * v - 0.2))) - 1 for v in x[:4]]
-    assert steps.tolist() == expected + [-1, -1]
+    assert steps.tolist() == [*expected, -1, -1]
     assert steps[0] == 1  # x = 1 spikes at latency 2
 
 

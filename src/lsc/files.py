@@ -52,7 +52,7 @@ def digest(obj: object) -> str:
     return h.hexdigest()
 
 
-def _feed(h: "hashlib._Hash", obj: object) -> None:
+def _feed(h: hashlib._Hash, obj: object) -> None:
     if isinstance(obj, Tensor):
         t = obj.detach().to("cpu").contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())

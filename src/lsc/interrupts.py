@@ -11,7 +11,7 @@ class interrupts_deferred:
     """Hold a Ctrl-C until the block is done (main thread only), then raise it: an update and
     its bookkeeping happen together or not at all."""
 
-    def __enter__(self) -> "interrupts_deferred":
+    def __enter__(self) -> interrupts_deferred:
         self.hit, self.previous = False, None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._note)

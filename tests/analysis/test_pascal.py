@@ -13,7 +13,6 @@ from lsc.analysis import (
 )
 
 
-
 def test_pascal_rnn_equals_binomial_sums_exactly():
     one = pascal_rnn(depth=10, time=100, rho=1.0)
     # independent closed form: hockey stick, dy/dx_t = C(L + T-1-t, T-1-t)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -16,7 +15,7 @@ from lsc.analysis import (
 )
 from lsc.models import StackedRNN
 
-from .helpers import png_ok, needs_matplotlib
+from .helpers import needs_matplotlib, png_ok
 
 
 @needs_matplotlib

@@ -18,7 +18,6 @@ from lsc.analysis import (
 from lsc.models import StackedRNN
 
 
-
 def _tiny_elman_problem():
     torch.manual_seed(4)
     m = StackedRNN("elman", input_size=2, hidden_size=3, num_layers=1, output_size=1).double()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -14,7 +13,6 @@ from lsc.analysis import (
 )
 from lsc.checks import NonFiniteError
 from lsc.models import StackedRNN
-
 
 
 def _explodes_in_layer_1():

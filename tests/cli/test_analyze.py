@@ -9,7 +9,7 @@ import pytest
 import lsc
 from lsc.models import StackedRNN
 
-from ..analysis.helpers import png_ok, needs_matplotlib
+from ..analysis.helpers import needs_matplotlib, png_ok
 
 
 def _cli(argv):

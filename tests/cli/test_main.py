@@ -17,7 +17,7 @@ ARGS = ["measure", "--cell", "gru", "--layers", "2", "--width", "24", "--input-s
 
 
 def test_json_output_is_exactly_the_report_dict(capsys):
-    assert main(ARGS + ["--json", "--seed", "3"]) == 0
+    assert main([*ARGS, "--json", "--seed", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     torch.manual_seed(3)
     model = StackedRNN("gru", input_size=5, hidden_size=24, num_layers=2, output_size=10)
@@ -31,13 +31,12 @@ def test_table_output_and_check_exit_status(capsys):
     assert main(ARGS) == 0
     out = capsys.readouterr().out
     assert "spectral radius" in out and "depth" in out and "LSC" in out
-    assert main(ARGS + ["--check", "--target", "5", "--tol", "0.01"]) == 1
-    assert main(ARGS + ["--check", "--target", "0.5", "--tol", "100"]) == 0
+    assert main([*ARGS, "--check", "--target", "5", "--tol", "0.01"]) == 1
+    assert main([*ARGS, "--check", "--target", "0.5", "--tol", "100"]) == 0
 
 
 def test_options_reach_the_measurement(capsys):
-    assert main(ARGS + ["--json", "--kinds", "time", "--quantity", "norm", "--method", "power",
-                        "--time-points", "0,11", "--target", "time=0.7"]) == 0
+    assert main([*ARGS, "--json", "--kinds", "time", "--quantity", "norm", "--method", "power", "--time-points", "0,11", "--target", "time=0.7"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert {e["kind"] for e in d["edges"]} == {"time"}
     assert d["quantity"] == "norm" and d["method"] == "power" and d["time_points"] == [0, 11]

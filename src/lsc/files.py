@@ -18,6 +18,7 @@ Three guarantees:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import math
@@ -35,12 +36,19 @@ FORMAT = 1
 """Version of the wrapper :func:`write_state` puts around every payload."""
 
 
+class WriteError(OSError):
+    """A file could not be written; the file it would have replaced is intact."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class DamagedFileError(ValueError):
     """A file lsc wrote cannot be read back as it was written (or was never lsc's)."""
 
     def __init__(self, path: str | Path, reason: str, remedy: str = "") -> None:
         self.path = Path(path)
-        remedy = remedy or "delete it (or run again with --force to start afresh)"
+        remedy = remedy or "delete it and make it again (lsc train and lsc pretrain: run again with --force)"
         super().__init__(f"{self.path} is damaged or not an lsc file: {reason}; {remedy}")
 
 
@@ -80,16 +88,28 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one,
     never a part: a temporary file in the same directory, fsync, rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise WriteError(errno.EISDIR, f"cannot write {path}: a directory is in its place; move it away and run again")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(exc.errno, f"cannot write {path} ({exc.strerror or exc}); check the directory exists and is "
+                                    "writable") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+            reason = "the disk is full or a file-size limit was hit" if full else (exc.strerror or str(exc))
+            raise WriteError(exc.errno, f"could not write {path} ({reason}); "
+                             + ("the previous file there is intact" if path.exists() else "nothing was written there")
+                             + (": free some space and run again (a run resumes from its last checkpoint)" if full else ""))
         raise
     _sync_directory(path.parent)
 
@@ -128,7 +148,8 @@ def load_untrusted(path: str | Path, map_location: str | torch.device | None = "
         text = str(exc)
         if "Unsupported global" in text or "GLOBAL" in text or "REDUCE" in text:
             raise DamagedFileError(path, "it asks to run code or build objects that lsc never writes (refused; nothing was run)",
-                                   "delete it (or run again with --force to start afresh); never load files of unknown origin") from None
+                                   "delete it and make it again (lsc train and lsc pretrain: run again with --force); never load files of "
+                                   "unknown origin") from None
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         after = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line.endswith("error:")]  # torch's own reason
         raise DamagedFileError(path, f"unreadable ({(after or lines or [type(exc).__name__])[0][:200]})") from None

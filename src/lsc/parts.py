@@ -106,6 +106,12 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def find(model: nn.Module, x: Tensor | PackedSequence) -> list[Part]:
     """The recurrent parts of ``model`` and the inputs each receives when ``model(x)``
     runs (in eval mode, without a graph; the model's mode is restored)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"a TorchScript model ({type(model).__name__}) runs compiled code lsc cannot look into or change; measure "
+            "and pre-train the nn.Module you scripted (before torch.jit.script/trace), then script it again: "
+            "torch.jit.script(model) after lsc.pretrain(model, data) keeps the pre-trained weights"
+        )
     candidates = _candidates(model)
     if not candidates:
         raise TypeError(

@@ -64,6 +64,9 @@ def hold_directory(folder: str | Path | None, what: str = "--out") -> Iterator[P
         yield None
         return
     folder = prepare_directory(folder, what)
+    if (folder / LOCK).is_symlink():
+        raise ValueError(f"{folder / LOCK} is a symbolic link; lsc does not write through links it did not make: "
+                         "remove it (it holds nothing) and run again")
     lock = FileLock(str(folder / LOCK), timeout=0, is_singleton=True)
     try:
         lock.acquire()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -52,6 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, NonFiniteError, FileNotFoundError) as exc:
         print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file lsc could not read or write: one line naming it
+        print(f"lsc {args.command}: error: {_os_message(exc)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        message = _memory_message(exc)
+        if message is None:
+            raise
+        print(f"lsc {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -60,6 +70,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:
         distributed.teardown()
+
+
+def _os_message(exc: OSError) -> str:
+    """An OS error as one line: lsc's own messages as they are, others with their file."""
+    if exc.filename is None:
+        return str(exc)
+    return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+
+
+def _memory_message(exc: BaseException) -> str | None:
+    """An allocation failure as one line with the size asked for; ``None`` for any other error."""
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and "allocate" not in text and "out of memory" not in text.lower():
+        return None
+    asked = re.search(r"allocate (\d+) bytes|Tried to allocate ([\d.]+ [KMGT]i?B)", text)
+    size = ""
+    if asked and asked.group(1):
+        size = f" (it asked for {int(asked.group(1)) / 2**30:.1f} GiB)"
+    elif asked:
+        size = f" (it asked for {asked.group(2)})"
+    return (f"not enough memory for this size{size}; use a smaller --width, --batch-size or --time-steps "
+            "(or a machine with more memory)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from ..checks import generator_seed
+from ..files import write_atomic
+from ..rundir import prepare_directory
 from .options import DTYPES, build_model, model_options, parse_target, positive_float, positive_int
 
 
@@ -159,10 +161,9 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
 
 
 def _write(args: argparse.Namespace, name: str, data: dict[str, object], plot: Any) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_directory(args.out)  # a file where the directory should be: one line naming it
     png = plot(out / f"{name}.png")
-    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    write_atomic(out / f"{name}.json", json.dumps(data, indent=2))
     print(f"wrote {png} and {out / f'{name}.json'}")
 
 
@@ -208,9 +209,7 @@ def run_smoothness(args: argparse.Namespace) -> int:
     if args.radii:
         sweep = radius_sweep(model, (x, target), args.radii, **opts)
         data["sweep"] = sweep.to_dict()
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        sweep.plot(out / "smoothness_sweep.png")
+        sweep.plot(prepare_directory(args.out) / "smoothness_sweep.png")
         print("radius sweep: " + ", ".join(f"rho {r:g}: beta {b:.3g}" for r, b in zip(sweep.radii, sweep.top)))
     _write(args, "smoothness", data, sl.plot)
     return 0

@@ -68,6 +68,11 @@ def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> n
     on; the model gets it as ``model.max_length``, and ``lsc.train`` refuses longer tasks.
     Nothing in the file is executed; a damaged file or another program's file raises
     :class:`lsc.files.DamagedFileError` naming it."""
+    if Path(path).is_dir():
+        found = sorted(p.name for p in Path(path).glob("*.pt"))
+        raise ValueError(f"{path} is a directory; pass the model file in it"
+                         + (f" ({', '.join(found)})" if found else "") + ": DIR/best.pt from lsc train --out, "
+                         "DIR/pretrained.pt from lsc pretrain --out, or a file lsc.save wrote")
     blob = load_untrusted(path, map_location)
     if isinstance(blob, dict) and "lsc" in blob:
         blob = unwrap(blob, path, KIND)

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import traceback
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -103,9 +104,58 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def find(model: nn.Module, x: Tensor | PackedSequence) -> list[Part]:
+Forward = Callable[[nn.Module, Any], object]
+"""How to run a model on one item of the user's data: ``forward(model, item)``."""
+
+
+def caller(input_key: int | str | Sequence[int | str] = 0, forward: Forward | None = None) -> Forward:
+    """How lsc runs a model on one data item: ``forward`` itself when given (any signature:
+    ``lambda model, item: model(item[0], lengths=item[1])``); else from ``input_key``: one
+    index or key calls ``model(item[key])`` (:func:`input_of`; a tensor item is the input
+    itself), a tuple of indices calls ``model(item[i], item[j], ...)``, a tuple of dict keys
+    calls ``model(**{k: item[k]})`` (a ``forward(x, lengths)`` classifier fed ``(x,
+    lengths, y)`` batches: ``input_key=(0, 1)``)."""
+    if forward is not None:
+        if not callable(forward):
+            raise TypeError(f"forward must be a callable forward(model, item), got {type(forward).__name__}")
+        return forward
+    if isinstance(input_key, (int, str)):
+        key = input_key
+        return lambda model, item: model(input_of(item, key))
+    keys = tuple(input_key) if isinstance(input_key, (tuple, list)) else ()
+    if not keys or not (all(isinstance(k, int) for k in keys) or all(isinstance(k, str) for k in keys)):
+        raise ValueError(f"input_key must be one index or key, or a tuple of indices or of dict keys, got {input_key!r}")
+    if isinstance(keys[0], str):
+        return lambda model, item: model(**{str(k): _element(item, k) for k in keys})
+    return lambda model, item: model(*(_element(item, k) for k in keys))
+
+
+def _element(item: object, key: int | str) -> object:
+    """``item[key]`` of a tuple, list or dict item, or a clear error."""
+    if isinstance(item, Mapping) and key in item:
+        return item[key]
+    if isinstance(item, (tuple, list)) and isinstance(key, int) and -len(item) <= key < len(item):
+        return item[key]
+    size = f"keys {sorted(map(str, item))}" if isinstance(item, Mapping) else (
+        f"{len(item)} elements" if isinstance(item, (tuple, list)) else f"a {type(item).__name__}")
+    raise ValueError(f"input_key {key!r} does not index a data item with {size}")
+
+
+def first_tensor(item: object) -> Tensor | PackedSequence:
+    """The first tensor of a data item (itself, or the first in a tuple, list or dict)."""
+    if isinstance(item, (Tensor, PackedSequence)):
+        return item
+    values = item.values() if isinstance(item, Mapping) else item if isinstance(item, (tuple, list)) else ()
+    for v in values:
+        if isinstance(v, (Tensor, PackedSequence)):
+            return v
+    raise TypeError(f"a data item must hold a tensor; got a {type(item).__name__}")
+
+
+def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Part]:
     """The recurrent parts of ``model`` and the inputs each receives when ``model(x)``
-    runs (in eval mode, without a graph; the model's mode is restored)."""
+    (or ``forward(model, x)``, ``x`` then any data item) runs (in eval mode, without a
+    graph; the model's mode is restored)."""
     if isinstance(model, torch.jit.ScriptModule):
         raise TypeError(
             f"a TorchScript model ({type(model).__name__}) runs compiled code lsc cannot look into or change; measure "
@@ -148,7 +198,10 @@ def find(model: nn.Module, x: Tensor | PackedSequence) -> list[Part]:
     model.eval()
     try:
         with torch.no_grad():
-            model(x)
+            if forward is None:
+                model(x)
+            else:
+                forward(model, x)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         if isinstance(exc, (ValueError, TypeError)) and _raised_by_lsc(exc):
             raise
@@ -170,7 +223,7 @@ def find(model: nn.Module, x: Tensor | PackedSequence) -> list[Part]:
             parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
     modules = dict(candidates)
     if calls:
-        parts += _loops({n: (modules[n], c) for n, c in calls.items()}, x, others=bool(parts))
+        parts += _loops({n: (modules[n], c) for n, c in calls.items()}, first_tensor(x), others=bool(parts))
     if not parts:
         names = ", ".join(n for n, _ in candidates)
         raise TypeError(f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input")
@@ -323,9 +376,9 @@ def _directions(name: str, module: nn.RNNBase, x: Tensor, lengths: Tensor | None
     return parts
 
 
-def one(model: nn.Module, x: Tensor) -> Part:
+def one(model: nn.Module, x: object, forward: Forward | None = None) -> Part:
     """The model's only recurrent part (pre-training changes one part at a time)."""
-    parts = find(model, x)
+    parts = find(model, x, forward)
     if len(parts) > 1:
         names = ", ".join(p.name for p in parts)
         raise ValueError(
@@ -335,9 +388,9 @@ def one(model: nn.Module, x: Tensor) -> Part:
     return parts[0]
 
 
-def named(model: nn.Module, x: Tensor | PackedSequence, name: str) -> Part:
+def named(model: nn.Module, x: object, name: str, forward: Forward | None = None) -> Part:
     """The recurrent part called ``name`` and its input."""
-    parts = find(model, x)
+    parts = find(model, x, forward)
     for p in parts:
         if p.name == name:
             return p
@@ -374,12 +427,14 @@ class Through:
     ``data`` (a re-iterable of batches, ``(inputs, ...)`` tuples or dicts: the input is
     :func:`input_of` each item, as pre-training takes them)."""
 
-    def __init__(self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0) -> None:
-        self.model, self.name, self.data, self.key = model, name, data, key
+    def __init__(self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0,
+                 forward: Forward | None = None) -> None:
+        self.model, self.name, self.data, self.key, self.forward = model, name, data, key, forward
 
     def __iter__(self) -> Iterator[Tensor]:
         for item in self.data:
-            yield named(self.model, input_of(item, self.key), self.name).equal_length()
+            x = item if self.forward is not None else input_of(item, self.key)
+            yield named(self.model, x, self.name, self.forward).equal_length()
 
 
 def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int) -> Tensor:

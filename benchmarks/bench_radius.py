@@ -63,7 +63,7 @@ def main() -> None:
     for n in args.sizes:
         J = lstm_time_edge(n, args.batch)
         with torch.no_grad():
-            t_dense, ref = best_time(lambda: estimate(J, "radius", "dense"), 1 if n >= 1024 else args.repeats)
+            t_dense, ref = best_time(lambda J=J: estimate(J, "radius", "dense"), 1 if n >= 1024 else args.repeats)
             print(f"{n:>6} {'dense':>8} {t_dense:>9.3f} {1.0:>9.1f} {0.0:>9.2%} {0.0:>9.2%}")
             runs = {
                 "arnoldi": {},
@@ -73,7 +73,7 @@ def main() -> None:
             for label, options in runs.items():
                 method = "power" if label.startswith("pow") else "arnoldi"
                 gen = torch.Generator().manual_seed(0)
-                t, est = best_time(lambda: estimate(J, "radius", method, generator=gen, **options), args.repeats)
+                t, est = best_time(lambda J=J, method=method, gen=gen, options=options: estimate(J, "radius", method, generator=gen, **options), args.repeats)
                 err = ((est - ref) / ref).abs()
                 print(
                     f"{n:>6} {label:>8} {t:>9.3f} {t_dense / t:>9.1f} "

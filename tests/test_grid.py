@@ -118,20 +118,20 @@ def reference(model: nn.Module, x: torch.Tensor, times=TIMES):
             grid["previous"][l].append(prev[l])
             grid["states"][l].append(new[l])
         if isinstance(model.encoder, nn.Embedding):  # with respect to the embedded vector
-            enc = per_sample_jacobian(lambda e: cells[0].transition(e, prev[0]), ins[0])
+            enc = per_sample_jacobian(lambda e, prev=prev: cells[0].transition(e, prev[0]), ins[0])
         else:  # through the encoder, from the raw input
-            enc = per_sample_jacobian(lambda r: cells[0].transition(model.encoder(r), prev[0]), raw)
+            enc = per_sample_jacobian(lambda r, prev=prev: cells[0].transition(model.encoder(r), prev[0]), raw)
         jac.setdefault(("encoder", 0), []).append(enc)
         for l in range(L):
             if l > 0:
                 below, cell, u_below, s_prev = cells[l - 1], cells[l], ins[l - 1], prev[l]
-                depth = per_sample_jacobian(lambda z: cell.transition(below.output(u_below, z), s_prev), new[l - 1])
+                depth = per_sample_jacobian(lambda z, cell=cell, below=below, u_below=u_below, s_prev=s_prev: cell.transition(below.output(u_below, z), s_prev), new[l - 1])
                 jac.setdefault(("depth", l), []).append(depth)
             cell, u_l = cells[l], ins[l]
-            jac.setdefault(("time", l), []).append(per_sample_jacobian(lambda s: cell.transition(u_l, s), prev[l]))
+            jac.setdefault(("time", l), []).append(per_sample_jacobian(lambda s, cell=cell, u_l=u_l: cell.transition(u_l, s), prev[l]))
         if decoder is not None:
             top, u_top = cells[-1], ins[-1]
-            full = per_sample_jacobian(lambda s: decoder(top.output(u_top, s)), new[-1])
+            full = per_sample_jacobian(lambda s, top=top, u_top=u_top: decoder(top.output(u_top, s)), new[-1])
             reads = full.abs().amax(dim=(0, 1)) > 0  # the state columns that reach y at all
             jac.setdefault(("decoder", L - 1), []).append(full[:, :, reads])
     cat = lambda parts: [torch.cat(p) for p in parts]  # noqa: E731
@@ -161,7 +161,7 @@ def test_trajectory_records_what_each_cell_read_and_wrote(make):
         got = getattr(traj, name)
         assert len(got) == len(model.cells)
         for l, (a, b) in enumerate(zip(got, recorded[name])):
-            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name}[{l}]: {m}")
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m, name=name, l=l: f"{name}[{l}]: {m}")
     part = traj.part(1, 3)  # time points 3 and 6 only
     assert part.times == (3, 6) and part.batch == BATCH
     torch.testing.assert_close(part.states[-1], traj.states[-1][BATCH:])
@@ -181,7 +181,7 @@ def test_edges_match_autograd_jacobians_of_the_step_functions(make):
         want = ref[(e.kind, e.layer)]
         assert e.jacobian.shape == tuple(want.shape[1:]), (e.kind, e.layer)
         torch.testing.assert_close(e.jacobian.dense(), want, rtol=1e-10, atol=1e-12,
-                                   msg=lambda m: f"{e.kind} {e.layer}: {m}")
+                                   msg=lambda m, e=e: f"{e.kind} {e.layer}: {m}")
 
 
 @pytest.mark.parametrize("make", MODELS)

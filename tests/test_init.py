@@ -311,7 +311,7 @@ def test_unknown_init_name_suggests_one():
 def test_init_that_does_not_apply_is_an_error_and_changes_nothing():
     m = StackedRNN("lstm", input_size=4, hidden_size=8, num_layers=2, output_size=3)
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    with pytest.raises(TypeError, match="does not apply to LSTMCell.*Inits for it: .*chrono"):
+    with pytest.raises(TypeError, match=r"does not apply to LSTMCell.*Inits for it: .*chrono"):
         lsc.init.apply(m, "identity")
     with pytest.raises(TypeError, match="does not apply to LRUCell"):
         lsc.init.apply(StackedRNN("lru", input_size=4, hidden_size=8), "he")

@@ -336,13 +336,13 @@ def test_out_of_range_jacobian_raises_instead_of_a_wrong_number(quantity, method
     with torch.no_grad():
         cell.weight_hh.fill_(1e38)  # radius 8e39: beyond float32
     J = LocalJacobian.of(partial(cell.transition, torch.zeros(2, 3)), torch.zeros(2, 80))
-    with pytest.raises(NonFiniteError, match="overflowed|eigensolver failed"):
+    with pytest.raises(NonFiniteError, match=r"overflowed|eigensolver failed"):
         estimate(J, quantity, method)
 
 
 def test_unknown_method_and_quantity_are_named():
     J = time_edge(random_cell("gru", {}))
-    with pytest.raises(ValueError, match="unknown method 'arnoldy'.*Did you mean 'arnoldi'"):
+    with pytest.raises(ValueError, match=r"unknown method 'arnoldy'.*Did you mean 'arnoldi'"):
         estimate(J, "radius", "arnoldy")
     with pytest.raises(ValueError, match="unknown quantity 'radious'"):
         estimate(J, "radious")

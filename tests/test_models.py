@@ -94,7 +94,7 @@ def test_bidirectional_and_unknown_modules_are_refused():
 
 
 def test_unknown_cell_and_option_names():
-    with pytest.raises(ValueError, match="unknown cell 'lstn'. Did you mean 'lstm'"):
+    with pytest.raises(ValueError, match=r"unknown cell 'lstn'\. Did you mean 'lstm'"):
         StackedRNN("lstn", input_size=3, hidden_size=4)
     with pytest.raises(ValueError, match="does not take option"):
         StackedRNN("gru", input_size=3, hidden_size=4, nonlinearity="relu")

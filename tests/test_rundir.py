@@ -54,9 +54,9 @@ def test_a_second_process_is_refused_with_the_first_ones_pid(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    with hold_directory(folder):  # free again once the holder is gone (the OS drops its lock)
-        with hold_directory(folder):  # and re-entrant within one process
-            pass
+    # free again once the holder is gone (the OS drops its lock), and re-entrant within one process
+    with hold_directory(folder), hold_directory(folder):
+        pass
 
 
 def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys):

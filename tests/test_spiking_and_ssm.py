@@ -164,7 +164,7 @@ def test_bad_input_and_options():
     lsc.measure(model, torch.rand(2, 5, 6) * 2.5)  # non-binary inputs are currents: fine
     with pytest.raises(ValueError, match="non-finite"):
         lsc.measure(model, torch.full((2, 5, 6), float("nan")))
-    with pytest.raises(ValueError, match="7 features but the model.s first layer takes 6"):
+    with pytest.raises(ValueError, match="7 features but the model's first layer takes 6"):
         model(torch.rand(2, 5, 7))
     with pytest.raises(ValueError, match="tau_v must be a finite number > 0"):
         ALIFCell(4, 8, tau_v=-1.0)
@@ -174,7 +174,7 @@ def test_bad_input_and_options():
         LRUCell(4, 8, r_min=0.9, r_max=0.5)
     with pytest.raises(ValueError, match="r_min < r_max"):
         StackedRNN("lru", input_size=4, hidden_size=8, r_min=0.2, r_max=1.5)
-    with pytest.raises(ValueError, match="unknown surrogate 'fast_sigmod'. Did you mean 'fast_sigmoid'"):
+    with pytest.raises(ValueError, match=r"unknown surrogate 'fast_sigmod'\. Did you mean 'fast_sigmoid'"):
         ALIFCell(4, 8, surrogate="fast_sigmod")
 
 

@@ -243,7 +243,7 @@ def write_shd(path: Path, n: int, seed: int = 0, keys=("spikes/times", "spikes/u
     h5py = pytest.importorskip("h5py", reason="h5py is needed to write SHD test files")
     rng = np.random.default_rng(seed)
     samples = []
-    for i in range(n):
+    for _i in range(n):
         k = int(rng.integers(5, 40))
         samples.append((np.sort(rng.uniform(0, 1.3, k)).astype(np.float16), rng.integers(0, 700, k).astype(np.uint16)))
     with h5py.File(path, "w") as f:

@@ -38,14 +38,25 @@ def main(out: Path) -> None:
     grids = {"PyTorch default init": gradient_grid(base, x)}
     for target in (0.5, 1.0):
         model = copy.deepcopy(base)
-        r = lsc.pretrain(model, None, target=target, kinds=("time", "depth"), max_seconds=40, time_steps=100,
-                         batch_size=32, seed=0, progress=False)
+        r = lsc.pretrain(
+            model,
+            None,
+            target=target,
+            kinds=("time", "depth"),
+            max_seconds=40,
+            time_steps=100,
+            batch_size=32,
+            seed=0,
+            progress=False,
+        )
         grids[f"pre-trained to {target:g} ({r.stopped}, {r.steps} steps)"] = gradient_grid(model, x)
     plot_profiles(grids, out / "gradient_grid_gru.png", layer=0, title="5-layer GRU, width 32, T = 100: layer 0")
     for label, g in grids.items():
-        print(f"GRU 5x32 {label}: layer-0 flatness (max/min over t) all {g.flatness(0):.3g}, "
-              f"t < 50 {g.flatness(0, slice(0, 50)):.3g}; |grad| at t = 0, 50, 99: "
-              + ", ".join(f"{v:.3g}" for v in g.values[0, [0, 50, 99]]))
+        print(
+            f"GRU 5x32 {label}: layer-0 flatness (max/min over t) all {g.flatness(0):.3g}, "
+            f"t < 50 {g.flatness(0, slice(0, 50)):.3g}; |grad| at t = 0, 50, 99: "
+            + ", ".join(f"{v:.3g}" for v in g.values[0, [0, 50, 99]])
+        )
 
     torch.manual_seed(0)
     elman = lsc.models.StackedRNN("elman", input_size=2, hidden_size=16, num_layers=1, output_size=1).double()

@@ -23,7 +23,9 @@ from lsc.models import StackedRNN
 def _dense_lyapunov(model: StackedRNN, x: torch.Tensor, k: int, warmup: int) -> np.ndarray:
     """The reference: the same QR iteration on materialised (jacrev) step Jacobians."""
     N = sum(c.state_size for c in model.cells)
-    Q = torch.linalg.qr(torch.randn(x.shape[0], N, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    Q = torch.linalg.qr(torch.randn(x.shape[0], N, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[
+        0
+    ]
     Q = Q.to(x.dtype)
 
     def one(x_t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -54,16 +56,20 @@ def main() -> None:
     start = time.perf_counter()
     dense = _dense_lyapunov(gru, x, 16, 100)
     seconds = time.perf_counter() - start
-    print(f"lyapunov: the same with dense jacrev Jacobians: {seconds:.2f} s ({seconds / spec.seconds:.1f}x), "
-          f"max |difference| {abs(dense - spec.exponents).max():.1e}")
+    print(
+        f"lyapunov: the same with dense jacrev Jacobians: {seconds:.2f} s ({seconds / spec.seconds:.1f}x), "
+        f"max |difference| {abs(dense - spec.exponents).max():.1e}"
+    )
     deep = StackedRNN("gru", input_size=16, hidden_size=256, num_layers=5)
     xd = torch.randn(1, 120, 16)
     spec_d = lyapunov_spectrum(deep, xd, k=16, warmup=20)
     start = time.perf_counter()
     dense = _dense_lyapunov(deep, xd, 16, 20)
     seconds = time.perf_counter() - start
-    print(f"lyapunov: GRU 5x256 (joint state 1280), 20 + 100 steps: {spec_d.seconds:.2f} s, dense {seconds:.2f} s "
-          f"({seconds / spec_d.seconds:.1f}x), max |difference| {abs(dense - spec_d.exponents).max():.1e}")
+    print(
+        f"lyapunov: GRU 5x256 (joint state 1280), 20 + 100 steps: {spec_d.seconds:.2f} s, dense {seconds:.2f} s "
+        f"({seconds / spec_d.seconds:.1f}x), max |difference| {abs(dense - spec_d.exponents).max():.1e}"
+    )
     x4 = torch.randn(4, 600, 16)
     spec4 = lyapunov_spectrum(gru, x4, k=16, warmup=100)
     print(f"lyapunov: same, batch 4: {spec4.seconds:.2f} s")
@@ -72,13 +78,19 @@ def main() -> None:
     xs = torch.randn(32, 100, 16)
     start = time.perf_counter()
     grid = gradient_grid(lstm, xs)
-    print(f"gradient grid: LSTM 5x128, batch 32, T 100: {time.perf_counter() - start:.2f} s (flatness {grid.flatness(0):.3g})")
+    print(
+        f"gradient grid: LSTM 5x128, batch 32, T 100: {time.perf_counter() - start:.2f} s (flatness "
+        f"{grid.flatness(0):.3g})"
+    )
 
     elman = StackedRNN("elman", input_size=4, hidden_size=32, num_layers=1, output_size=1)
     xe = torch.randn(8, 100, 4)
     start = time.perf_counter()
     sm = smoothness(elman, (xe, torch.randn(8, 100, 1)), iters=20)
-    print(f"smoothness: Elman 32, batch 8, T 100, 20 Lanczos HVPs: {time.perf_counter() - start:.2f} s (beta {sm.top:.4g})")
+    print(
+        f"smoothness: Elman 32, batch 8, T 100, 20 Lanczos HVPs: {time.perf_counter() - start:.2f} s (beta "
+        f"{sm.top:.4g})"
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def main() -> None:
     torch.manual_seed(0)
     W, T, B = args.width, args.time, args.batch
     x = torch.randn(B, T, W)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; width {W}, T {T}, batch {B}: forward+backward")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; width {W}, T {T}, batch {B}: forward+backward"
+    )
     reference = best_time(fwd_bwd(torch.nn.LSTM(W, W, batch_first=True), x), args.repeats)
     print(f"{'cell':<14} {'seconds':>8} {'vs nn.LSTM':>11}")
     print(f"{'torch.nn.LSTM':<14} {reference:>8.3f} {1.0:>10.2f}x")

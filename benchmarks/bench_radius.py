@@ -73,7 +73,12 @@ def main() -> None:
             for label, options in runs.items():
                 method = "power" if label.startswith("pow") else "arnoldi"
                 gen = torch.Generator().manual_seed(0)
-                t, est = best_time(lambda J=J, method=method, gen=gen, options=options: estimate(J, "radius", method, generator=gen, **options), args.repeats)
+                t, est = best_time(
+                    lambda J=J, method=method, gen=gen, options=options: estimate(
+                        J, "radius", method, generator=gen, **options
+                    ),
+                    args.repeats,
+                )
                 err = ((est - ref) / ref).abs()
                 print(
                     f"{n:>6} {label:>8} {t:>9.3f} {t_dense / t:>9.1f} "

@@ -37,8 +37,17 @@ def bits(logits: torch.Tensor, item: tuple[torch.Tensor, torch.Tensor]) -> torch
     return nn.functional.cross_entropy(logits.flatten(0, 1), item[1].flatten()) / math.log(2)
 
 
-c = lsc.compare(lambda seed: CharLM(), train, loss=bits, eval_data=held_out, inits=("default", 0.5, 1.0),
-                steps=300, seeds=3, out="runs/compare-charlm", pretrain_options={"kinds": ["time", "depth"]})
+c = lsc.compare(
+    lambda seed: CharLM(),
+    train,
+    loss=bits,
+    eval_data=held_out,
+    inits=("default", 0.5, 1.0),
+    steps=300,
+    seeds=3,
+    out="runs/compare-charlm",
+    pretrain_options={"kinds": ["time", "depth"]},
+)
 print(c.table())
 print(c)
 c.plot("compare-charlm.png")

@@ -64,15 +64,24 @@ def main() -> None:
             init_seconds = time.perf_counter() - start
             L.seed_everything(seed, verbose=False)
             loader = DataLoader(train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
-            trainer = L.Trainer(max_steps=args.steps, logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+            trainer = L.Trainer(
+                max_steps=args.steps,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                deterministic=True,
+            )
             start = time.perf_counter()
             trainer.fit(module, loader)
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 final = float(nn.functional.mse_loss(module(valid.tensors[0]), valid.tensors[1]))
-            runs.append(RunRecord(label, seed, ((args.steps, seconds, final),), init_seconds, seconds, args.steps,
-                                  False, "lightning"))
+            runs.append(
+                RunRecord(
+                    label, seed, ((args.steps, seconds, final),), init_seconds, seconds, args.steps, False, "lightning"
+                )
+            )
     c = Comparison(tuple(inits), tuple(range(args.seeds)), args.steps, "steps", tuple(runs))
     print(c.table())
     print(c)

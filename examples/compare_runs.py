@@ -29,16 +29,28 @@ def main(argv: list[str]) -> int:
     rows: list[tuple[str, list[str]]] = [("", list(runs))]
     cli = [r["config"].get("cli", {}) for r in runs.values()]  # type: ignore[union-attr]
     rows.append(("model", [f"{c.get('cell')} {c.get('layers')}x{c.get('width')}" for c in cli]))
-    rows.append(("pre-training", [
-        "none" if r["pretrain"] is None else
-        f"{r['pretrain']['stopped']}, {r['pretrain']['steps']} steps, {r['pretrain']['seconds']:.0f} s"  # type: ignore[index]
-        for r in runs.values()
-    ]))
+    rows.append(
+        (
+            "pre-training",
+            [
+                "none"
+                if r["pretrain"] is None
+                else f"{r['pretrain']['stopped']}, {r['pretrain']['steps']} steps, {r['pretrain']['seconds']:.0f} s"  # type: ignore[index]
+                for r in runs.values()
+            ],
+        )
+    )
     epochs = max(len(r["rows"]) for r in runs.values())  # type: ignore[arg-type]
     for e in range(epochs):
-        rows.append((f"epoch {e + 1} val {metric}", [
-            f"{r['rows'][e][f'val_{metric}']:.4f}" if e < len(r["rows"]) else "" for r in runs.values()  # type: ignore[index,arg-type]
-        ]))
+        rows.append(
+            (
+                f"epoch {e + 1} val {metric}",
+                [
+                    f"{r['rows'][e][f'val_{metric}']:.4f}" if e < len(r["rows"]) else ""
+                    for r in runs.values()  # type: ignore[index,arg-type]
+                ],
+            )
+        )
     rows.append((f"best val {metric}", [f"{r['result']['val']:.4f}" for r in runs.values()]))  # type: ignore[index]
     rows.append((f"test {metric} (best val)", [f"{r['result']['test']:.4f}" for r in runs.values()]))  # type: ignore[index]
     rows.append(("training time", [f"{r['result']['seconds']:.0f} s" for r in runs.values()]))  # type: ignore[index]

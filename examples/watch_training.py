@@ -86,10 +86,16 @@ def with_lightning(out: Path) -> None:
     x, y = data(1024, seed=1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True)
     held, _ = data(32, seed=0)
-    callback = LSCCallback(held, target=0.5, kinds=["time", "depth"], every=50, data=x,
-                           pretrain_options={"tol": 0.05})
-    trainer = pl.Trainer(max_steps=200, logger=pl.loggers.CSVLogger(out), callbacks=[callback],
-                         enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu", devices=1)
+    callback = LSCCallback(held, target=0.5, kinds=["time", "depth"], every=50, data=x, pretrain_options={"tol": 0.05})
+    trainer = pl.Trainer(
+        max_steps=200,
+        logger=pl.loggers.CSVLogger(out),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(Module(), loader)
     assert callback.result is not None
     print(f"lightning: {callback.result.message} ({callback.result.steps} steps)")

@@ -64,8 +64,15 @@ def test_identical_inits_are_undecided_with_an_interval_at_zero():
 
 def test_same_seed_same_comparison_and_resume_after_interrupt(tmp_path):
     data = _task(64, 10)
-    kw = dict(loss=mse, inits=("default", 0.5, "orthogonal"), steps=6, seeds=2, batch_size=8, eval_every=2,
-              pretrain_options={"max_steps": 3, "kinds": ["time", "depth"]})
+    kw = dict(
+        loss=mse,
+        inits=("default", 0.5, "orthogonal"),
+        steps=6,
+        seeds=2,
+        batch_size=8,
+        eval_every=2,
+        pretrain_options={"max_steps": 3, "kinds": ["time", "depth"]},
+    )
     a = lsc.compare(small, data, **kw)
     b = lsc.compare(small, data, **kw)
     calls = {"n": 0}
@@ -88,7 +95,8 @@ def test_same_seed_same_comparison_and_resume_after_interrupt(tmp_path):
         for init in a.inits:
             for seed in a.seeds:
                 assert [v for _, v in a.curves[init][seed]] == pytest.approx(
-                    [v for _, v in other.curves[init][seed]], abs=1e-6)
+                    [v for _, v in other.curves[init][seed]], abs=1e-6
+                )
     with pytest.raises(ValueError, match="other settings"):
         lsc.compare(small, data, out=tmp_path, **{**kw_out, "steps": 7})
 
@@ -100,10 +108,16 @@ def test_outputs(tmp_path):
     assert "init" in c.table() and "fewer than 3 seeds" in str(c)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"inits": ("default",)}, "at least two"), ({"inits": ("default", "nope")}, "unknown entry"),
-    ({"steps": 0}, "steps"), ({"seeds": -1}, "seeds"), ({"budget": "epochs"}, "budget"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"inits": ("default",)}, "at least two"),
+        ({"inits": ("default", "nope")}, "unknown entry"),
+        ({"steps": 0}, "steps"),
+        ({"seeds": -1}, "seeds"),
+        ({"budget": "epochs"}, "budget"),
+    ],
+)
 def test_bad_input_is_one_clear_value_error(bad, match):
     with pytest.raises(ValueError, match=match):
         lsc.compare(small, _task(16, 5), **{"loss": mse, **bad})
@@ -111,8 +125,17 @@ def test_bad_input_is_one_clear_value_error(bad, match):
 
 @pytest.mark.slow  # ~40 s on an idle core (3 pre-trainings, 600 steps of a 4-layer RNN over 50 steps)
 def test_pretraining_to_half_beats_an_exploding_default():
-    c = lsc.compare(lambda seed: Elman(), _task(), loss=mse, inits=("default", 0.5), seeds=3, steps=100,
-                    eval_every=50, pretrain_options={"kinds": ["time", "depth"], "max_steps": 10}, batch_size=16)
+    c = lsc.compare(
+        lambda seed: Elman(),
+        _task(),
+        loss=mse,
+        inits=("default", 0.5),
+        seeds=3,
+        steps=100,
+        eval_every=50,
+        pretrain_options={"kinds": ["time", "depth"], "max_steps": 10},
+        batch_size=16,
+    )
     row = c.rows[1]
     print(c.table())
     assert row["verdict"] == "better" and row["interval"][0] > 0, str(c)

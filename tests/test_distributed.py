@@ -30,7 +30,11 @@ def free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(OMP_NUM_THREADS="1", LSC_DIST_TIMEOUT="60", **extra)
     return env
 
@@ -40,10 +44,28 @@ def start(mode: str, out: Path, world: int) -> list[subprocess.Popen]:
     port = str(free_port())
     procs = []
     for r in range(world):
-        extra = {} if world == 1 else dict(WORLD_SIZE=str(world), RANK=str(r), LOCAL_RANK=str(r), LOCAL_WORLD_SIZE=str(world),
-                                           MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), mode, str(out)], env=_env(**extra), cwd=ROOT,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        extra = (
+            {}
+            if world == 1
+            else dict(
+                WORLD_SIZE=str(world),
+                RANK=str(r),
+                LOCAL_RANK=str(r),
+                LOCAL_WORLD_SIZE=str(world),
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=port,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), mode, str(out)],
+                env=_env(**extra),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -130,23 +152,72 @@ def test_a_killed_rank_fails_the_job_quickly_with_a_clear_message(tmp_path):
 
 
 def _torchrun(port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-            "--master_port", str(port), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        *args,
+    ]
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_cli_under_torchrun_then_resumed_by_one_process(tmp_path):
-    task = ["--task", "copy", "-o", "symbols=4", "-o", "length=3", "-o", "delay=2", "-o", "train_size=96",
-            "-o", "val_size=40", "-o", "test_size=40", "--layers", "1", "--width", "16", "--batch-size", "32",
-            "--pretrain", "1", "--pretrain-steps", "10", "--out", str(tmp_path / "run"), "--device", "cpu"]
-    run = subprocess.run(_torchrun(free_port(), "-m", "lsc", "train", *task, "--epochs", "2"), env=_env(), cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    task = [
+        "--task",
+        "copy",
+        "-o",
+        "symbols=4",
+        "-o",
+        "length=3",
+        "-o",
+        "delay=2",
+        "-o",
+        "train_size=96",
+        "-o",
+        "val_size=40",
+        "-o",
+        "test_size=40",
+        "--layers",
+        "1",
+        "--width",
+        "16",
+        "--batch-size",
+        "32",
+        "--pretrain",
+        "1",
+        "--pretrain-steps",
+        "10",
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+    ]
+    run = subprocess.run(
+        _torchrun(free_port(), "-m", "lsc", "train", *task, "--epochs", "2"),
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("val accuracy") == 1  # rank 0 alone prints
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
-    again = subprocess.run([sys.executable, "-m", "lsc", "train", *task, "--epochs", "3"], env=_env(), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "lsc", "train", *task, "--epochs", "3"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stderr
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 3
@@ -155,8 +226,14 @@ def test_cli_under_torchrun_then_resumed_by_one_process(tmp_path):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_torchrun_reports_a_killed_rank(tmp_path):
-    p = subprocess.Popen(_torchrun(free_port(), str(WORKER), "forever", str(tmp_path)), env=_env(), cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(
+        _torchrun(free_port(), str(WORKER), "forever", str(tmp_path)),
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while not all((tmp_path / f"pid{r}").exists() for r in range(2)):
@@ -180,7 +257,11 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     torch.manual_seed(0)
     model = task.model("gru", layers=1, width=16)
     res = lsc.train(model, task, epochs=2, batch_size=32, lr=1e-2, amp="bf16", progress=False, out=tmp_path)
-    assert res.stopped == "epochs" and math.isfinite(res.val) and res.history[-1]["train_loss"] < res.history[0]["train_loss"] * 1.5
+    assert (
+        res.stopped == "epochs"
+        and math.isfinite(res.val)
+        and res.history[-1]["train_loss"] < res.history[0]["train_loss"] * 1.5
+    )
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay float32
     assert '"amp": "bf16"' in (tmp_path / "config.json").read_text()
     with pytest.raises(ValueError, match="amp"):

@@ -19,8 +19,15 @@ NAMES = experiments.available()
 
 
 def test_registry_names_claims_and_presets():
-    assert set(NAMES) == {"fig1-paths", "fig2-ffn", "fig3-deep-rnn", "fig4-lru", "meanfield-critical",
-                          "glorot-long-range", "smoothness-attractors"}  # the seven experiments of issue 8
+    assert set(NAMES) == {
+        "fig1-paths",
+        "fig2-ffn",
+        "fig3-deep-rnn",
+        "fig4-lru",
+        "meanfield-critical",
+        "glorot-long-range",
+        "smoothness-attractors",
+    }  # the seven experiments of issue 8
     for name in NAMES:
         exp = experiments.get(name)
         assert exp.claim and exp.source
@@ -108,15 +115,38 @@ def test_runs_are_submitted_as_jobs_through_submitit(tmp_path, capsys):
     run is a job, its run directory is the same as a local run's, finished runs are skipped."""
     pytest.importorskip("submitit")  # the `cluster` extra; `make test` installs it
     only = ["glorot-n64-s0"]
-    rc, _ = _cli(["experiment", "run", "glorot-long-range", "--out", str(tmp_path), "--only", *only,
-                  "--launcher", "submitit", "--cluster", "local", "--slurm", "timeout_min=10"], capsys)
+    rc, _ = _cli(
+        [
+            "experiment",
+            "run",
+            "glorot-long-range",
+            "--out",
+            str(tmp_path),
+            "--only",
+            *only,
+            "--launcher",
+            "submitit",
+            "--cluster",
+            "local",
+            "--slurm",
+            "timeout_min=10",
+        ],
+        capsys,
+    )
     d = tmp_path / "glorot-long-range" / "smoke" / only[0]
     run = next(r for r in experiments.get("glorot-long-range").runs("smoke") if r.id == only[0])
     assert rc == 0 and read_record(tmp_path / "records", "glorot-long-range", "smoke", run).state == "ok"
     assert (d / "result.json").exists()
     assert list((d / "submitit").glob("*_submitted.pkl"))  # it went through submitit
-    again = experiments.run(experiments.get("glorot-long-range"), "smoke", tmp_path, only=only, launcher="submitit",
-                            cluster="local", say=lambda m: None)
+    again = experiments.run(
+        experiments.get("glorot-long-range"),
+        "smoke",
+        tmp_path,
+        only=only,
+        launcher="submitit",
+        cluster="local",
+        say=lambda m: None,
+    )
     assert again["skipped"] == 1
     with pytest.raises(ValueError, match="--slurm applies to --launcher submitit only"):
         _cli(["experiment", "run", "glorot-long-range", "--out", str(tmp_path), "--slurm", "timeout_min=10"], capsys)
@@ -139,7 +169,9 @@ def test_cli_list_emit_and_report(tmp_path, capsys):
     assert rc == 0 and "claim:" in out and all(name in out for name in NAMES)
     assert "fair (80 runs, about 4 core-hours)" in out  # GRU, LSTM x depth 2, 6 x 4 conditions x 5 seeds
     assert "fair (24 runs, about 1 core-hour)" in out  # fig4: LRU depth 3, 6 x 4 conditions x 3 seeds, no clip
-    rc, out = _cli(["experiment", "run", "fig1-paths", "--preset", "cpu", "--out", str(tmp_path), "--emit-commands"], capsys)
+    rc, out = _cli(
+        ["experiment", "run", "fig1-paths", "--preset", "cpu", "--out", str(tmp_path), "--emit-commands"], capsys
+    )
     lines = out.strip().splitlines()
     assert rc == 0 and len(lines) == len(experiments.get("fig1-paths").runs("cpu"))
     assert not (tmp_path / "fig1-paths").exists()  # emitting runs nothing
@@ -156,7 +188,9 @@ def test_worker_reruns_a_stale_run_from_scratch(tmp_path):
     other = {**r.config, "lr": 2 * r.config["lr"]}
     assert run_one(exp.name, r.id, other, d, preset="smoke", records=records) in ("ok", "diverged")
     assert read_record(records, exp, "smoke", r).state == "stale"
-    assert run_one(exp.name, r.id, r.config, d, preset="smoke", records=records) in ("ok", "diverged"), (d / STATUS).read_text()
+    assert run_one(exp.name, r.id, r.config, d, preset="smoke", records=records) in ("ok", "diverged"), (
+        d / STATUS
+    ).read_text()
     assert read_record(records, exp, "smoke", r).state in ("ok", "diverged")
 
 
@@ -171,11 +205,18 @@ def test_fig2_best_lr_ignores_lrs_without_finished_runs():
 def _record(cell: str, layers: int, cond: str, seed: int, test: float, flagged: bool = False):
     from lsc.experiments.base import RunRecord
 
-    init = {"edges": [{"kind": "time", "layer": 0, "mean": 0.5, "std": 0.0}], "worst_gap": 0.06 if flagged else 0.01,
-            "flagged": flagged, "pretrained": cond != "default"}
-    return RunRecord(f"{cell}-L{layers}-{cond}-s{seed}",
-                     {"task": "slmnist", "cell": cell, "layers": layers, "condition": cond, "seed": seed},
-                     "ok", {"metric": "accuracy", "test": test, "init": init, "pretrain": {"converged": True}})
+    init = {
+        "edges": [{"kind": "time", "layer": 0, "mean": 0.5, "std": 0.0}],
+        "worst_gap": 0.06 if flagged else 0.01,
+        "flagged": flagged,
+        "pretrained": cond != "default",
+    }
+    return RunRecord(
+        f"{cell}-L{layers}-{cond}-s{seed}",
+        {"task": "slmnist", "cell": cell, "layers": layers, "condition": cond, "seed": seed},
+        "ok",
+        {"metric": "accuracy", "test": test, "init": init, "pretrain": {"converged": True}},
+    )
 
 
 def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_out(tmp_path):
@@ -188,9 +229,11 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
         for cell in ("gru", "lstm"):
             for layers, gain in ((2, 2.0), (6, 6.0)):
                 base = 0.50 + 0.01 * seed
-                recs += [_record(cell, layers, "default", seed, base),
-                         _record(cell, layers, "rho1", seed, base + (4 - gain) / 100),
-                         _record(cell, layers, "rho0.5", seed, base + 4 / 100 + 0.001 * seed)]
+                recs += [
+                    _record(cell, layers, "default", seed, base),
+                    _record(cell, layers, "rho1", seed, base + (4 - gain) / 100),
+                    _record(cell, layers, "rho0.5", seed, base + 4 / 100 + 0.001 * seed),
+                ]
     recs.append(_record("gru", 2, "rho1", 9, 0.99, flagged=True))
     recs.append(_record("gru", 2, "rho0.5", 9, 0.10))
     text = exp.report(recs, tmp_path, "fair")
@@ -206,7 +249,9 @@ def test_fig3_reports_paired_intervals_the_depth_trend_and_leaves_flagged_runs_o
     assert "| rho0.5 beats rho1 (non-ALIF) | 100% (10/10) |" in text
     # ... and one line says what keeping it would change
     sensitivity = next(line for line in text.splitlines() if line.startswith("**Sensitivity**"))
-    assert "the 1 flagged run(s) kept" in sensitivity and "rho0.5 − rho1: undecided (n = 21)" in sensitivity  # the -89-point pair
+    assert (
+        "the 1 flagged run(s) kept" in sensitivity and "rho0.5 − rho1: undecided (n = 21)" in sensitivity
+    )  # the -89-point pair
     flat = [r for r in recs if not (r.config["layers"] == 6 and r.config["condition"] == "rho1")]
     flat += [_record(c, 6, "rho1", s, 0.50 + 0.01 * s + 0.039) for s in range(5) for c in ("gru", "lstm")]
     verdict = next(line for line in exp.report(flat, tmp_path, "fair").splitlines() if line.startswith("**Verdict"))
@@ -231,8 +276,14 @@ def test_fig2s_paper_preset_has_orthogonal_and_the_cos_bias_redraw():
     exp = experiments.get("fig2-ffn")
     paper = {r.config["init"] for r in exp.runs("paper")}
     assert paper == {"glorot", "he", "orthogonal", "lsc"} and {r.config["init"] for r in exp.runs("cpu")} == {
-        "glorot", "he", "lsc"}
-    assert all(r.config["cos_bias_redraw"] for r in exp.runs("paper")) and "cos_bias_redraw" not in exp.runs("cpu")[0].config
+        "glorot",
+        "he",
+        "lsc",
+    }
+    assert (
+        all(r.config["cos_bias_redraw"] for r in exp.runs("paper"))
+        and "cos_bias_redraw" not in exp.runs("cpu")[0].config
+    )
     model = FFN(4, 8, "cos", 5, 3)
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
@@ -259,9 +310,14 @@ def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_pat
                 recs.append(r)
     text = exp.report(recs, tmp_path, "cpu")
     assert "| rho0.5 − default | 8 |" in text and "| rho0.5 − rho1 | 8 |" in text
-    assert "*holds* when the 95 % stratified t-interval of the mean paired difference lies above 0" in text  # the rule is stated, as in fig3's report
+    assert (
+        "*holds* when the 95 % stratified t-interval of the mean paired difference lies above 0" in text
+    )  # the rule is stated, as in fig3's report
     verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
-    assert "rho0.5 − rho1: holds (mean +0.50, [+0.50, +0.50], n = 8, 8/0 wins/losses)" in verdict and "agrees with the claim" in verdict
+    assert (
+        "rho0.5 − rho1: holds (mean +0.50, [+0.50, +0.50], n = 8, 8/0 wins/losses)" in verdict
+        and "agrees with the claim" in verdict
+    )
 
 
 def test_fig3s_paper_preset_matches_parameters_as_the_reference():
@@ -294,16 +350,40 @@ def test_the_converged_preset_trains_to_convergence_and_reports_epochs_to_thresh
     runs = exp.runs("converged")
     assert len(runs) == 60 and {r.config["condition"] for r in runs} == {"default", "rho1", "rho0.5"}
     job = exp.job(next(r for r in runs if r.config["condition"] == "rho0.5").config)
-    assert (job.epochs, job.patience, job.width, job.init, job.pretrain, job.pretrain_steps) == (50, 10, 32, "keras", "0.5", 150)
+    assert (job.epochs, job.patience, job.width, job.init, job.pretrain, job.pretrain_steps) == (
+        50,
+        10,
+        32,
+        "keras",
+        "0.5",
+        150,
+    )
     assert epochs_to_threshold([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.8}], 0.7) == 2
     assert epochs_to_threshold([{"epoch": 1, "val_accuracy": 0.5}], 0.7) is None
 
     def rec(cond, seed, curve):
         rows = [{"epoch": e + 1, "val_accuracy": v} for e, v in enumerate(curve)]
-        return RunRecord(f"gru-L2-{cond}-s{seed}", {"task": "slmnist", "cell": "gru", "layers": 2, "condition": cond,
-                                                     "seed": seed, "epochs": 50, "patience": 10}, "ok",
-                         {"metric": "accuracy", "test": max(curve), "val": max(curve), "epochs": len(curve),
-                          "best_epoch": curve.index(max(curve)) + 1}, rows=rows)
+        return RunRecord(
+            f"gru-L2-{cond}-s{seed}",
+            {
+                "task": "slmnist",
+                "cell": "gru",
+                "layers": 2,
+                "condition": cond,
+                "seed": seed,
+                "epochs": 50,
+                "patience": 10,
+            },
+            "ok",
+            {
+                "metric": "accuracy",
+                "test": max(curve),
+                "val": max(curve),
+                "epochs": len(curve),
+                "best_epoch": curve.index(max(curve)) + 1,
+            },
+            rows=rows,
+        )
 
     recs = [rec("default", s, [0.3, 0.6, 0.9, 0.8]) for s in range(3)]  # threshold 0.81: epoch 3
     recs += [rec("rho0.5", s, [0.5, 0.85, 0.9]) for s in range(3)]  # epoch 2

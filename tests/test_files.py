@@ -48,7 +48,11 @@ def test_damaged_files_are_named_not_a_traceback(tmp_path, damage):
     elif damage == "truncated":
         data = data[: len(data) // 2]
     elif damage == "random":
-        data = bytearray(torch.randint(0, 256, (len(data),), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes())
+        data = bytearray(
+            torch.randint(0, 256, (len(data),), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+            .numpy()
+            .tobytes()
+        )
     elif damage == "bit-rot":  # four bytes inside the tensor data overwritten
         at = _tensor_offset(path, weights)
         data[at : at + 4] = b"\x00\x00\xc0\x7f"
@@ -89,8 +93,28 @@ def test_a_crafted_pickle_is_never_executed_by_load(tmp_path):
 def test_a_crafted_checkpoint_in_out_is_never_executed_by_the_cli(tmp_path, capsys):
     mark = tmp_path / "pwned"
     train_out, pre_out = tmp_path / "train", tmp_path / "pre"
-    train = ["train", "--task", "copy", "-o", "train_size=64", "-o", "val_size=32", "-o", "test_size=32", "--cell", "gru", "--layers", "1", "--width", "8",
-             "--epochs", "1", "--out", str(train_out), "--quiet"]
+    train = [
+        "train",
+        "--task",
+        "copy",
+        "-o",
+        "train_size=64",
+        "-o",
+        "val_size=32",
+        "-o",
+        "test_size=32",
+        "--cell",
+        "gru",
+        "--layers",
+        "1",
+        "--width",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        str(train_out),
+        "--quiet",
+    ]
     assert main(train) == 0  # a real run, whose checkpoint is then swapped for a crafted one
     capsys.readouterr()
     pre_out.mkdir()
@@ -98,18 +122,49 @@ def test_a_crafted_checkpoint_in_out_is_never_executed_by_the_cli(tmp_path, caps
         _crafted(out / "checkpoint.pt", mark)
     assert main(train) == 2
     assert "checkpoint.pt is damaged" in capsys.readouterr().err
-    assert main(["pretrain", "--cell", "gru", "--layers", "1", "--width", "4", "--input-size", "2", "--time", "4",
-                 "--batch", "2", "--max-steps", "1", "--out", str(pre_out), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "pretrain",
+                "--cell",
+                "gru",
+                "--layers",
+                "1",
+                "--width",
+                "4",
+                "--input-size",
+                "2",
+                "--time",
+                "4",
+                "--batch",
+                "2",
+                "--max-steps",
+                "1",
+                "--out",
+                str(pre_out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "checkpoint.pt is damaged" in capsys.readouterr().err
-    assert main(["analyze", "grid", "--checkpoint", str(train_out / "checkpoint.pt"), "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main(["analyze", "grid", "--checkpoint", str(train_out / "checkpoint.pt"), "--out", str(tmp_path / "a")]) == 2
+    )
     assert "nothing was run" in capsys.readouterr().err
     assert not mark.exists()
 
 
 def test_the_first_model_format_still_loads_without_running_code(tmp_path):
     model = StackedRNN("gru", input_size=3, hidden_size=4, num_layers=2)
-    old = {"format": "lsc-model/1", "class": "StackedRNN", "config": dict(model.config), "dtype": "float32",
-           "state_dict": model.state_dict(), "window": 7}
+    old = {
+        "format": "lsc-model/1",
+        "class": "StackedRNN",
+        "config": dict(model.config),
+        "dtype": "float32",
+        "state_dict": model.state_dict(),
+        "window": 7,
+    }
     torch.save(old, tmp_path / "old.pt")
     back = lsc.load(tmp_path / "old.pt")
     assert back.max_length == 7 and all(torch.equal(a, b) for a, b in zip(back.parameters(), model.parameters()))

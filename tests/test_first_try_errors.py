@@ -3,11 +3,8 @@ and says what to do (the CLI prints it after ``lsc COMMAND: error:``)."""
 
 from __future__ import annotations
 
-import errno
-import resource
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +18,7 @@ from lsc.rundir import LOCK, hold_directory
 
 def test_a_directory_where_a_file_should_be_is_named(tmp_path):
     (tmp_path / "result.json").mkdir()
-    with pytest.raises(WriteError, match="result.json: a directory is in its place; move it away"):
+    with pytest.raises(WriteError, match=r"result\.json: a directory is in its place; move it away"):
         write_atomic(tmp_path / "result.json", "{}")
 
 
@@ -56,16 +53,17 @@ def test_a_symlinked_lock_is_refused_in_one_line(tmp_path):
 def test_analyze_out_a_file_is_one_line(tmp_path, capsys):
     out = tmp_path / "taken"
     out.write_text("mine")
-    rc = main(["analyze", "grid", "--cell", "gru", "--layers", "2", "--width", "4", "--time", "5",
-               "--out", str(out)])
+    rc = main(["analyze", "grid", "--cell", "gru", "--layers", "2", "--width", "4", "--time", "5", "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "taken" in err and "choose another --out directory" in err
     assert out.read_text() == "mine"  # the user's file is untouched
 
 
 def test_an_allocation_failure_says_the_size_and_what_to_do():
-    exc = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
-                       "you tried to allocate 14400000000 bytes. Error code 12 (Cannot allocate memory)")
+    exc = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 14400000000 bytes. Error code 12 (Cannot allocate memory)"
+    )
     message = _memory_message(exc)
     assert message is not None and "13.4 GiB" in message and "smaller --width" in message
     assert _memory_message(RuntimeError("shapes do not match")) is None  # other errors are not dressed up
@@ -88,7 +86,7 @@ def test_a_torchscript_model_is_refused_with_advice_that_works():
 
     net = Net()
     x = torch.randn(2, 6, 3)
-    with pytest.raises(TypeError, match="TorchScript.*measure and pre-train the nn.Module you scripted"):
+    with pytest.raises(TypeError, match=r"TorchScript.*measure and pre-train the nn\.Module you scripted"):
         lsc.measure(torch.jit.trace(net, x), x)
     report = lsc.measure(net, x)  # the advice, followed, works
     assert report.edges

@@ -44,8 +44,11 @@ def gru() -> nn.Module:  # every edge square (10 x 10)
 
 def tokens() -> nn.Module:  # embedding 8 -> Elman tanh 8 x 2 -> 30 logits: encoder 8 x 8, decoder 30 x 8
     torch.manual_seed(2)
-    return _scaled(StackedRNN("elman", input_size=8, hidden_size=8, num_layers=2, output_size=30, vocab_size=30,
-                              nonlinearity="tanh"))
+    return _scaled(
+        StackedRNN(
+            "elman", input_size=8, hidden_size=8, num_layers=2, output_size=30, vocab_size=30, nonlinearity="tanh"
+        )
+    )
 
 
 def lstm_widths() -> nn.Module:  # states 12, 18, 10: depth edges 18 x 12 and 10 x 18, layer l-1's own output slice
@@ -125,10 +128,17 @@ def reference(model: nn.Module, x: torch.Tensor, times=TIMES):
         for l in range(L):
             if l > 0:
                 below, cell, u_below, s_prev = cells[l - 1], cells[l], ins[l - 1], prev[l]
-                depth = per_sample_jacobian(lambda z, cell=cell, below=below, u_below=u_below, s_prev=s_prev: cell.transition(below.output(u_below, z), s_prev), new[l - 1])
+                depth = per_sample_jacobian(
+                    lambda z, cell=cell, below=below, u_below=u_below, s_prev=s_prev: cell.transition(
+                        below.output(u_below, z), s_prev
+                    ),
+                    new[l - 1],
+                )
                 jac.setdefault(("depth", l), []).append(depth)
             cell, u_l = cells[l], ins[l]
-            jac.setdefault(("time", l), []).append(per_sample_jacobian(lambda s, cell=cell, u_l=u_l: cell.transition(u_l, s), prev[l]))
+            jac.setdefault(("time", l), []).append(
+                per_sample_jacobian(lambda s, cell=cell, u_l=u_l: cell.transition(u_l, s), prev[l])
+            )
         if decoder is not None:
             top, u_top = cells[-1], ins[-1]
             full = per_sample_jacobian(lambda s, top=top, u_top=u_top: decoder(top.output(u_top, s)), new[-1])
@@ -180,8 +190,9 @@ def test_edges_match_autograd_jacobians_of_the_step_functions(make):
     for e in found:
         want = ref[(e.kind, e.layer)]
         assert e.jacobian.shape == tuple(want.shape[1:]), (e.kind, e.layer)
-        torch.testing.assert_close(e.jacobian.dense(), want, rtol=1e-10, atol=1e-12,
-                                   msg=lambda m, e=e: f"{e.kind} {e.layer}: {m}")
+        torch.testing.assert_close(
+            e.jacobian.dense(), want, rtol=1e-10, atol=1e-12, msg=lambda m, e=e: f"{e.kind} {e.layer}: {m}"
+        )
 
 
 @pytest.mark.parametrize("make", MODELS)
@@ -219,8 +230,12 @@ def test_measured_dense_radii_are_those_of_the_autograd_jacobians(make, monkeypa
         assert M.shape[1:] == (k, k) and e.shape == (k, k)
         radii = torch.linalg.eigvals(M).abs().amax(-1)
         assert e.count == len(TIMES) * BATCH and e.method == "dense"
-        for stat, value in (("mean", radii.mean()), ("min", radii.min()), ("max", radii.max()),
-                            ("std", radii.std(correction=0))):
+        for stat, value in (
+            ("mean", radii.mean()),
+            ("min", radii.min()),
+            ("max", radii.max()),
+            ("std", radii.std(correction=0)),
+        ):
             assert getattr(e, stat) == pytest.approx(float(value), rel=1e-9, abs=1e-12), (e.kind, e.layer, stat)
 
 
@@ -233,8 +248,9 @@ def test_a_depth_edge_differs_between_consecutive_steps():
     traj = trajectory(stack, xb, TIMES)
     _, ref = reference(model, x)
     cells = stack.cells
-    early = LocalJacobian.of(lambda z: cells[1].transition(cells[0].output(traj.inputs[0], z), traj.previous[1]),
-                             traj.previous[0]).dense()
+    early = LocalJacobian.of(
+        lambda z: cells[1].transition(cells[0].output(traj.inputs[0], z), traj.previous[1]), traj.previous[0]
+    ).dense()
     assert (early - ref[("depth", 1)]).abs().amax() > 1e-2
 
 

@@ -24,13 +24,31 @@ PACKAGE = SRC / "lsc"
 MAX_PARAMETERS, MAX_LINES = 12, 100
 
 FLOORS = {  # docs/design.md section 0: a module imports only from its own floor or below
-    "checks": 1, "files": 1, "rundir": 1, "optimizers": 1, "progress": 1, "interrupts": 1,
-    "distributed": 1, "krylov": 1, "version": 1, "stats": 1,
+    "checks": 1,
+    "files": 1,
+    "rundir": 1,
+    "optimizers": 1,
+    "progress": 1,
+    "interrupts": 1,
+    "distributed": 1,
+    "krylov": 1,
+    "version": 1,
+    "stats": 1,
     "models": 2,
-    "jacobian": 3, "grid": 3, "parts": 3, "tasks": 3,
-    "condition": 4, "analysis": 4, "init": 4,
-    "pretraining": 5, "train": 5, "monitor": 5, "lightning_callback": 5,
-    "job": 6, "comparison": 6, "__init__": 6,  # lsc/__init__.py: the public API, over the library
+    "jacobian": 3,
+    "grid": 3,
+    "parts": 3,
+    "tasks": 3,
+    "condition": 4,
+    "analysis": 4,
+    "init": 4,
+    "pretraining": 5,
+    "train": 5,
+    "monitor": 5,
+    "lightning_callback": 5,
+    "job": 6,
+    "comparison": 6,
+    "__init__": 6,  # lsc/__init__.py: the public API, over the library
     "experiments": 7,
     "cli": 8,
     "__main__": 9,
@@ -85,7 +103,9 @@ def type_only(tree: ast.Module) -> set[int]:
     lines = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            lines |= {n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))}
+            lines |= {
+                n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom))
+            }
     return lines
 
 
@@ -126,8 +146,10 @@ def floor(module: str) -> int:
 def graph() -> dict[str, set[str]]:
     """Importer -> imported lsc modules, imports under TYPE_CHECKING left out."""
     mods = sources()
-    return {name: {m for m, _, _, typing in imports(name, path, set(mods)) if not typing and m in mods and m != name}
-            for name, path in mods.items()}
+    return {
+        name: {m for m, _, _, typing in imports(name, path, set(mods)) if not typing and m in mods and m != name}
+        for name, path in mods.items()
+    }
 
 
 def circles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -218,8 +240,13 @@ def lsc_names(path: Path) -> Iterator[tuple[str, int]]:
                 yield text, node.lineno
 
 
-@pytest.mark.parametrize("path", sorted([*ROOT.glob("benchmarks/*.py"), *ROOT.glob("examples/*.py")]), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted([*ROOT.glob("benchmarks/*.py"), *ROOT.glob("examples/*.py")]), ids=lambda p: p.name
+)
 def test_scripts_use_public_names_only(path):
-    private = [f"line {line}: {name}" for name, line in lsc_names(path)
-               if any(part.startswith("_") for part in name.split("."))]
+    private = [
+        f"line {line}: {name}"
+        for name, line in lsc_names(path)
+        if any(part.startswith("_") for part in name.split("."))
+    ]
     assert not private, f"{path.relative_to(ROOT)} uses private lsc names: {private}"

@@ -42,7 +42,9 @@ def test_check_lsc_reports_the_gap():
     net = lsc.init.apply(FFN(10, 64, "linear", 32, 10), "orthogonal", seed=0)
     check = lsc.init.check_lsc(net, torch.randn(16, 32), kinds=["depth"], target=1.0)
     assert check.holds and abs(check.worst_gap) < 1e-3
-    bad = lsc.init.check_lsc(lsc.init.apply(net, "orthogonal", gain=0.5, seed=0), torch.randn(16, 32), kinds=["depth"], target=1.0)
+    bad = lsc.init.check_lsc(
+        lsc.init.apply(net, "orthogonal", gain=0.5, seed=0), torch.randn(16, 32), kinds=["depth"], target=1.0
+    )
     assert not bad.holds and bad.worst_gap == pytest.approx(-0.5, abs=1e-3)
     assert "does not satisfy" in str(bad)
 
@@ -139,7 +141,9 @@ def test_linear_recurrence_explodes_under_glorot_and_not_rescaled():
 
 
 def test_rescaled_glorot_on_elman_and_lru():
-    m = lsc.init.apply(StackedRNN("elman", input_size=4, hidden_size=256, nonlinearity="identity"), "rescaled_glorot", seed=0)
+    m = lsc.init.apply(
+        StackedRNN("elman", input_size=4, hidden_size=256, nonlinearity="identity"), "rescaled_glorot", seed=0
+    )
     W = m.cells[0].weight_hh.detach().double()
     assert W.std().item() * math.sqrt(256) == pytest.approx(lsc.init.rescaled_glorot_scale(256), rel=0.02)
     lru = lsc.init.apply(StackedRNN("lru", input_size=4, hidden_size=16), "rescaled_glorot", seed=0)
@@ -152,7 +156,9 @@ def test_rescaled_glorot_on_elman_and_lru():
 
 
 def test_lru_ring_puts_eigenvalues_on_the_ring():
-    m = lsc.init.apply(StackedRNN("lru", input_size=4, hidden_size=32), "lru_ring", r_min=0.9, r_max=0.95, max_phase=0.1, seed=0)
+    m = lsc.init.apply(
+        StackedRNN("lru", input_size=4, hidden_size=32), "lru_ring", r_min=0.9, r_max=0.95, max_phase=0.1, seed=0
+    )
     re, im = m.cells[0].eigenvalues()
     modulus, phase = torch.sqrt(re**2 + im**2), torch.atan2(im, re)
     assert modulus.min() >= 0.9 - 1e-6 and modulus.max() <= 0.95 + 1e-6
@@ -184,7 +190,11 @@ def _lstm_sim(gates, n=1024, m=256, steps=160, burn=110, tied=True, seed=0):
         f, i, gg, o = torch.sigmoid(u["f"]), torch.sigmoid(u["i"]), torch.tanh(u["g"]), torch.sigmoid(u["o"])
         if t >= burn and tied and t % 10 == 0:  # partial Jacobian dc_t/dc_{t-1} with o_{t-1} held
             dh = o_prev * (1 - torch.tanh(c) ** 2)
-            S = (c * f * (1 - f))[:, None] * U["f"] + (gg * i * (1 - i))[:, None] * U["i"] + (i * (1 - gg**2))[:, None] * U["g"]
+            S = (
+                (c * f * (1 - f))[:, None] * U["f"]
+                + (gg * i * (1 - i))[:, None] * U["i"]
+                + (i * (1 - gg**2))[:, None] * U["g"]
+            )
             J = torch.diag(f) + S * dh[None, :]
             m1.append((J * J).sum().item() / n)
         c = f * c + i * gg
@@ -338,8 +348,17 @@ def test_bad_options_are_errors():
 
 def test_available_lists_every_init_with_its_source():
     names = lsc.init.available()
-    assert set(names) == {"glorot", "he", "orthogonal", "critical", "rescaled_glorot", "lru_ring", "chrono", "identity",
-                          "keras"}
+    assert set(names) == {
+        "glorot",
+        "he",
+        "orthogonal",
+        "critical",
+        "rescaled_glorot",
+        "lru_ring",
+        "chrono",
+        "identity",
+        "keras",
+    }
     assert "Gilboa" in names["critical"].source and "Bar" in names["rescaled_glorot"].source
     assert "Keras" in names["keras"].source
 
@@ -349,8 +368,28 @@ def test_cli_init_list_and_measure_with_init(capsys):
     assert main(["init", "--list"]) == 0
     out = capsys.readouterr().out
     assert "rescaled_glorot" in out and "Tallec" in out
-    code = main(["measure", "--cell", "elman", "--nonlinearity", "identity", "--layers", "1", "--width", "16",
-                 "--time", "10", "--batch", "4", "--init", "orthogonal", "--kinds", "time", "--json"])
+    code = main(
+        [
+            "measure",
+            "--cell",
+            "elman",
+            "--nonlinearity",
+            "identity",
+            "--layers",
+            "1",
+            "--width",
+            "16",
+            "--time",
+            "10",
+            "--batch",
+            "4",
+            "--init",
+            "orthogonal",
+            "--kinds",
+            "time",
+            "--json",
+        ]
+    )
     assert code == 0
     import json
 

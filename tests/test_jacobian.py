@@ -84,8 +84,12 @@ def test_radius_estimators_match_dense(kind, opts, method, tol):
 
 
 @pytest.mark.parametrize(
-    "kind,opts", [pytest.param("lstm", {}, id="lstm"), pytest.param("gru", {}, id="gru"),
-                  pytest.param("elman", {"nonlinearity": "tanh"}, id="elman-tanh")]
+    "kind,opts",
+    [
+        pytest.param("lstm", {}, id="lstm"),
+        pytest.param("gru", {}, id="gru"),
+        pytest.param("elman", {"nonlinearity": "tanh"}, id="elman-tanh"),
+    ],
 )
 def test_arnoldi_radius_at_default_settings_is_within_1_percent(kind, opts):
     """``estimate(J, "radius", "arnoldi")`` with its defaults (steps, rtol) on wide time
@@ -222,11 +226,19 @@ def _cycle(s: torch.Tensor) -> torch.Tensor:
     "case",
     [
         # diag(d): radius max|d_i|, gradient sign(d_k) at the largest entry only
-        ("diagonal", lambda: [torch.tensor([0.5, -0.75, 0.25, 0.5])], lambda d: torch.diag(d),
-         lambda d: [torch.tensor([0.0, -1.0, 0.0, 0.0])]),
+        (
+            "diagonal",
+            lambda: [torch.tensor([0.5, -0.75, 0.25, 0.5])],
+            lambda d: torch.diag(d),
+            lambda d: [torch.tensor([0.0, -1.0, 0.0, 0.0])],
+        ),
         # rotation blocks: radius max sqrt(a^2 + b^2), gradient (a, b)/radius on the largest block
-        ("rotation-blocks", lambda: [torch.tensor([0.0, 0.5, 0.75]), torch.tensor([0.5, 0.0, 1.0])], _rotation_blocks,
-         lambda a, b: [torch.tensor([0.0, 0.0, 0.6]), torch.tensor([0.0, 0.0, 0.8])]),
+        (
+            "rotation-blocks",
+            lambda: [torch.tensor([0.0, 0.5, 0.75]), torch.tensor([0.5, 0.0, 1.0])],
+            _rotation_blocks,
+            lambda a, b: [torch.tensor([0.0, 0.0, 0.6]), torch.tensor([0.0, 0.0, 0.8])],
+        ),
         # a 4-cycle with unit weights: eigenvalues exactly 1, i, -1, -i; d rho / d s_i = rho / (n s_i)
         ("permutation", lambda: [torch.ones(4)], _cycle, lambda s: [torch.full((4,), 0.25)]),
     ],
@@ -279,14 +291,18 @@ def test_radius_gradient_agrees_with_dense_on_a_larger_cell(cls):
     assert torch.nn.functional.cosine_similarity(g_ref, g_pow, dim=0) > 0.3  # power: a surrogate, right in sign
 
 
-@pytest.mark.parametrize("quantity,method,options", [("norm", "arnoldi", {"steps": 30}), ("rms", "arnoldi", {"probes": 512})])
+@pytest.mark.parametrize(
+    "quantity,method,options", [("norm", "arnoldi", {"steps": 30}), ("rms", "arnoldi", {"probes": 512})]
+)
 def test_norm_and_rms_gradients_agree_with_dense(quantity, method, options):
     torch.manual_seed(0)
     cell = GRUCell(6, 48).double()
     J = time_edge(cell, batch=8)
     params = list(cell.parameters())
     g_dense = flat_grad(estimate(J, quantity, "dense").mean(), params)
-    g_est = flat_grad(estimate(J, quantity, method, generator=torch.Generator().manual_seed(0), **options).mean(), params)
+    g_est = flat_grad(
+        estimate(J, quantity, method, generator=torch.Generator().manual_seed(0), **options).mean(), params
+    )
     assert torch.nn.functional.cosine_similarity(g_dense, g_est, dim=0) > 0.9
 
 
@@ -319,7 +335,9 @@ def test_norm_and_rms_of_nonsquare_jacobians(quantity, method):
 
 
 @pytest.mark.parametrize("scale", [1e21, 1e-25])
-@pytest.mark.parametrize("quantity,method", [("radius", "arnoldi"), ("radius", "power"), ("norm", "arnoldi"), ("norm", "power")])
+@pytest.mark.parametrize(
+    "quantity,method", [("radius", "arnoldi"), ("radius", "power"), ("norm", "arnoldi"), ("norm", "power")]
+)
 def test_extreme_scales_neither_overflow_nor_underflow(scale, quantity, method):
     Q, _ = torch.linalg.qr(torch.randn(80, 80, generator=torch.Generator().manual_seed(0)))
     cell = ElmanCell(3, 80, bias=False, nonlinearity="identity")
@@ -330,7 +348,9 @@ def test_extreme_scales_neither_overflow_nor_underflow(scale, quantity, method):
     torch.testing.assert_close(val, torch.full_like(val, scale), rtol=1e-3, atol=0)
 
 
-@pytest.mark.parametrize("quantity,method", [("radius", "arnoldi"), ("radius", "power"), ("radius", "dense"), ("norm", "arnoldi")])
+@pytest.mark.parametrize(
+    "quantity,method", [("radius", "arnoldi"), ("radius", "power"), ("radius", "dense"), ("norm", "arnoldi")]
+)
 def test_out_of_range_jacobian_raises_instead_of_a_wrong_number(quantity, method):
     cell = ElmanCell(3, 80, bias=False, nonlinearity="identity")
     with torch.no_grad():

@@ -11,9 +11,17 @@ from lsc.models import StackedRNN, adapt_torch_rnn, as_stack, make_cell
 
 from .helpers import CELL_KINDS, random_cell
 
-CELL_NAMES = [("lstm", {}), ("lstm", {"proj_size": 5}), ("gru", {}), ("elman", {"nonlinearity": "tanh"}),
-              ("elman", {"nonlinearity": "relu"}), ("elman", {"nonlinearity": "sigmoid"}), ("alif", {}),
-              ("alifb", {}), ("lru", {})]
+CELL_NAMES = [
+    ("lstm", {}),
+    ("lstm", {"proj_size": 5}),
+    ("gru", {}),
+    ("elman", {"nonlinearity": "tanh"}),
+    ("elman", {"nonlinearity": "relu"}),
+    ("elman", {"nonlinearity": "sigmoid"}),
+    ("alif", {}),
+    ("alifb", {}),
+    ("lru", {}),
+]
 
 
 @pytest.mark.parametrize("cell,opts", CELL_NAMES)
@@ -155,7 +163,9 @@ def test_registered_cells_become_available_by_name():
         del _CELLS["elman_relu_test"]
 
 
-@pytest.mark.parametrize("bad", [{"hidden_size": 2.5}, {"hidden_size": "64"}, {"num_layers": 2.0}, {"hidden_size": [8, 0]}])
+@pytest.mark.parametrize(
+    "bad", [{"hidden_size": 2.5}, {"hidden_size": "64"}, {"num_layers": 2.0}, {"hidden_size": [8, 0]}]
+)
 def test_non_integer_sizes_are_named(bad):
     with pytest.raises(ValueError, match="must be"):
         StackedRNN(**{"cell": "gru", "input_size": 3, "hidden_size": 8, "num_layers": 2, **bad})

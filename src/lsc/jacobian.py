@@ -220,7 +220,9 @@ class Linearized:
         return self.J._pick_rows(jv)
 
 
-def check_counts(steps: object = DEFAULT_STEPS, probes: object = DEFAULT_PROBES, rtol: object = DEFAULT_RTOL) -> tuple[int, int, float]:
+def check_counts(
+    steps: object = DEFAULT_STEPS, probes: object = DEFAULT_PROBES, rtol: object = DEFAULT_RTOL
+) -> tuple[int, int, float]:
     """``steps`` and ``probes`` as integers >= 1 and ``rtol`` as a finite number >= 0, or a ValueError."""
     for value in (steps, probes):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -332,8 +334,17 @@ def _moduli_arnoldi(J: LocalJacobian, k: int, steps: int, rtol: float, generator
     return _differentiable_moduli(J, theta, x, u)
 
 
-def _two_sided(lin: Linearized, x: Tensor, u: Tensor, theta: Tensor, J: LocalJacobian, k: int, steps: int,
-               rtol: float, generator: torch.Generator | None) -> Tensor:
+def _two_sided(
+    lin: Linearized,
+    x: Tensor,
+    u: Tensor,
+    theta: Tensor,
+    J: LocalJacobian,
+    k: int,
+    steps: int,
+    rtol: float,
+    generator: torch.Generator | None,
+) -> Tensor:
     """The left vectors u_j from an Arnoldi run on J^T of at most ``steps`` (the right
     run's length), started at the right Ritz vectors ``x`` and, for the radius (k = 1),
     stopped like the right run once its top Ritz value settles to ``rtol``; matched to the
@@ -373,7 +384,9 @@ def _radius_power(J: LocalJacobian, steps: int, generator: torch.Generator | Non
     return grow * (rho / torch.where(grow > 0, grow, torch.ones_like(grow))).detach()
 
 
-def _norm_krylov(J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None, use_lanczos: bool) -> Tensor:
+def _norm_krylov(
+    J: LocalJacobian, steps: int, rtol: float, generator: torch.Generator | None, use_lanczos: bool
+) -> Tensor:
     """sigma_max from Lanczos (or power iteration) on J^T J; sigma = |J v| at the top
     vector v, whose gradient (Jv/|Jv|)^T (dJ) v is exact at convergence."""
     n = J.shape[1]
@@ -435,7 +448,12 @@ def _dense(J: LocalJacobian, quantity: str) -> Tensor:
 
 
 def moduli(
-    J: LocalJacobian, k: int, method: str = "auto", *, steps: int = DEFAULT_STEPS, rtol: float = DEFAULT_RTOL,
+    J: LocalJacobian,
+    k: int,
+    method: str = "auto",
+    *,
+    steps: int = DEFAULT_STEPS,
+    rtol: float = DEFAULT_RTOL,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The ``k`` largest eigenvalue moduli of every sample's Jacobian (its square sub-matrix),
@@ -495,7 +513,9 @@ def estimate(
     if method == "dense":
         values = _dense(J, quantity)
     elif quantity == "radius":
-        values = _radius_arnoldi(J, steps, rtol, generator) if method == "arnoldi" else _radius_power(J, steps, generator)
+        values = (
+            _radius_arnoldi(J, steps, rtol, generator) if method == "arnoldi" else _radius_power(J, steps, generator)
+        )
     elif quantity == "norm":
         values = _norm_krylov(J, steps, rtol, generator, use_lanczos=method == "arnoldi")
     else:
@@ -523,14 +543,17 @@ class Estimator:
 
     def estimate(self, J: LocalJacobian, quantity: str = "radius", generator: torch.Generator | None = None) -> Tensor:
         """:func:`estimate` with these settings."""
-        return estimate(J, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator)
+        return estimate(
+            J, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator
+        )
 
     def estimate_all(
         self, jacobians: Sequence[LocalJacobian], quantity: str = "radius", generator: torch.Generator | None = None
     ) -> list[Tensor]:
         """:func:`estimate_all` with these settings."""
-        return estimate_all(jacobians, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes,
-                            generator=generator)
+        return estimate_all(
+            jacobians, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator
+        )
 
     def resolve(self, J: LocalJacobian, quantity: str = "radius") -> str:
         """The algorithm that will run on J (see :func:`resolve_method`)."""
@@ -564,7 +587,9 @@ def estimate_all(
     order); sub-matrices are estimated on their own. Returns one (B_i,) tensor each.
     """
     check_choice(method, quantity)
-    check_counts(options.get("steps", DEFAULT_STEPS), options.get("probes", DEFAULT_PROBES), options.get("rtol", DEFAULT_RTOL))
+    check_counts(
+        options.get("steps", DEFAULT_STEPS), options.get("probes", DEFAULT_PROBES), options.get("rtol", DEFAULT_RTOL)
+    )
     ops = [J.square(generator) if quantity == "radius" else J for J in jacobians]
     groups: dict[tuple[object, ...], list[list[int]]] = {}
     for i, J in enumerate(ops):

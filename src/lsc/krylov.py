@@ -139,7 +139,11 @@ def arnoldi(
 
 
 def lanczos(
-    matvec: Callable[[Tensor], Tensor], v0: Tensor, steps: int, *, tol: float = 0.0,
+    matvec: Callable[[Tensor], Tensor],
+    v0: Tensor,
+    steps: int,
+    *,
+    tol: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Lanczos on a symmetric operator: :func:`arnoldi` (full re-orthogonalisation, so no

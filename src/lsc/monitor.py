@@ -80,14 +80,23 @@ class Monitor:
                     from torch.utils.tensorboard import SummaryWriter
                 except ImportError:
                     if tensorboard is True:
-                        raise ImportError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
+                        raise ImportError(
+                            "tensorboard=True needs the tensorboard package: pip install tensorboard"
+                        ) from None
                 else:
                     self._writer = SummaryWriter(str(log_dir))
 
     def measure(self) -> StabilityReport:
         """One measurement now, with the monitor's settings."""
-        return measure(self.model, self.batch, target=self.target, kinds=self.kinds, time_points=self.time_points,
-                       estimator=self.estimator, seed=0)
+        return measure(
+            self.model,
+            self.batch,
+            target=self.target,
+            kinds=self.kinds,
+            time_points=self.time_points,
+            estimator=self.estimator,
+            seed=0,
+        )
 
     def __call__(self, step: int) -> StabilityReport | None:
         """Measure when ``step`` is a multiple of ``every``; the report, else ``None``."""

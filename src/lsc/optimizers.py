@@ -15,8 +15,10 @@ def _pytorch_optimizer():  # type: ignore[no-untyped-def]
     try:
         import pytorch_optimizer
     except ImportError:
-        raise ValueError("the AdaBelief optimisers come from the pytorch-optimizer package: "
-                         "pip install 'lsc[optimizers]' (or pytorch-optimizer)") from None
+        raise ValueError(
+            "the AdaBelief optimisers come from the pytorch-optimizer package: "
+            "pip install 'lsc[optimizers]' (or pytorch-optimizer)"
+        ) from None
     return pytorch_optimizer
 
 
@@ -24,13 +26,20 @@ def adabelief(params: Iterable[nn.Parameter], lr: float, **options: object) -> t
     """AdaBelief (Zhuang et al. 2020) from ``pytorch-optimizer``, with the reference code's
     TF-Addons settings: betas (0.9, 0.999), eps 1e-14, rectified (SMA threshold 5),
     decoupled weight decay (docs/design.md A2.3, A4.5)."""
-    settings = {"betas": (0.9, 0.999), "eps": 1e-14, "rectify": True, "n_sma_threshold": 5,
-                "weight_decouple": True, **options}
+    settings = {
+        "betas": (0.9, 0.999),
+        "eps": 1e-14,
+        "rectify": True,
+        "n_sma_threshold": 5,
+        "weight_decouple": True,
+        **options,
+    }
     return _pytorch_optimizer().AdaBelief(params, lr=lr, **settings)
 
 
-def adabelief_lookahead(params: Iterable[nn.Parameter], lr: float, *, k: int = 6, alpha: float = 0.5,
-                        **options: object) -> torch.optim.Optimizer:
+def adabelief_lookahead(
+    params: Iterable[nn.Parameter], lr: float, *, k: int = 6, alpha: float = 0.5, **options: object
+) -> torch.optim.Optimizer:
     """:func:`adabelief` inside Lookahead (Zhang et al. 2019; sync period 6, slow step 0.5),
     the reference code's optimiser, both from ``pytorch-optimizer``."""
     return _pytorch_optimizer().Lookahead(adabelief(params, lr, **options), k=k, alpha=alpha)
@@ -69,6 +78,8 @@ def make_optimizer(
             raise unknown_name("optimizer", spec, OPTIMIZERS)
         return OPTIMIZERS[spec](params, lr=lr, **options)
     if not callable(spec):
-        raise ValueError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> Optimizer, "
-                         f"got {spec!r}")
+        raise ValueError(
+            f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> Optimizer, "
+            f"got {spec!r}"
+        )
     return spec(params, lr=lr, **options)

@@ -31,8 +31,8 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +124,9 @@ def caller(input_key: int | str | Sequence[int | str] = 0, forward: Forward | No
         return lambda model, item: model(input_of(item, key))
     keys = tuple(input_key) if isinstance(input_key, (tuple, list)) else ()
     if not keys or not (all(isinstance(k, int) for k in keys) or all(isinstance(k, str) for k in keys)):
-        raise ValueError(f"input_key must be one index or key, or a tuple of indices or of dict keys, got {input_key!r}")
+        raise ValueError(
+            f"input_key must be one index or key, or a tuple of indices or of dict keys, got {input_key!r}"
+        )
     if isinstance(keys[0], str):
         return lambda model, item: model(**{str(k): _element(item, k) for k in keys})
     return lambda model, item: model(*(_element(item, k) for k in keys))
@@ -136,8 +138,11 @@ def _element(item: object, key: int | str) -> object:
         return item[key]
     if isinstance(item, (tuple, list)) and isinstance(key, int) and -len(item) <= key < len(item):
         return item[key]
-    size = f"keys {sorted(map(str, item))}" if isinstance(item, Mapping) else (
-        f"{len(item)} elements" if isinstance(item, (tuple, list)) else f"a {type(item).__name__}")
+    size = (
+        f"keys {sorted(map(str, item))}"
+        if isinstance(item, Mapping)
+        else (f"{len(item)} elements" if isinstance(item, (tuple, list)) else f"a {type(item).__name__}")
+    )
     raise ValueError(f"input_key {key!r} does not index a data item with {size}")
 
 
@@ -176,21 +181,27 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
         if name in seen:
             return  # called again in the same forward: the first call's input stands
         if not args or not isinstance(args[0], (Tensor, PackedSequence)):
-            raise TypeError(f"{name or type(module).__name__} ({type(module).__name__}) was called without a tensor input")
+            raise TypeError(
+                f"{name or type(module).__name__} ({type(module).__name__}) was called without a tensor input"
+            )
         if isinstance(args[0], PackedSequence):  # padded, and each sequence's length
             padded, lengths = pad_packed_sequence(args[0], batch_first=bool(getattr(module, "batch_first", True)))
             seen[name] = (padded.detach(), lengths)
         else:
             seen[name] = (args[0].detach(), None)
 
-    def cell_hook(name: str, module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], out: object) -> None:
+    def cell_hook(
+        name: str, module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], out: object
+    ) -> None:
         x = args[0] if args else kwargs.get("input")
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         calls.setdefault(name, []).append(_Call(_detached(x), _detached(hx), _detached(out)))
 
     handles = [
-        m.register_forward_hook(lambda mod, args, kwargs, out, n=n: cell_hook(n, mod, args, kwargs, out),
-                                with_kwargs=True) if isinstance(m, _CELLS)
+        m.register_forward_hook(
+            lambda mod, args, kwargs, out, n=n: cell_hook(n, mod, args, kwargs, out), with_kwargs=True
+        )
+        if isinstance(m, _CELLS)
         else m.register_forward_pre_hook(lambda mod, args, n=n: pre_hook(n, mod, args))
         for n, m in candidates
     ]
@@ -205,9 +216,11 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         if isinstance(exc, (ValueError, TypeError)) and _raised_by_lsc(exc):
             raise
-        raise ValueError(f"running the {type(model).__name__}'s forward on this input failed ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); lsc runs the model once to find its "
-                         "recurrent parts: pass an input its forward takes") from exc
+        raise ValueError(
+            f"running the {type(model).__name__}'s forward on this input failed ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); lsc runs the model once to find its "
+            "recurrent parts: pass an input its forward takes"
+        ) from exc
     finally:
         for h in handles:
             h.remove()
@@ -226,7 +239,9 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
         parts += _loops({n: (modules[n], c) for n, c in calls.items()}, first_tensor(x), others=bool(parts))
     if not parts:
         names = ", ".join(n for n, _ in candidates)
-        raise TypeError(f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input")
+        raise TypeError(
+            f"the forward of a {type(model).__name__} did not call its recurrent parts ({names}) on this input"
+        )
     return parts
 
 
@@ -265,21 +280,26 @@ def _output(value: object) -> object:
 
 
 def _same(a: object, b: object) -> bool:
-    return isinstance(a, Tensor) and isinstance(b, Tensor) and (
-        a is b or (a.shape == b.shape and bool(torch.equal(a, b))))
+    return (
+        isinstance(a, Tensor) and isinstance(b, Tensor) and (a is b or (a.shape == b.shape and bool(torch.equal(a, b))))
+    )
 
 
 def _irregular(name: str, module: nn.Module, cs: list[_Call]) -> str:
     """Why a cell's calls are not one recurrence from the zero state ("" when they are)."""
     first = _state(cs[0].hx)
     if cs[0].hx is not None and (first is None or bool(first.abs().max() > 0)):
-        return (f"{name} ({type(module).__name__}) starts its loop from a non-zero state; lsc measures a loop of cells "
-                "from the zero state: pass hx=None (or zeros) at the first step")
+        return (
+            f"{name} ({type(module).__name__}) starts its loop from a non-zero state; lsc measures a loop of cells "
+            "from the zero state: pass hx=None (or zeros) at the first step"
+        )
     for t in range(1, len(cs)):
         if not _same(_state(cs[t].hx), _state(cs[t - 1].out)):
-            return (f"{name} ({type(module).__name__}) is not stepped as one recurrence: the state it is given at call "
-                    f"{t + 1} is not its output at call {t}. lsc measures cells looped over time, each given its own "
-                    "last state; measure the cell on its own (lsc.measure(cell, inputs)) otherwise")
+            return (
+                f"{name} ({type(module).__name__}) is not stepped as one recurrence: the state it is given at call "
+                f"{t + 1} is not its output at call {t}. lsc measures cells looped over time, each given its own "
+                "last state; measure the cell on its own (lsc.measure(cell, inputs)) otherwise"
+            )
     return ""
 
 
@@ -299,17 +319,23 @@ def _loops(
     for name, problem in problems.items():  # the model's other parts are still measured
         warnings.warn(f"{problem} ({name} is left out)", stacklevel=4)
     found = {n: v for n, v in found.items() if n not in problems}
-    below = {b: a for b in found for a in found
-             if a != b and len(found[a][1]) == len(found[b][1])
-             and all(_same(cb.x, _output(ca.out)) for ca, cb in zip(found[a][1], found[b][1]))}
+    below = {
+        b: a
+        for b in found
+        for a in found
+        if a != b
+        and len(found[a][1]) == len(found[b][1])
+        and all(_same(cb.x, _output(ca.out)) for ca, cb in zip(found[a][1], found[b][1]))
+    }
     parts = []
     for head in (n for n in found if n not in below):
         chain = [head]
         while True:
             nxt = [b for b, a in below.items() if a == chain[-1]]
             if len(nxt) > 1:
-                raise ValueError(f"{chain[-1]} feeds several cells ({', '.join(nxt)}); lsc measures cell loops that "
-                                 "form a chain")
+                raise ValueError(
+                    f"{chain[-1]} feeds several cells ({', '.join(nxt)}); lsc measures cell loops that form a chain"
+                )
             if not nxt:
                 break
             chain.append(nxt[0])
@@ -318,7 +344,9 @@ def _loops(
         stack.source = found[head][0]
         batch = inputs.shape[0]
         if isinstance(x, PackedSequence):  # x.dim() below: cells stepped in a loop read plain tensors
-            raise TypeError(f"{_common(chain)}: a cell called in a loop on a PackedSequence model input is not supported")
+            raise TypeError(
+                f"{_common(chain)}: a cell called in a loop on a PackedSequence model input is not supported"
+            )
         axis = 0 if x.dim() < 2 or x.shape[0] == batch or x.shape[1] != batch else 1
         parts.append(Part(_common(chain), stack, inputs, None, axis))
     return parts
@@ -364,7 +392,9 @@ def _directions(name: str, module: nn.RNNBase, x: Tensor, lengths: Tensor | None
         for reverse in (False, True):
             stack = layer_view(module, k, reverse=reverse)
             seq = _flip(inputs, lengths, time_axis) if reverse else inputs
-            label = "/".join(filter(None, [name, f"l{k}" if module.num_layers > 1 else "", "reverse" if reverse else ""]))
+            label = "/".join(
+                filter(None, [name, f"l{k}" if module.num_layers > 1 else "", "reverse" if reverse else ""])
+            )
             parts.append(Part(label, stack, seq, lengths, axis))
             if k < module.num_layers - 1:
                 with torch.no_grad():
@@ -394,7 +424,9 @@ def named(model: nn.Module, x: object, name: str, forward: Forward | None = None
     for p in parts:
         if p.name == name:
             return p
-    raise ValueError(f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(p.name for p in parts)}")
+    raise ValueError(
+        f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(p.name for p in parts)}"
+    )
 
 
 def input_of(item: object, key: int | str = 0) -> Tensor | PackedSequence:
@@ -405,8 +437,9 @@ def input_of(item: object, key: int | str = 0) -> Tensor | PackedSequence:
         return item
     if isinstance(item, Mapping):
         if key not in item:
-            raise ValueError(f"data yields dicts with keys {sorted(map(str, item))}; say which holds the inputs: "
-                             "input_key=<its key>")
+            raise ValueError(
+                f"data yields dicts with keys {sorted(map(str, item))}; say which holds the inputs: input_key=<its key>"
+            )
         x = item[key]
     elif isinstance(item, (tuple, list)):
         if not item:
@@ -417,8 +450,9 @@ def input_of(item: object, key: int | str = 0) -> Tensor | PackedSequence:
     else:
         x = item
     if not isinstance(x, (Tensor, PackedSequence)):
-        raise TypeError(f"data must yield tensors, (input, ...) tuples or dicts of tensors; its inputs are a "
-                        f"{type(x).__name__}")
+        raise TypeError(
+            f"data must yield tensors, (input, ...) tuples or dicts of tensors; its inputs are a {type(x).__name__}"
+        )
     return x
 
 
@@ -427,8 +461,9 @@ class Through:
     ``data`` (a re-iterable of batches, ``(inputs, ...)`` tuples or dicts: the input is
     :func:`input_of` each item, as pre-training takes them)."""
 
-    def __init__(self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0,
-                 forward: Forward | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0, forward: Forward | None = None
+    ) -> None:
         self.model, self.name, self.data, self.key, self.forward = model, name, data, key, forward
 
     def __iter__(self) -> Iterator[Tensor]:
@@ -446,15 +481,18 @@ def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int) -> Te
     n = data.shape[axis] if data.dim() > axis else 0
     if n == 0:
         raise ValueError(f"data is empty (shape {tuple(data.shape)}); pass at least one sample")
-    chunks = [named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name).equal_length()
-              for i in range(0, n, batch_size)]
+    chunks = [
+        named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name).equal_length()
+        for i in range(0, n, batch_size)
+    ]
     time_axis = 1 if as_stack(part.module).batch_first else 0
     shortest = min(c.shape[time_axis] for c in chunks)
     return torch.cat([c.narrow(time_axis, 0, shortest) for c in chunks], dim=1 - time_axis)
 
 
-def view(rnn: nn.Module, *, encoder: nn.Module | None = None, decoder: nn.Module | None = None,
-         input_size: int | None = None) -> Stack:
+def view(
+    rnn: nn.Module, *, encoder: nn.Module | None = None, decoder: nn.Module | None = None, input_size: int | None = None
+) -> Stack:
     """A stack over ``rnn``'s own parameters, with ``encoder`` before it and ``decoder``
     after it (e.g. a model's embedding and head): what lsc measures and pre-trains when the
     parts are known, without a search. Nothing is copied and nothing is registered on the
@@ -467,7 +505,12 @@ def view(rnn: nn.Module, *, encoder: nn.Module | None = None, decoder: nn.Module
     base = as_stack(rnn)
     if isinstance(encoder, nn.Linear) and input_size is None:
         input_size = encoder.in_features
-    stack = Stack(list(base.cells), encoder, decoder, batch_first=base.batch_first,
-                  input_size=input_size if encoder is not None else base.input_size)
+    stack = Stack(
+        list(base.cells),
+        encoder,
+        decoder,
+        batch_first=base.batch_first,
+        input_size=input_size if encoder is not None else base.input_size,
+    )
     stack.source = getattr(base, "source", rnn)
     return stack

@@ -33,7 +33,9 @@ def prepare_directory(folder: str | Path, what: str = "--out") -> Path:
         os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"cannot write to {folder} ({reason}); choose another {what} directory or fix its permissions") from None
+        raise ValueError(
+            f"cannot write to {folder} ({reason}); choose another {what} directory or fix its permissions"
+        ) from None
     return folder
 
 
@@ -65,8 +67,10 @@ def hold_directory(folder: str | Path | None, what: str = "--out") -> Iterator[P
         return
     folder = prepare_directory(folder, what)
     if (folder / LOCK).is_symlink():
-        raise ValueError(f"{folder / LOCK} is a symbolic link; lsc does not write through links it did not make: "
-                         "remove it (it holds nothing) and run again")
+        raise ValueError(
+            f"{folder / LOCK} is a symbolic link; lsc does not write through links it did not make: "
+            "remove it (it holds nothing) and run again"
+        )
     lock = FileLock(str(folder / LOCK), timeout=0, is_singleton=True)
     try:
         lock.acquire()

@@ -99,8 +99,9 @@ def _strata(values: Sequence[float] | np.ndarray, strata: Sequence[Hashable] | N
     return [d[[s == h for s in strata]] for h in labels]
 
 
-def paired_interval(diffs: Sequence[float], strata: Sequence[Hashable] | None = None, level: float = LEVEL,
-                    seed: int = 0) -> tuple[float, float]:
+def paired_interval(
+    diffs: Sequence[float], strata: Sequence[Hashable] | None = None, level: float = LEVEL, seed: int = 0
+) -> tuple[float, float]:
     """The ``level`` interval of the mean of the paired differences ``diffs``, the cells
     ``strata`` (one label per difference) as strata: d̄ +- t_{n-H} s / sqrt(n) with the
     within-stratum variance s^2 (module docstring). Where the strata leave no degree of
@@ -146,7 +147,14 @@ class Paired:
     def row(self, fmt: str = "{:+.2f}") -> tuple[str, ...]:
         interval = "—" if math.isnan(self.low) else f"[{fmt.format(self.low)}, {fmt.format(self.high)}]"
         mean = "—" if math.isnan(self.mean) else fmt.format(self.mean)
-        return (str(self.n), mean, interval, f"{self.wins}/{self.losses}/{self.ties}", f"{self.sign_p:.3g}", self.verdict)
+        return (
+            str(self.n),
+            mean,
+            interval,
+            f"{self.wins}/{self.losses}/{self.ties}",
+            f"{self.sign_p:.3g}",
+            self.verdict,
+        )
 
     def brief(self) -> str:
         """``"holds (mean +6.26, [+2.37, +10.00], n = 19, 13/6 wins/losses)"``."""
@@ -158,8 +166,10 @@ class Paired:
 
 HEADER = ("pairs", "mean diff", "95% interval", "wins/losses/ties", "sign test p", "verdict")
 
-RULE = ("verdict rule, fixed before the runs: *holds* when the 95 % stratified t-interval of the "
-        "mean paired difference lies above 0, *fails* when below, else *undecided*; fewer than 3 pairs: undecided")
+RULE = (
+    "verdict rule, fixed before the runs: *holds* when the 95 % stratified t-interval of the "
+    "mean paired difference lies above 0, *fails* when below, else *undecided*; fewer than 3 pairs: undecided"
+)
 """The verdict rule as every report states it."""
 
 
@@ -168,8 +178,10 @@ def paired(a: Sequence[float | None], b: Sequence[float | None], strata: Sequenc
     diverged or failed and loses to any run with a score), ``strata`` labelling each pair's
     cell (:func:`paired_interval`)."""
     if len(a) != len(b) or (strata is not None and len(strata) != len(a)):
-        raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}"
-                         + ("" if strata is None else f" and {len(strata)} strata"))
+        raise ValueError(
+            f"paired scores need equal lengths, got {len(a)} and {len(b)}"
+            + ("" if strata is None else f" and {len(strata)} strata")
+        )
     wins = losses = ties = 0
     diffs, labels = [], []
     for i, (x, y) in enumerate(zip(a, b)):
@@ -187,8 +199,13 @@ def paired(a: Sequence[float | None], b: Sequence[float | None], strata: Sequenc
     return Paired(len(a), mean, low, high, wins, losses, ties, sign_test(wins, losses))
 
 
-def trend(deep: Sequence[float], shallow: Sequence[float], deep_strata: Sequence[Hashable] | None = None,
-          shallow_strata: Sequence[Hashable] | None = None, level: float = LEVEL) -> Paired:
+def trend(
+    deep: Sequence[float],
+    shallow: Sequence[float],
+    deep_strata: Sequence[Hashable] | None = None,
+    shallow_strata: Sequence[Hashable] | None = None,
+    level: float = LEVEL,
+) -> Paired:
     """Whether the paired differences grow with depth: mean(deep) - mean(shallow) and its
     two-sample t-interval, s^2 (1/n_deep + 1/n_shallow) with s^2 pooled within the strata of
     both depths (df = n_deep + n_shallow - H_deep - H_shallow; the strata dropped where they
@@ -209,5 +226,6 @@ def trend(deep: Sequence[float], shallow: Sequence[float], deep_strata: Sequence
         low, high = gap - half, gap + half
     centre = float(s.mean())
     wins, losses = int((d > centre).sum()), int((d < centre).sum())
-    return Paired(int(min(d.size, s.size)), gap, low, high, wins, losses, int(d.size) - wins - losses,
-                  sign_test(wins, losses))
+    return Paired(
+        int(min(d.size, s.size)), gap, low, high, wins, losses, int(d.size) - wins - losses, sign_test(wins, losses)
+    )

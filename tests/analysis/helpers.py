@@ -16,10 +16,24 @@ except ImportError:  # the `plot` extra is missing: only the plot and CLI tests 
 needs_matplotlib = pytest.mark.skipif(mpimg is None, reason="needs matplotlib (pip install 'lsc[plot]')")
 
 
-def elman(width: int, *, input_size: int = 1, W: torch.Tensor | None = None, nonlinearity: str = "tanh",
-           output_size: int | None = None, layers: int = 1, dtype=torch.float64) -> StackedRNN:
-    m = StackedRNN("elman", input_size=input_size, hidden_size=width, num_layers=layers, output_size=output_size,
-                   nonlinearity=nonlinearity).to(dtype)
+def elman(
+    width: int,
+    *,
+    input_size: int = 1,
+    W: torch.Tensor | None = None,
+    nonlinearity: str = "tanh",
+    output_size: int | None = None,
+    layers: int = 1,
+    dtype=torch.float64,
+) -> StackedRNN:
+    m = StackedRNN(
+        "elman",
+        input_size=input_size,
+        hidden_size=width,
+        num_layers=layers,
+        output_size=output_size,
+        nonlinearity=nonlinearity,
+    ).to(dtype)
     if W is not None:
         with torch.no_grad():
             for c in m.cells:

@@ -77,7 +77,9 @@ def test_stabilize_makes_one_attractor(cell):
         for c in s.cells:
             pts = torch.rand(64, 8, dtype=torch.float64) * 2 - 1
             u = torch.randn(64, c.input_size, dtype=torch.float64) * 3
-            J = torch.func.vmap(torch.func.jacrev(lambda uu, ss, c=c: c.transition(uu[None], ss[None])[0], argnums=1))(u, pts)
+            J = torch.func.vmap(torch.func.jacrev(lambda uu, ss, c=c: c.transition(uu[None], ss[None])[0], argnums=1))(
+                u, pts
+            )
             assert float(J.abs().sum(-1).amax()) < 1.0
     with pytest.raises(ValueError, match="bound"):
         stabilize(m, bound=1.0)

@@ -84,8 +84,18 @@ def test_gradient_grid_is_flat_after_lsc_05_and_not_at_1():
     for target in (0.5, 1.0):
         model = copy.deepcopy(base)
         # a step budget, not seconds: on a loaded machine 2.5 s stopped target 1 early (flatness 1.3)
-        result = lsc.pretrain(model, None, target=target, kinds=("time", "depth"), max_steps=100, time_steps=40,
-                              batch_size=8, tol=0.05, seed=0, progress=False)
+        result = lsc.pretrain(
+            model,
+            None,
+            target=target,
+            kinds=("time", "depth"),
+            max_steps=100,
+            time_steps=40,
+            batch_size=8,
+            tol=0.05,
+            seed=0,
+            progress=False,
+        )
         assert result.converged, (target, result.steps)  # 21 and 56 steps
         grids[target] = gradient_grid(model, x)
     flat, steep = grids[0.5], grids[1.0]

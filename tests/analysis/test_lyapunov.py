@@ -29,8 +29,9 @@ def _normal_matrix(moduli_angles, seed=0):
             c, s = math.cos(phi), math.sin(phi)
             blocks.append(r * torch.tensor([[c, -s], [s, c]], dtype=torch.float64))
     D = torch.block_diag(*blocks)
-    Q = torch.linalg.qr(torch.randn(D.shape[0], D.shape[0], generator=torch.Generator().manual_seed(seed),
-                                    dtype=torch.float64))[0]
+    Q = torch.linalg.qr(
+        torch.randn(D.shape[0], D.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    )[0]
     return Q @ D @ Q.T
 
 

@@ -46,9 +46,32 @@ def test_compare_prints_the_table_and_writes_json_and_png(tmp_path, monkeypatch,
     monkeypatch.syspath_prepend(str(tmp_path))
     torch.set_num_threads(1)
     out = tmp_path / "out"
-    code = main(["compare", "--model", "cmpmodel:make", "--data", "cmpmodel:data", "--forward", "cmpmodel:forward",
-                 "--inits", "default,0.5,orthogonal", "--steps", "4", "--seeds", "1", "--batch-size", "8",
-                 "--pretrain", "max_steps=2", "--pretrain", "kinds=time,depth", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "compare",
+            "--model",
+            "cmpmodel:make",
+            "--data",
+            "cmpmodel:data",
+            "--forward",
+            "cmpmodel:forward",
+            "--inits",
+            "default,0.5,orthogonal",
+            "--steps",
+            "4",
+            "--seeds",
+            "1",
+            "--batch-size",
+            "8",
+            "--pretrain",
+            "max_steps=2",
+            "--pretrain",
+            "kinds=time,depth",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "verdict" in printed and "orthogonal" in printed

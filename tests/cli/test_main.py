@@ -13,7 +13,21 @@ import lsc
 from lsc.cli import main
 from lsc.models import StackedRNN
 
-ARGS = ["measure", "--cell", "gru", "--layers", "2", "--width", "24", "--input-size", "5", "--time", "12", "--batch", "4"]
+ARGS = [
+    "measure",
+    "--cell",
+    "gru",
+    "--layers",
+    "2",
+    "--width",
+    "24",
+    "--input-size",
+    "5",
+    "--time",
+    "12",
+    "--batch",
+    "4",
+]
 
 
 def test_json_output_is_exactly_the_report_dict(capsys):
@@ -36,7 +50,25 @@ def test_table_output_and_check_exit_status(capsys):
 
 
 def test_options_reach_the_measurement(capsys):
-    assert main([*ARGS, "--json", "--kinds", "time", "--quantity", "norm", "--method", "power", "--time-points", "0,11", "--target", "time=0.7"]) == 0
+    assert (
+        main(
+            [
+                *ARGS,
+                "--json",
+                "--kinds",
+                "time",
+                "--quantity",
+                "norm",
+                "--method",
+                "power",
+                "--time-points",
+                "0,11",
+                "--target",
+                "time=0.7",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert {e["kind"] for e in d["edges"]} == {"time"}
     assert d["quantity"] == "norm" and d["method"] == "power" and d["time_points"] == [0, 11]
@@ -49,16 +81,36 @@ def test_help_explains_every_option():
     assert proc.returncode == 0 and "measure" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "lsc", "measure", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
-    for option in ("--cell", "--layers", "--width", "--input-size", "--time", "--batch", "--json", "--method",
-                   "--seed", "--target", "--tol", "--kinds", "--quantity", "--steps", "--time-points"):
+    for option in (
+        "--cell",
+        "--layers",
+        "--width",
+        "--input-size",
+        "--time",
+        "--batch",
+        "--json",
+        "--method",
+        "--seed",
+        "--target",
+        "--tol",
+        "--kinds",
+        "--quantity",
+        "--steps",
+        "--time-points",
+    ):
         assert option in proc.stdout
 
 
 @pytest.mark.integration
 def test_a_closed_pipe_is_not_an_error():
     """`lsc experiment list | head -1`: the reader leaves early; no traceback, status 0."""
-    proc = subprocess.Popen([sys.executable, "-m", "lsc", "experiment", "list"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lsc", "experiment", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
     assert proc.stdout is not None and proc.stdout.readline()  # read one line, then hang up
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
@@ -101,11 +153,14 @@ def test_a_users_mistake_is_one_line_not_a_traceback(capsys, argv, message):
 
 def test_analyze_refuses_model_options_beside_a_checkpoint(tmp_path, capsys):
     lsc.save(StackedRNN("lstm", input_size=3, hidden_size=4, num_layers=2), tmp_path / "m.pt")
-    assert main(["analyze", "grid", "--cell", "gru", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main(["analyze", "grid", "--cell", "gru", "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "a")])
+        == 2
+    )
     assert "--cell would be ignored" in capsys.readouterr().err
 
 
-USER_MODELS = '''
+USER_MODELS = """
 import torch
 from torch import nn
 
@@ -121,7 +176,7 @@ class LM(nn.Module):
 
 def make_lm():
     return LM()
-'''
+"""
 
 
 def test_measure_and_pretrain_a_users_model_from_the_command_line(tmp_path, monkeypatch, capsys):
@@ -144,15 +199,45 @@ def test_measure_and_pretrain_a_users_model_from_the_command_line(tmp_path, monk
     direct = lsc.measure(model, torch.load(tmp_path / "tokens.pt"), target=0.5)
     assert [e["mean"] for e in report["edges"]] == pytest.approx([e.mean for e in direct.edges])
     out = tmp_path / "out"
-    assert main(["pretrain", *common, "--checkpoint", str(tmp_path / "lm.pt"), "--kinds", "time,depth", "--tol", "0.05",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                *common,
+                "--checkpoint",
+                str(tmp_path / "lm.pt"),
+                "--kinds",
+                "time,depth",
+                "--tol",
+                "0.05",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "pre-trained rnn (GRU) of the LM" in capsys.readouterr().out
     trained = torch.load(out / "pretrained.pt", weights_only=True)
     model.load_state_dict(trained)  # the user's own state_dict keys
     assert not torch.equal(trained["rnn.weight_hh_l0"], start["rnn.weight_hh_l0"])
     assert torch.equal(trained["embed.weight"], start["embed.weight"])
-    assert main(["measure", *common, "--checkpoint", str(out / "pretrained.pt"), "--kinds", "time,depth",
-                 "--tol", "0.05", "--check"]) == 0
+    assert (
+        main(
+            [
+                "measure",
+                *common,
+                "--checkpoint",
+                str(out / "pretrained.pt"),
+                "--kinds",
+                "time,depth",
+                "--tol",
+                "0.05",
+                "--check",
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

@@ -129,8 +129,17 @@ def _model():
 def test_pretrain_ignores_the_decoder_in_its_stopping_rule(monkeypatch):
     radii = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.5, ("decoder", 1): 3.0}
     _scripted(monkeypatch, [radii])
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth", "decoder"], tol=0.01, patience=3,
-                       max_steps=50, time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth", "decoder"],
+        tol=0.01,
+        patience=3,
+        max_steps=50,
+        time_steps=5,
+        progress=False,
+    )
     assert res.stopped == "converged" and res.steps == 3
 
 
@@ -141,21 +150,48 @@ def test_convergence_is_confirmed_on_a_fresh_batch(monkeypatch):
     radii = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.5}
     off = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.56}
     calls = _scripted(monkeypatch, [radii], fresh=[off, radii])
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.05, patience=3, max_steps=50,
-                       time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.05,
+        patience=3,
+        max_steps=50,
+        time_steps=5,
+        progress=False,
+    )
     assert res.stopped == "converged" and res.steps == 6 and calls["fresh"] == 2
     assert "1 earlier fresh check" in res.message
     calls = _scripted(monkeypatch, [radii], fresh=[off])
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.05, patience=3, max_steps=10,
-                       time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.05,
+        patience=3,
+        max_steps=10,
+        time_steps=5,
+        progress=False,
+    )
     assert res.stopped == "max_steps" and not res.converged and calls["fresh"] == 4  # 3 checks, then the result's
 
 
 def test_pretrain_does_not_converge_when_an_edge_cannot_reach_its_target(monkeypatch):
     radii = {("time", 0): 0.5, ("depth", 1): 0.5, ("time", 1): 0.61}
     _scripted(monkeypatch, [radii])
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=12, plateau=None,
-                       time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.05,
+        max_steps=12,
+        plateau=None,
+        time_steps=5,
+        progress=False,
+    )
     assert res.stopped == "max_steps" and not res.converged and res.steps == 12
 
 
@@ -166,9 +202,20 @@ def test_a_plateau_restores_the_best_weights_and_halves_the_lr(monkeypatch):
     _scripted(monkeypatch, [{e: 0.6 for e in EDGES}, near] + [far] * 10)
     model = _model()
     seen = []
-    res = lsc.pretrain(model, None, target=0.5, kinds=["time", "depth"], tol=0.0, max_steps=5, plateau=3,
-                       smoothing=0.0, lr=1e-2, time_steps=5, progress=False,
-                       callback=lambda r: seen.append({k: v.detach().clone() for k, v in model.state_dict().items()}))
+    res = lsc.pretrain(
+        model,
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.0,
+        max_steps=5,
+        plateau=3,
+        smoothing=0.0,
+        lr=1e-2,
+        time_steps=5,
+        progress=False,
+        callback=lambda r: seen.append({k: v.detach().clone() for k, v in model.state_dict().items()}),
+    )
     lrs = [r["lr"] for r in res.history]
     assert lrs == [1e-2, 1e-2, 1e-2, 1e-2, 1e-2] and res.history[4]["step"] == 4
     # step 4 restarted (1 + 3 steps without progress): the model holds step 1's weights, the best
@@ -180,8 +227,19 @@ def test_a_plateau_restores_the_best_weights_and_halves_the_lr(monkeypatch):
 
 def test_after_a_restart_the_next_step_runs_at_half_the_lr(monkeypatch):
     _scripted(monkeypatch, [{e: 0.6 for e in EDGES}] + [{e: 0.9 for e in EDGES}] * 10)
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], tol=0.0, max_steps=7, plateau=3,
-                       smoothing=0.0, lr=1e-2, time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=0.0,
+        max_steps=7,
+        plateau=3,
+        smoothing=0.0,
+        lr=1e-2,
+        time_steps=5,
+        progress=False,
+    )
     assert [r["lr"] for r in res.history] == [1e-2] * 4 + [5e-3] * 3
 
 
@@ -196,8 +254,16 @@ def test_max_seconds_stops_the_run(monkeypatch):
         return original(self, xb, step)
 
     monkeypatch.setattr(Pretrainer, "measure", slow)
-    res = lsc.pretrain(_model(), None, target=0.5, kinds=["time", "depth"], max_steps=10_000, max_seconds=0.5,
-                       time_steps=5, progress=False)
+    res = lsc.pretrain(
+        _model(),
+        None,
+        target=0.5,
+        kinds=["time", "depth"],
+        max_steps=10_000,
+        max_seconds=0.5,
+        time_steps=5,
+        progress=False,
+    )
     assert res.stopped == "max_seconds" and 1 <= res.steps <= 12 and calls["n"] == res.steps
 
 

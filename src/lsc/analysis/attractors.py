@@ -107,9 +107,7 @@ class AttractorReport:
 
     def fixed_points(self, input_index: int | None = None) -> list[Attractor]:
         """The period-1 attractors (of one input, or all)."""
-        return [
-            a for a in self.attractors if a.period == 1 and (input_index is None or a.input_index == input_index)
-        ]
+        return [a for a in self.attractors if a.period == 1 and (input_index is None or a.input_index == input_index)]
 
     def count(self, input_index: int | None = None) -> int:
         return sum(1 for a in self.attractors if input_index is None or a.input_index == input_index)

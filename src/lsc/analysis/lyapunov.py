@@ -94,9 +94,7 @@ def _check_counts(k: int, warmup: int, steps: int) -> None:
         )
 
 
-def qr_iteration(
-    tangent: Callable[[int, Tensor], Tensor], Q: Tensor, steps: int, warmup: int
-) -> tuple[Tensor, Tensor]:
+def qr_iteration(tangent: Callable[[int, Tensor], Tensor], Q: Tensor, steps: int, warmup: int) -> tuple[Tensor, Tensor]:
     """The QR iteration of the module docstring for any per-step product
     ``tangent(t, Q) = D_t Q`` ((B, N, k) -> (B, N, k)).
 
@@ -172,14 +170,18 @@ def lyapunov_spectrum(
         basis = basis.to(device=xb.device, dtype=stack.dtype)
         basis = basis.expand(B, *basis.shape) if basis.dim() == 2 else basis
         if basis.shape != (B, sum(sizes), k):
-            raise ValueError(f"basis must have shape ({sum(sizes)}, {k}) or ({B}, {sum(sizes)}, {k}), got {tuple(basis.shape)}")
+            raise ValueError(
+                f"basis must have shape ({sum(sizes)}, {k}) or ({B}, {sum(sizes)}, {k}), got {tuple(basis.shape)}"
+            )
     start = time.perf_counter()
     inputs, states = layer_inputs(stack, xb)  # also checks every step for NaN/inf
     with torch.no_grad():
         if per_layer:
             results = []
             for l, cell in enumerate(stack.cells):
-                prev = torch.cat([cell.init_state(B, device=xb.device, dtype=stack.dtype).unsqueeze(1), states[l][:, :-1]], 1)
+                prev = torch.cat(
+                    [cell.init_state(B, device=xb.device, dtype=stack.dtype).unsqueeze(1), states[l][:, :-1]], 1
+                )
                 tangent = partial(_layer_tangent, cell, inputs[l], prev)
                 results.append(qr_iteration(tangent, _start(B, sizes[l], k, gen, prev), T, warmup))
             per_sample = torch.stack([r[0] for r in results])  # (L, B, k)
@@ -213,4 +215,3 @@ def _joint_tangent(stack: Stack, x: Tensor, prev: Tensor, t: int, Q: Tensor) -> 
 
 def _layer_tangent(cell: nn.Module, inputs: Tensor, prev: Tensor, t: int, Q: Tensor) -> Tensor:
     return _products(partial(cell.transition, inputs[:, t]), prev[:, t], Q)
-

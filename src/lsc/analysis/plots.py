@@ -32,9 +32,7 @@ def figure(figsize: tuple[float, float] = FIGSIZE) -> Any:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plots need matplotlib: pip install 'lsc[plot]' (or pip install matplotlib)"
-        ) from None
+        raise ImportError("plots need matplotlib: pip install 'lsc[plot]' (or pip install matplotlib)") from None
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -48,8 +46,6 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png")
     return path
-
-
 
 
 def _positive(a: np.ndarray) -> np.ndarray:
@@ -81,8 +77,9 @@ def plot_gradient_grid(grid: GradientGrid, path: str | Path, title: str | None =
     return save_figure(fig, path)
 
 
-def plot_profiles(grids: dict[str, GradientGrid], path: str | Path, layer: int | None = 0,
-                  title: str | None = None) -> Path:
+def plot_profiles(
+    grids: dict[str, GradientGrid], path: str | Path, layer: int | None = 0, title: str | None = None
+) -> Path:
     """Several gradient grids' profiles over t (one layer, or ``None``: all layers) on one
     log axis, e.g. the same model pre-trained to 0.5 and to 1."""
     fig = figure()

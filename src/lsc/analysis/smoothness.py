@@ -261,7 +261,9 @@ def _direction(obj: _Objective, spec: object, gen: torch.Generator) -> tuple[Ten
         if spec.numel() != theta.numel():
             raise ValueError(f"a flat direction needs {theta.numel()} entries (the parameters), got {spec.numel()}")
         return spec.reshape(-1).to(theta), "given"
-    raise TypeError(f"a direction is 'random', 'ray', a {{name: tensor}} dict or a flat tensor, got {type(spec).__name__}")
+    raise TypeError(
+        f"a direction is 'random', 'ray', a {{name: tensor}} dict or a flat tensor, got {type(spec).__name__}"
+    )
 
 
 def loss_slice(

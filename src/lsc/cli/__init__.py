@@ -90,8 +90,10 @@ def _memory_message(exc: BaseException) -> str | None:
         size = f" (it asked for {int(asked.group(1)) / 2**30:.1f} GiB)"
     elif asked:
         size = f" (it asked for {asked.group(2)})"
-    return (f"not enough memory for this size{size}; use a smaller --width, --batch-size or --time-steps "
-            "(or a machine with more memory)")
+    return (
+        f"not enough memory for this size{size}; use a smaller --width, --batch-size or --time-steps "
+        "(or a machine with more memory)"
+    )
 
 
 if __name__ == "__main__":

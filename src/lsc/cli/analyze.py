@@ -43,8 +43,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="pre-train the time and depth edges to this target first (e.g. 0.5 or 1)",
     )
     g.add_argument("--pretrain-steps", type=positive_int, default=200, help="step budget of --pretrain (default 200)")
-    g.add_argument("--pretrain-seconds", type=positive_float, default=None,
-                   help="an extra time cap on --pretrain in s (default none)")
+    g.add_argument(
+        "--pretrain-seconds",
+        type=positive_float,
+        default=None,
+        help="an extra time cap on --pretrain in s (default none)",
+    )
     g.add_argument("--out", required=True, metavar="DIR", help="directory for the PNG plot and the JSON numbers")
 
 
@@ -58,46 +62,79 @@ def add_command(sub: Any) -> None:
     )
     asub = a.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
 
-    p = asub.add_parser("grid", help="||d(sum of outputs)/d s^l_t|| for every layer and step",
-                        description="The gradient grid: ||dE/ds^l_t|| of E = the sum of all outputs, batch mean.")
+    p = asub.add_parser(
+        "grid",
+        help="||d(sum of outputs)/d s^l_t|| for every layer and step",
+        description="The gradient grid: ||dE/ds^l_t|| of E = the sum of all outputs, batch mean.",
+    )
     _common(p)
     p.set_defaults(run=run_grid)
 
-    p = asub.add_parser("lyapunov", help="leading Lyapunov exponents (QR method)",
-                        description="The leading k Lyapunov exponents along the model's trajectory on Gaussian input.")
+    p = asub.add_parser(
+        "lyapunov",
+        help="leading Lyapunov exponents (QR method)",
+        description="The leading k Lyapunov exponents along the model's trajectory on Gaussian input.",
+    )
     _common(p)
     p.add_argument("--k", type=int, default=16, help="number of exponents (default 16)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps not averaged (default min(100, time/4))")
-    p.add_argument("--per-layer", action="store_true", help="each layer's conditional spectrum instead of the whole stack's")
+    p.add_argument(
+        "--per-layer", action="store_true", help="each layer's conditional spectrum instead of the whole stack's"
+    )
     p.set_defaults(run=run_lyapunov)
 
-    p = asub.add_parser("smoothness", help="top Hessian eigenvalue of the loss and a loss slice",
-                        description="The top Hessian eigenvalue (Lanczos on HVPs) of the MSE between the outputs and "
-                        "seeded Gaussian targets, a 1-D loss slice, and with --radii a sweep over W_hh's radius.")
+    p = asub.add_parser(
+        "smoothness",
+        help="top Hessian eigenvalue of the loss and a loss slice",
+        description="The top Hessian eigenvalue (Lanczos on HVPs) of the MSE between the outputs and "
+        "seeded Gaussian targets, a 1-D loss slice, and with --radii a sweep over W_hh's radius.",
+    )
     _common(p)
     p.add_argument("--iters", type=int, default=20, help="Lanczos / power steps (default 20)")
     p.add_argument("--method", choices=("lanczos", "power"), default="lanczos", help="eigen solver (default lanczos)")
     p.add_argument("--direction", choices=("random", "ray"), default="random", help="slice direction (default random)")
     p.add_argument("--span", type=float, default=1.0, help="slice offsets in [-span, span] (default 1)")
     p.add_argument("--slice-steps", type=int, default=21, help="points of the slice (default 21)")
-    p.add_argument("--radii", type=_floats, default=None, help="also sweep W_hh's spectral radius, e.g. 0.5,0.8,1,1.2,1.5")
+    p.add_argument(
+        "--radii", type=_floats, default=None, help="also sweep W_hh's spectral radius, e.g. 0.5,0.8,1,1.2,1.5"
+    )
     p.set_defaults(run=run_smoothness)
 
-    p = asub.add_parser("attractors", help="fixed points and cycles under constant input",
-                        description="Fixed points and limit cycles reached from random initial states under constant input.")
+    p = asub.add_parser(
+        "attractors",
+        help="fixed points and cycles under constant input",
+        description="Fixed points and limit cycles reached from random initial states under constant input.",
+    )
     _common(p)
     p.add_argument("--n-init", type=int, default=64, help="random initial states per input (default 64)")
     p.add_argument("--steps", type=int, default=1000, help="steps per orbit (default 1000)")
     p.add_argument("--n-inputs", type=int, default=2, help="constant inputs: zero, then Gaussian ones (default 2)")
-    p.add_argument("--method", choices=("iterate", "newton"), default="iterate", help="iterate (attractors) or newton (all fixed points)")
+    p.add_argument(
+        "--method",
+        choices=("iterate", "newton"),
+        default="iterate",
+        help="iterate (attractors) or newton (all fixed points)",
+    )
     p.add_argument("--max-period", type=int, default=8, help="longest cycle looked for (default 8)")
-    p.add_argument("--stable", action="store_true", help="analyse the stabilised (contracting) copy of the model instead")
+    p.add_argument(
+        "--stable", action="store_true", help="analyse the stabilised (contracting) copy of the model instead"
+    )
     p.add_argument("--bound", type=float, default=0.9, help="Lipschitz bound of --stable (default 0.9)")
     p.set_defaults(run=run_attractors)
 
 
-MODEL_FLAGS = ("--cell", "--layers", "--width", "--input-size", "--output-size", "--nonlinearity", "--activation",
-               "--dtype", "--init", "--init-opt")
+MODEL_FLAGS = (
+    "--cell",
+    "--layers",
+    "--width",
+    "--input-size",
+    "--output-size",
+    "--nonlinearity",
+    "--activation",
+    "--dtype",
+    "--init",
+    "--init-opt",
+)
 """Options that build a fresh model: they contradict ``--checkpoint``."""
 
 
@@ -117,7 +154,9 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
             )
         path = Path(args.checkpoint)
         if not path.is_file():
-            raise ValueError(f"--checkpoint {path} is not a file (expected e.g. DIR/pretrained.pt from lsc pretrain --out)")
+            raise ValueError(
+                f"--checkpoint {path} is not a file (expected e.g. DIR/pretrained.pt from lsc pretrain --out)"
+            )
         model = load(path).to(args.device)
         stack = as_stack(model)
         torch.manual_seed(generator_seed(args.seed))
@@ -172,8 +211,10 @@ def run_grid(args: argparse.Namespace) -> int:
 
     model, x, notes = _model(args, recurrent=False)
     grid = gradient_grid(model, x)
-    print(f"gradient grid {grid.layers} x {grid.steps}: flatness (max/min over t) layer 0 {grid.flatness(0):.3g}, "
-          f"all layers {grid.flatness(None):.3g}")
+    print(
+        f"gradient grid {grid.layers} x {grid.steps}: flatness (max/min over t) layer 0 {grid.flatness(0):.3g}, "
+        f"all layers {grid.flatness(None):.3g}"
+    )
     _write(args, "grid", {**notes, **grid.to_dict()}, grid.plot)
     return 0
 
@@ -203,8 +244,10 @@ def run_smoothness(args: argparse.Namespace) -> int:
     opts = {"iters": args.iters, "method": args.method, "seed": args.seed}
     sm = smoothness(model, (x, target), **opts)
     sl = loss_slice(model, (x, target), args.direction, args.slice_steps, span=args.span, seed=args.seed)
-    print(f"top Hessian eigenvalue beta = {sm.top:.4g} (eigenvalues in [{sm.min_eigenvalue:.3g}, "
-          f"{sm.max_eigenvalue:.3g}], loss {sm.loss:.4g}, {sm.parameters} parameters)")
+    print(
+        f"top Hessian eigenvalue beta = {sm.top:.4g} (eigenvalues in [{sm.min_eigenvalue:.3g}, "
+        f"{sm.max_eigenvalue:.3g}], loss {sm.loss:.4g}, {sm.parameters} parameters)"
+    )
     data: dict[str, object] = {**notes, "loss": "mse to Gaussian targets", **sm.to_dict(), "slice": sl.to_dict()}
     if args.radii:
         sweep = radius_sweep(model, (x, target), args.radii, **opts)

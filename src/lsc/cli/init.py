@@ -18,7 +18,6 @@ def add_command(sub: Any) -> None:
     i.set_defaults(run=run)
 
 
-
 def run(args: argparse.Namespace) -> int:
     for info in available().values():
         print(info)

@@ -20,15 +20,21 @@ def add_command(sub: Any) -> None:
     t.set_defaults(run=run)
 
 
-
 def run(args: argparse.Namespace) -> int:
     rows = []
     for name in task_registry.available():
         entry = task_registry.info(name)
-        rows.append({
-            "name": name, "summary": entry.summary, "input": entry.input, "output": entry.output,
-            "metric": entry.metric, "data": entry.data(), "options": task_registry.options(name),
-        })
+        rows.append(
+            {
+                "name": name,
+                "summary": entry.summary,
+                "input": entry.input,
+                "output": entry.output,
+                "metric": entry.metric,
+                "data": entry.data(),
+                "options": task_registry.options(name),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0

@@ -44,8 +44,10 @@ def resolve(inits: Sequence[object]) -> tuple[InitSpec, ...]:
     """The entries of ``inits`` as :class:`InitSpec`, each with a unique label (a repeated
     entry is labelled ``"default#2"``); a bad entry is one ``ValueError`` naming it."""
     if isinstance(inits, (str, bytes)) or not isinstance(inits, Sequence) or len(inits) < 2:
-        raise ValueError(f"inits must be a sequence of at least two entries to compare (the first is the reference), "
-                         f"e.g. ('default', 0.5, 1.0); got {inits!r}")
+        raise ValueError(
+            f"inits must be a sequence of at least two entries to compare (the first is the reference), "
+            f"e.g. ('default', 0.5, 1.0); got {inits!r}"
+        )
     specs, seen = [], {}  # type: ignore[var-annotated]
     for entry in inits:
         spec = _one(entry)
@@ -61,9 +63,11 @@ def _one(entry: object) -> InitSpec:
             return InitSpec("default", "default")
         known = _init_registry.available()
         if entry not in known:
-            raise ValueError(f"inits: unknown entry {entry!r}; use 'default', a target number (0.5, 1), a "
-                             f"{{kind: value}} mapping, a callable init(model, items) or an lsc.init name "
-                             f"({', '.join(known)})")
+            raise ValueError(
+                f"inits: unknown entry {entry!r}; use 'default', a target number (0.5, 1), a "
+                f"{{kind: value}} mapping, a callable init(model, items) or an lsc.init name "
+                f"({', '.join(known)})"
+            )
         return InitSpec(entry, "named", entry)
     if isinstance(entry, bool):
         raise ValueError(f"inits: {entry!r} is not an init; use a target number such as 0.5")
@@ -78,8 +82,10 @@ def _one(entry: object) -> InitSpec:
         return InitSpec(label, "pretrain", dict(entry))
     if callable(entry):
         return InitSpec(getattr(entry, "__name__", type(entry).__name__), "callable", entry)
-    raise ValueError(f"inits: cannot use {entry!r} ({type(entry).__name__}); use 'default', a number, a mapping, "
-                     "an lsc.init name or a callable init(model, items)")
+    raise ValueError(
+        f"inits: cannot use {entry!r} ({type(entry).__name__}); use 'default', a number, a mapping, "
+        "an lsc.init name or a callable init(model, items)"
+    )
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,16 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunRecord:
         curve = tuple((int(s), float(t), float(v)) for s, t, v in d["curve"])
-        return cls(str(d["init"]), int(d["seed"]), curve, float(d["pretrain_seconds"]),
-                   float(d["train_seconds"]), int(d["steps"]), bool(d["diverged"]), str(d["message"]))
+        return cls(
+            str(d["init"]),
+            int(d["seed"]),
+            curve,
+            float(d["pretrain_seconds"]),
+            float(d["train_seconds"]),
+            int(d["steps"]),
+            bool(d["diverged"]),
+            str(d["message"]),
+        )
 
 
 def _g(x: float | None, fmt: str = ".4g") -> str:
@@ -114,8 +122,9 @@ class Comparison:
     def paired(self, init: str, against: str) -> Paired:
         """``init`` against ``against``: scores ``-loss`` per seed (higher is better), ties within :data:`TIE`."""
         a, b = self._finals(init), self._finals(against)
-        a = [y if x is not None and y is not None and abs(x - y) <= TIE * max(abs(y), 1e-30) else x
-             for x, y in zip(a, b)]
+        a = [
+            y if x is not None and y is not None and abs(x - y) <= TIE * max(abs(y), 1e-30) else x for x, y in zip(a, b)
+        ]
         return paired([None if x is None else -x for x in a], [None if y is None else -y for y in b])
 
     @property
@@ -125,7 +134,8 @@ class Comparison:
             finals = [f for f in self._finals(init) if f is not None]
             runs = [r for s in self._paired_seeds() if (r := self._run(init, s))]
             row: dict[str, object] = {
-                "init": init, "final": sum(finals) / len(finals) if finals else None,
+                "init": init,
+                "final": sum(finals) / len(finals) if finals else None,
                 "pretrain_seconds": _mean([r.pretrain_seconds for r in runs]),
                 "pretrain_steps_equivalent": _mean([r.pretrain_steps_equivalent for r in runs]),
             }
@@ -133,8 +143,13 @@ class Comparison:
                 row.update(diff=0.0, interval=None, wins=None, n=len(runs), verdict="reference")
             else:
                 p = self.paired(init, reference)
-                row.update(diff=_num(p.mean), interval=None if math.isnan(p.low) else [p.low, p.high],
-                           wins=p.wins, n=p.n, verdict=VERDICTS.get(p.verdict, "undecided"))
+                row.update(
+                    diff=_num(p.mean),
+                    interval=None if math.isnan(p.low) else [p.low, p.high],
+                    wins=p.wins,
+                    n=p.n,
+                    verdict=VERDICTS.get(p.verdict, "undecided"),
+                )
             out.append(row)
         return out
 
@@ -144,10 +159,15 @@ class Comparison:
         out: dict[str, dict[str, object]] = {}
         others = self.inits[1:]
         for i, a in enumerate(others):
-            for b in others[i + 1:]:
+            for b in others[i + 1 :]:
                 p = self.paired(a, b)
-                out[f"{a} vs {b}"] = {"diff": _num(p.mean), "interval": None if math.isnan(p.low) else [p.low, p.high],
-                                      "wins": p.wins, "n": p.n, "verdict": VERDICTS.get(p.verdict, "undecided")}
+                out[f"{a} vs {b}"] = {
+                    "diff": _num(p.mean),
+                    "interval": None if math.isnan(p.low) else [p.low, p.high],
+                    "wins": p.wins,
+                    "n": p.n,
+                    "verdict": VERDICTS.get(p.verdict, "undecided"),
+                }
         return out
 
     @property
@@ -156,28 +176,49 @@ class Comparison:
 
     def table(self) -> str:
         """The rows as an aligned text table."""
-        head = ("init", "final loss", f"diff vs {self.inits[0]}", "95% interval", "wins", "n", "verdict",
-                "init s", "init steps")
+        head = (
+            "init",
+            "final loss",
+            f"diff vs {self.inits[0]}",
+            "95% interval",
+            "wins",
+            "n",
+            "verdict",
+            "init s",
+            "init steps",
+        )
         lines = [head]
         for r in self.rows:
             interval = r["interval"]
-            lines.append((
-                str(r["init"]), _g(r["final"]),  # type: ignore[arg-type]
-                "" if r["verdict"] == "reference" else _g(r["diff"], "+.3g"),  # type: ignore[arg-type]
-                "" if interval is None else f"[{interval[0]:+.3g}, {interval[1]:+.3g}]",  # type: ignore[index]
-                "" if r["wins"] is None else f"{r['wins']}/{r['n']}", str(r["n"]), str(r["verdict"]),
-                _g(r["pretrain_seconds"], ".1f"), _g(r["pretrain_steps_equivalent"], ".0f"),  # type: ignore[arg-type]
-            ))
+            lines.append(
+                (
+                    str(r["init"]),
+                    _g(r["final"]),  # type: ignore[arg-type]
+                    "" if r["verdict"] == "reference" else _g(r["diff"], "+.3g"),  # type: ignore[arg-type]
+                    "" if interval is None else f"[{interval[0]:+.3g}, {interval[1]:+.3g}]",  # type: ignore[index]
+                    "" if r["wins"] is None else f"{r['wins']}/{r['n']}",
+                    str(r["n"]),
+                    str(r["verdict"]),
+                    _g(r["pretrain_seconds"], ".1f"),
+                    _g(r["pretrain_steps_equivalent"], ".0f"),  # type: ignore[arg-type]
+                )
+            )
         widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
-        return "\n".join("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in
-                                   enumerate(zip(line, widths))).rstrip() for line in lines)
+        return "\n".join(
+            "  ".join(
+                cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths))
+            ).rstrip()
+            for line in lines
+        )
 
     def __str__(self) -> str:
         rows = self.rows
         n = len(self._paired_seeds())
         when = f"after {self.steps} steps" if self.budget == "steps" else "at equal wall-clock (init time included)"
-        parts = [f"Final evaluation loss {when}, lower is better, paired over {n} seed{'s' * (n != 1)} against "
-                 f"{self.inits[0]} (95 % t-interval of the difference)"]
+        parts = [
+            f"Final evaluation loss {when}, lower is better, paired over {n} seed{'s' * (n != 1)} against "
+            f"{self.inits[0]} (95 % t-interval of the difference)"
+        ]
         said = []
         for r in rows[1:]:
             interval = r["interval"]
@@ -191,12 +232,20 @@ class Comparison:
                 said.append(f"{r['init']} undecided ({_g(r['diff'], '+.3g')}{size})")  # type: ignore[arg-type]
         text = parts[0] + ": " + "; ".join(said) + "."
         if self.pairs:
-            text += " Among the others: " + "; ".join(
-                f"{k} {v['verdict']}" + ("" if v["verdict"] == "undecided" else f" ({_g(v['diff'], '+.3g')})")  # type: ignore[arg-type]
-                for k, v in self.pairs.items()) + "."
-        costs = [f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s "  # type: ignore[arg-type]
-                 f"(≈ {_g(r['pretrain_steps_equivalent'], '.0f')} training steps)" for r in rows  # type: ignore[arg-type]
-                 if (r["pretrain_seconds"] or 0) >= 0.05]  # type: ignore[operator]
+            text += (
+                " Among the others: "
+                + "; ".join(
+                    f"{k} {v['verdict']}" + ("" if v["verdict"] == "undecided" else f" ({_g(v['diff'], '+.3g')})")  # type: ignore[arg-type]
+                    for k, v in self.pairs.items()
+                )
+                + "."
+            )
+        costs = [
+            f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s "  # type: ignore[arg-type]
+            f"(≈ {_g(r['pretrain_steps_equivalent'], '.0f')} training steps)"
+            for r in rows  # type: ignore[arg-type]
+            if (r["pretrain_seconds"] or 0) >= 0.05
+        ]  # type: ignore[operator]
         if costs:
             text += " Init cost: " + ", ".join(costs) + "."
         if n < MIN_PAIRS:
@@ -206,9 +255,18 @@ class Comparison:
         return text
 
     def to_dict(self) -> dict[str, object]:
-        return {"inits": list(self.inits), "seeds": list(self.seeds), "steps": self.steps, "budget": self.budget,
-                "interrupted": self.interrupted, "settings": dict(self.settings), "rows": self.rows,
-                "pairs": self.pairs, "summary": str(self), "runs": [r.to_dict() for r in self.runs]}
+        return {
+            "inits": list(self.inits),
+            "seeds": list(self.seeds),
+            "steps": self.steps,
+            "budget": self.budget,
+            "interrupted": self.interrupted,
+            "settings": dict(self.settings),
+            "rows": self.rows,
+            "pairs": self.pairs,
+            "summary": str(self),
+            "runs": [r.to_dict() for r in self.runs],
+        }
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` to ``path`` (atomically) and return the path."""

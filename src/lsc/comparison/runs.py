@@ -130,20 +130,31 @@ def compare(
     source = _Source(data, "data", cfg.batch_size)
     held_out = _Source(eval_data, "eval_data", cfg.batch_size) if eval_data is not None else None
     settings = {
-        "inits": [s.label for s in specs], "seeds": seed_list, "steps": cfg.steps, "eval_every": cfg.every,
-        "batch_size": cfg.batch_size, "clip": cfg.clip, "input_key": cfg.input_key, "held_out": eval_data is not None,
-        "make_model": _name(make_model), "loss": _name(loss), "forward": None if forward is None else _name(forward),
+        "inits": [s.label for s in specs],
+        "seeds": seed_list,
+        "steps": cfg.steps,
+        "eval_every": cfg.every,
+        "batch_size": cfg.batch_size,
+        "clip": cfg.clip,
+        "input_key": cfg.input_key,
+        "held_out": eval_data is not None,
+        "make_model": _name(make_model),
+        "loss": _name(loss),
+        "forward": None if forward is None else _name(forward),
         "optimizer": "adam 1e-3" if optimizer is None else _name(optimizer),
         "pretrain_options": json.loads(json.dumps(dict(cfg.pretrain_options), default=str)),
     }
-    job = _Job(cfg, source=source, held_out=held_out, loss=loss, optimizer=optimizer, forward=forward,
-               make_model=make_model)
+    job = _Job(
+        cfg, source=source, held_out=held_out, loss=loss, optimizer=optimizer, forward=forward, make_model=make_model
+    )
     folder = None if out is None else Path(out)
     with hold_directory(folder):
         done = _recorded(folder, settings) if folder is not None else {}
         interrupted = _run_all(job, specs, seed_list, done, folder, cfg.progress)
     runs = tuple(done[(s.label, seed)] for seed in seed_list for s in specs if (s.label, seed) in done)
-    return Comparison(tuple(s.label for s in specs), tuple(seed_list), cfg.steps, cfg.budget, runs, interrupted, settings)
+    return Comparison(
+        tuple(s.label for s in specs), tuple(seed_list), cfg.steps, cfg.budget, runs, interrupted, settings
+    )
 
 
 def _configured(config: CompareConfig | None, overrides: Mapping[str, object]) -> CompareConfig:
@@ -155,8 +166,14 @@ def _configured(config: CompareConfig | None, overrides: Mapping[str, object]) -
     return replace(config or CompareConfig(), **overrides)  # type: ignore[arg-type]
 
 
-def _run_all(job: _Job, specs: Sequence[_inits.InitSpec], seed_list: Sequence[int],
-             done: dict[tuple[str, int], RunRecord], folder: Path | None, progress: bool | None) -> bool:
+def _run_all(
+    job: _Job,
+    specs: Sequence[_inits.InitSpec],
+    seed_list: Sequence[int],
+    done: dict[tuple[str, int], RunRecord],
+    folder: Path | None,
+    progress: bool | None,
+) -> bool:
     """Run every (init, seed) not in ``done`` (recording each in ``folder``); whether Ctrl-C stopped it."""
     bar = progress_bar(progress, len(specs) * len(seed_list), "compare", "run", leave=True)
     if bar is not None:
@@ -189,8 +206,12 @@ def _count(value: object, name: str) -> int:
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return list(range(_count(seeds, "seeds")))
-    if isinstance(seeds, Sequence) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                     for s in seeds) and len(set(seeds)) == len(seeds):
+    if (
+        isinstance(seeds, Sequence)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        and len(set(seeds)) == len(seeds)
+    ):
         return list(seeds)
     raise ValueError(f"seeds must be a count (3) or distinct non-negative integers ([0, 1, 2]), got {seeds!r}")
 
@@ -214,8 +235,10 @@ def _recorded(folder: Path, settings: Mapping[str, object]) -> dict[tuple[str, i
             raise ValueError(f"{config} is damaged; delete it (and {folder / RUNS}) to start afresh") from None
         changed = sorted(k for k in set(old) | set(saved_settings) if old.get(k) != saved_settings.get(k))
         if changed:
-            raise ValueError(f"{folder} holds a comparison with other settings ({', '.join(changed)}); "
-                             "use another out directory, or delete this one to start afresh")
+            raise ValueError(
+                f"{folder} holds a comparison with other settings ({', '.join(changed)}); "
+                "use another out directory, or delete this one to start afresh"
+            )
     else:
         write_atomic(config, json.dumps(saved_settings, indent=2) + "\n")
     (folder / RUNS).mkdir(exist_ok=True)
@@ -243,13 +266,17 @@ class _Source:
         elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)) and iter(data) is not data:
             self.data = data
         else:
-            raise ValueError(f"{name} must be a tensor, a tuple of tensors or a re-iterable of batches (a DataLoader, "
-                             f"a list), not {type(data).__name__}")
+            raise ValueError(
+                f"{name} must be a tensor, a tuple of tensors or a re-iterable of batches (a DataLoader, "
+                f"a list), not {type(data).__name__}"
+            )
         if self.tensors is not None:
             n = {t.shape[0] if t.dim() else 0 for t in self.tensors}
             if len(n) != 1 or 0 in n:
-                raise ValueError(f"{name}: the tensors need the same, non-zero number of samples along dim 0, got "
-                                 f"{[tuple(t.shape) for t in self.tensors]}")
+                raise ValueError(
+                    f"{name}: the tensors need the same, non-zero number of samples along dim 0, got "
+                    f"{[tuple(t.shape) for t in self.tensors]}"
+                )
         elif next(iter(self.data), None) is None:
             raise ValueError(f"{name} yielded no batches; pass a non-empty DataLoader or list")
 
@@ -299,8 +326,17 @@ def _to(item: object, device: torch.device) -> object:
 class _Job:
     """Everything one (init, seed) run needs, and :meth:`run`."""
 
-    def __init__(self, config: CompareConfig, *, source: _Source, held_out: _Source | None, loss: Loss,
-                 optimizer: object, forward: _inits.Forward | None, make_model: Callable[[int], nn.Module]) -> None:
+    def __init__(
+        self,
+        config: CompareConfig,
+        *,
+        source: _Source,
+        held_out: _Source | None,
+        loss: Loss,
+        optimizer: object,
+        forward: _inits.Forward | None,
+        make_model: Callable[[int], nn.Module],
+    ) -> None:
         self.steps, self.every, self.clip = config.steps, config.every, config.clip
         self.input_key, self.pretrain_options = config.input_key, dict(config.pretrain_options)
         self.source, self.loss, self.optimizer = source, loss, optimizer
@@ -342,8 +378,15 @@ class _Job:
         stream = iter(self.source.stream(2 * seed + 1))
         items = [_to(next(stream), device) for _ in range(PRETRAIN_BATCHES)]
         torch.manual_seed(seed)
-        applied = _inits.apply(spec, model, items, seed=seed, forward=self.forward, input_key=self.input_key,
-                               pretrain_options=self.pretrain_options)
+        applied = _inits.apply(
+            spec,
+            model,
+            items,
+            seed=seed,
+            forward=self.forward,
+            input_key=self.input_key,
+            pretrain_options=self.pretrain_options,
+        )
         torch.manual_seed(seed)  # the same dropout and data order whatever the init drew
         opt = torch.optim.Adam(params, lr=1e-3) if self.optimizer is None else self.optimizer(params)  # type: ignore[operator]
         batches = iter(self.source.stream(2 * seed))

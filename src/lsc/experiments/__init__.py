@@ -19,6 +19,17 @@ from .reporting import report
 from .runner import commands, pending, run
 
 __all__ = [
-    "PRESETS", "REGISTRY", "Experiment", "Run", "RunRecord", "available", "commands", "get", "pending",
-    "records", "register", "report", "run",
+    "PRESETS",
+    "REGISTRY",
+    "Experiment",
+    "Run",
+    "RunRecord",
+    "available",
+    "commands",
+    "get",
+    "pending",
+    "records",
+    "register",
+    "report",
+    "run",
 ]

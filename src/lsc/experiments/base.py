@@ -123,20 +123,34 @@ class Experiment:
         """Markdown (tables, plot links) from the runs that exist; plots go to ``figures``."""
         raise NotImplementedError
 
-    def command(self, run: Run, out: Path, python: str | None = None, *, preset: str | None = None,
-                records: Path | None = None) -> list[str]:
+    def command(
+        self, run: Run, out: Path, python: str | None = None, *, preset: str | None = None, records: Path | None = None
+    ) -> list[str]:
         """The independent command of ``run`` working in ``out`` (its run directory) and,
         with ``preset`` and ``records``, leaving its record under ``records``."""
         recorded = ["--preset", preset, "--records", str(records)] if preset is not None and records is not None else []
         return [
-            python or sys.executable, "-m", "lsc.experiments.worker", self.name,
-            "--run-id", run.id, "--out", str(out), *recorded, "--config", json.dumps(run.config, sort_keys=True),
+            python or sys.executable,
+            "-m",
+            "lsc.experiments.worker",
+            self.name,
+            "--run-id",
+            run.id,
+            "--out",
+            str(out),
+            *recorded,
+            "--config",
+            json.dumps(run.config, sort_keys=True),
         ]
 
     def describe(self) -> str:
         def size(p: str) -> str:
             hours = self.presets[p].get("core_hours")
-            return f"{p} ({len(self.runs(p))} runs" + (f", about {hours} core-hour{'s' * (hours != 1)}" if hours else "") + ")"
+            return (
+                f"{p} ({len(self.runs(p))} runs"
+                + (f", about {hours} core-hour{'s' * (hours != 1)}" if hours else "")
+                + ")"
+            )
 
         sizes = ", ".join(size(p) for p in self.presets)
         return f"{self.name}\n  claim:   {self.claim}\n  source:  {self.source}\n  presets: {sizes}"
@@ -158,12 +172,21 @@ class TrainExperiment(Experiment):
         """The job of a stacked-RNN run: task and its options, the stack, the optimiser, the
         seed and (when ``config["pretrain"]``) the pre-training."""
         return TrainJob(
-            task=config["task"], task_options=dict(config["options"]), cell=cell, layers=config["layers"],
-            width=config["width"], epochs=config["epochs"], batch_size=config["batch"], lr=config["lr"],
-            seed=config["seed"], pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
+            task=config["task"],
+            task_options=dict(config["options"]),
+            cell=cell,
+            layers=config["layers"],
+            width=config["width"],
+            epochs=config["epochs"],
+            batch_size=config["batch"],
+            lr=config["lr"],
+            seed=config["seed"],
+            pretrain=None if config["pretrain"] is None else str(config["pretrain"]),
             pretrain_seconds=config["pretrain_seconds"] if config["pretrain"] is not None else None,
             pretrain_steps=config["pretrain_steps"] if config["pretrain"] is not None else 1000,
-            init=config.get("init"), device=config.get("device", "cpu"), **extra,
+            init=config.get("init"),
+            device=config.get("device", "cpu"),
+            **extra,
         )
 
 
@@ -179,10 +202,19 @@ def train_job(job: TrainJob, train_dir: Path, log: Logger) -> dict[str, Any]:
             if line.strip():
                 log(**json.loads(line))
     res, pre = done.train, done.pretrain_summary
-    return {"job": job.to_dict(), "metric": res.metric, "val": res.val, "test": res.test,
-            "epochs": res.epochs, "best_epoch": res.best_epoch, "seconds": res.seconds, "stopped": res.stopped,
-            "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
-            "init": done.init_check, "diverged": res.stopped == "diverged"}
+    return {
+        "job": job.to_dict(),
+        "metric": res.metric,
+        "val": res.val,
+        "test": res.test,
+        "epochs": res.epochs,
+        "best_epoch": res.best_epoch,
+        "seconds": res.seconds,
+        "stopped": res.stopped,
+        "pretrain": None if pre is None else {k: pre.get(k) for k in ("stopped", "steps", "seconds", "converged")},
+        "init": done.init_check,
+        "diverged": res.stopped == "diverged",
+    }
 
 
 # ---------------------------------------------------------------- helpers for reports
@@ -197,8 +229,18 @@ def read_record(root: Path, exp: Experiment | str, preset: str, run: Run) -> Run
         return RunRecord(run.id, dict(run.config), "missing")
     if rec["config"] != json.loads(json.dumps(run.config)):
         return RunRecord(run.id, rec["config"], "stale")
-    return RunRecord(run.id, rec["config"], rec.get("state", "failed"), rec.get("result") or {}, rec.get("seconds"),
-                     rec.get("error"), rec.get("rows") or [], rec.get("started"), rec.get("finished"), rec.get("code"))
+    return RunRecord(
+        run.id,
+        rec["config"],
+        rec.get("state", "failed"),
+        rec.get("result") or {},
+        rec.get("seconds"),
+        rec.get("error"),
+        rec.get("rows") or [],
+        rec.get("started"),
+        rec.get("finished"),
+        rec.get("code"),
+    )
 
 
 def records(exp: Experiment, root: Path, preset: str) -> list[RunRecord]:
@@ -209,5 +251,3 @@ def records(exp: Experiment, root: Path, preset: str) -> list[RunRecord]:
 def present(recs: Iterable[RunRecord]) -> list[RunRecord]:
     """The runs that exist for this preset: finished or failed, not missing or stale."""
     return [r for r in recs if r.state not in ("missing", "stale")]
-
-

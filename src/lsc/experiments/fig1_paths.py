@@ -31,22 +31,64 @@ class Fig1Paths(Experiment):
     )
     source = "Herranz-Celotti & Rouat, Fig. 1 (docs/design.md A1.4)"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"pascal": (4, 20), "cell": "gru", "layers": 2, "width": 8, "time": 20, "seconds": None, "steps": 20, "seeds": [0]},
-        "cpu": {"pascal": (10, 100), "cell": "gru", "layers": 5, "width": 32, "time": 100, "seconds": None, "steps": 1000, "seeds": [0, 1, 2]},
-        "paper": {"pascal": (10, 100), "cell": "gru", "layers": 7, "width": 128, "time": 500, "seconds": None, "steps": 5000, "seeds": [0, 1, 2, 3]},
+        "smoke": {
+            "pascal": (4, 20),
+            "cell": "gru",
+            "layers": 2,
+            "width": 8,
+            "time": 20,
+            "seconds": None,
+            "steps": 20,
+            "seeds": [0],
+        },
+        "cpu": {
+            "pascal": (10, 100),
+            "cell": "gru",
+            "layers": 5,
+            "width": 32,
+            "time": 100,
+            "seconds": None,
+            "steps": 1000,
+            "seeds": [0, 1, 2],
+        },
+        "paper": {
+            "pascal": (10, 100),
+            "cell": "gru",
+            "layers": 7,
+            "width": 128,
+            "time": 500,
+            "seconds": None,
+            "steps": 5000,
+            "seeds": [0, 1, 2, 3],
+        },
     }
 
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
         depth, time = p["pascal"]
-        out = [Run(f"pascal-rho{rho:g}", {"kind": "pascal", "depth": depth, "time": time, "rho": rho}) for rho in (1.0, 0.5)]
+        out = [
+            Run(f"pascal-rho{rho:g}", {"kind": "pascal", "depth": depth, "time": time, "rho": rho})
+            for rho in (1.0, 0.5)
+        ]
         for seed in p["seeds"]:
             for cond, target in TARGETS.items():
-                out.append(Run(f"grid-{cond}-s{seed}", {
-                    "kind": "grid", "condition": cond, "target": target, "cell": p["cell"], "layers": p["layers"],
-                    "width": p["width"], "time": p["time"], "pretrain_seconds": p["seconds"],
-                    "pretrain_steps": p["steps"], "seed": seed,
-                }))
+                out.append(
+                    Run(
+                        f"grid-{cond}-s{seed}",
+                        {
+                            "kind": "grid",
+                            "condition": cond,
+                            "target": target,
+                            "cell": p["cell"],
+                            "layers": p["layers"],
+                            "width": p["width"],
+                            "time": p["time"],
+                            "pretrain_seconds": p["seconds"],
+                            "pretrain_steps": p["steps"],
+                            "seed": seed,
+                        },
+                    )
+                )
         return out
 
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
@@ -59,31 +101,53 @@ class Fig1Paths(Experiment):
             r = pascal_rnn(config["depth"], config["time"], config["rho"])
             for t, (g, b) in enumerate(zip(r.gradient, r.bound)):
                 log(t=t, gradient=float(g), bound=float(b))
-            return {"gradient_t0": float(r.gradient[0]), "gradient_last": float(r.gradient[-1]),
-                    "max_rel_error_vs_bound": float(max(abs(g - b) / b for g, b in zip(r.gradient, r.bound)))}
+            return {
+                "gradient_t0": float(r.gradient[0]),
+                "gradient_last": float(r.gradient[-1]),
+                "max_rel_error_vs_bound": float(max(abs(g - b) / b for g, b in zip(r.gradient, r.bound))),
+            }
         seed = config["seed"]
         torch.manual_seed(seed)  # the same base model for every condition of a seed
-        model = lsc.models.StackedRNN(config["cell"], input_size=8, hidden_size=config["width"],
-                                      num_layers=config["layers"], output_size=4)
+        model = lsc.models.StackedRNN(
+            config["cell"], input_size=8, hidden_size=config["width"], num_layers=config["layers"], output_size=4
+        )
         x = torch.randn(32, config["time"], 8, generator=torch.Generator().manual_seed(1000 + seed))
         result: dict[str, Any] = {}
         if config["target"] is not None:
-            pre = lsc.pretrain(model, None, target=config["target"], kinds=("time", "depth"),
-                               max_seconds=config["pretrain_seconds"], max_steps=config["pretrain_steps"],
-                               time_steps=config["time"], batch_size=32, seed=seed, progress=False)
-            result["pretrain"] = {"stopped": pre.stopped, "steps": pre.steps, "seconds": pre.seconds,
-                                  "converged": pre.converged}
+            pre = lsc.pretrain(
+                model,
+                None,
+                target=config["target"],
+                kinds=("time", "depth"),
+                max_seconds=config["pretrain_seconds"],
+                max_steps=config["pretrain_steps"],
+                time_steps=config["time"],
+                batch_size=32,
+                seed=seed,
+                progress=False,
+            )
+            result["pretrain"] = {
+                "stopped": pre.stopped,
+                "steps": pre.steps,
+                "seconds": pre.seconds,
+                "converged": pre.converged,
+            }
         rep = lsc.measure(model, x[:8], kinds=("time", "depth"), seed=seed)
         result["radius"] = {k: v for k, v in _kind_means(rep).items()}
         g = gradient_grid(model, x)
         prof = g.profile(0)
         for t, v in enumerate(prof):
             log(t=t, layer0=float(v))
-        result.update({
-            "g_t0": float(prof[0]), "g_last": float(prof[-1]), "early_late_ratio": float(prof[0] / prof[-1]),
-            "flatness": g.flatness(0), "profile_layer0": [float(v) for v in prof],
-            "diverged": not all(math.isfinite(float(v)) for v in prof),
-        })
+        result.update(
+            {
+                "g_t0": float(prof[0]),
+                "g_last": float(prof[-1]),
+                "early_late_ratio": float(prof[0] / prof[-1]),
+                "flatness": g.flatness(0),
+                "profile_layer0": [float(v) for v in prof],
+                "diverged": not all(math.isfinite(float(v)) for v in prof),
+            }
+        )
         return result
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
@@ -97,12 +161,20 @@ class Fig1Paths(Experiment):
                 m = r.metrics()
                 ax.plot([row["t"] for row in m], [row["gradient"] for row in m], label=f"rho = {rho:g} (autograd)")
                 ax.plot([row["t"] for row in m], [row["bound"] for row in m], "k:", lw=0.8)
-                rows.append((f"{rho:g}", f"{r.result['gradient_t0']:.3g}", f"{r.result['gradient_last']:.3g}",
-                             f"{r.result['max_rel_error_vs_bound']:.1e}"))
+                rows.append(
+                    (
+                        f"{rho:g}",
+                        f"{r.result['gradient_t0']:.3g}",
+                        f"{r.result['gradient_last']:.3g}",
+                        f"{r.result['max_rel_error_vs_bound']:.1e}",
+                    )
+                )
             ax.set_yscale("log")
             ax.set_xlabel("input step t")
             ax.set_ylabel("|dy/dx_t|")
-            ax.set_title(f"PascalRNN L = {r.config['depth']}, T = {r.config['time']} (dotted: path-count bound)", fontsize=10)
+            ax.set_title(
+                f"PascalRNN L = {r.config['depth']}, T = {r.config['time']} (dotted: path-count bound)", fontsize=10
+            )
             ax.legend()
             fig.tight_layout()
             png = save_figure(fig, figures / "pascal.png")
@@ -119,23 +191,56 @@ class Fig1Paths(Experiment):
                 bad = [r for r in by.get(cond, []) if r.state in ("failed", "diverged")]
                 rad = lambda k, rs=rs: mean_std(r.result.get("radius", {}).get(k) for r in rs)  # noqa: E731
                 conv = sum(bool(r.result.get("pretrain", {}).get("converged")) for r in rs)
-                rows.append((cond, rad("time"), rad("depth"), mean_std(r.result["g_t0"] for r in rs),
-                             mean_std(r.result["g_last"] for r in rs), mean_std(r.result["early_late_ratio"] for r in rs),
-                             mean_std(_early_mid(r) for r in rs), mean_std(r.result["flatness"] for r in rs),
-                             "—" if cond == "default" else f"{conv}/{len(rs)}", len(bad)))
+                rows.append(
+                    (
+                        cond,
+                        rad("time"),
+                        rad("depth"),
+                        mean_std(r.result["g_t0"] for r in rs),
+                        mean_std(r.result["g_last"] for r in rs),
+                        mean_std(r.result["early_late_ratio"] for r in rs),
+                        mean_std(_early_mid(r) for r in rs),
+                        mean_std(r.result["flatness"] for r in rs),
+                        "—" if cond == "default" else f"{conv}/{len(rs)}",
+                        len(bad),
+                    )
+                )
                 for i, r in enumerate(rs):
-                    ax.plot(r.result["profile_layer0"], color={"default": "C2", "rho1": "C0", "rho0.5": "C1"}[cond],
-                            alpha=0.8, label=cond if i == 0 else None)
+                    ax.plot(
+                        r.result["profile_layer0"],
+                        color={"default": "C2", "rho1": "C0", "rho0.5": "C1"}[cond],
+                        alpha=0.8,
+                        label=cond if i == 0 else None,
+                    )
             ax.set_yscale("log")
             ax.set_xlabel("step t")
             ax.set_ylabel("||dE/ds^0_t|| (layer 0)")
             c = grids[0].config
-            ax.set_title(f"{c['cell'].upper()} {c['layers']} x {c['width']}, T = {c['time']}: layer-0 gradient, one line per seed", fontsize=10)
+            ax.set_title(
+                f"{c['cell'].upper()} {c['layers']} x {c['width']}, T = {c['time']}: layer-0 gradient, one "
+                f"line per seed",
+                fontsize=10,
+            )
             ax.legend()
             fig.tight_layout()
             png = save_figure(fig, figures / "gradient_grid.png")
-            parts.append(table(("condition", "time radius", "depth radius", "g(t=0)", "g(T-1)", "g(0)/g(T-1)",
-                                "g(0)/g(T/2)", "flatness max/min", "pre-training converged", "failed/diverged"), rows))
+            parts.append(
+                table(
+                    (
+                        "condition",
+                        "time radius",
+                        "depth radius",
+                        "g(t=0)",
+                        "g(T-1)",
+                        "g(0)/g(T-1)",
+                        "g(0)/g(T/2)",
+                        "flatness max/min",
+                        "pre-training converged",
+                        "failed/diverged",
+                    ),
+                    rows,
+                )
+            )
             parts.append(f"![gradient profiles]({png})")
             parts.append(self.verdict(pas, by))
         return "\n\n".join(parts)
@@ -146,8 +251,10 @@ class Fig1Paths(Experiment):
         bits = []
         if 1.0 in pas and 0.5 in pas:
             g1, g5 = pas[1.0].result["gradient_t0"], pas[0.5].result["gradient_t0"]
-            bits.append(f"PascalRNN: |dy/dx_0| = {g1:.3g} at rho = 1 vs {g5:.3g} at rho = 0.5 "
-                        f"({'agrees' if g1 > 1e3 * g5 and g5 < 10 else 'disagrees'} with the path-count claim).")
+            bits.append(
+                f"PascalRNN: |dy/dx_0| = {g1:.3g} at rho = 1 vs {g5:.3g} at rho = 0.5 "
+                f"({'agrees' if g1 > 1e3 * g5 and g5 < 10 else 'disagrees'} with the path-count claim)."
+            )
         r1 = {r.config["seed"]: _early_mid(r) for r in by.get("rho1", []) if r.state == "ok"}
         r5 = {r.config["seed"]: _early_mid(r) for r in by.get("rho0.5", []) if r.state == "ok"}
         seeds = sorted(set(r1) & set(r5))  # paired by seed: same starting weights and inputs
@@ -155,8 +262,11 @@ class Fig1Paths(Experiment):
             m1, m5 = mean(r1.values()), mean(r5.values())
             wins = sum(r1[s] > r5[s] for s in seeds)
             word = "agrees" if m1 > m5 and wins == len(seeds) else ("is inconclusive" if m1 > m5 else "disagrees")
-            bits.append(f"GRU: the layer-0 gradient ratio g(t = 0) / g(t = T/2) is {m1:.3g} at rho = 1 vs {m5:.3g} at rho = 0.5 "
-                        f"(rho = 1 larger in {wins}/{len(seeds)} paired seeds): this {word} with the claim.")
+            bits.append(
+                f"GRU: the layer-0 gradient ratio g(t = 0) / g(t = T/2) is {m1:.3g} at rho = 1 vs {m5:.3g} "
+                f"at rho = 0.5 "
+                f"(rho = 1 larger in {wins}/{len(seeds)} paired seeds): this {word} with the claim."
+            )
         return "**Verdict.** " + " ".join(bits) if bits else ""
 
 

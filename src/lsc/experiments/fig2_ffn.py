@@ -55,6 +55,8 @@ def redraw_zero_biases(model: Any, seed: int) -> int:
                 bias.copy_(torch.rand(bias.shape, generator=gen, dtype=bias.dtype))
                 count += 1
     return count
+
+
 PRETRAIN = {"pretrain_lr": 1e-3, "pretrain_kinds": ["depth"], "pretrain_rescale": True}  # see the module docstring
 
 
@@ -66,25 +68,70 @@ class Fig2FFN(Experiment):
     )
     source = "Herranz-Celotti & Rouat, Fig. 2 (docs/design.md A1.6, A4.7)"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"depth": 4, "width": 16, "activations": ["relu"], "lrs": [1e-3], "seeds": [0], "epochs": 1,
-                  "batch": 128, "train_limit": 512, "pretrain_seconds": None, "pretrain_steps": 10, **PRETRAIN},
-        "cpu": {"depth": 30, "width": 128, "activations": ["relu", "sin", "cos"], "lrs": [1e-2, 1e-3, 1e-4],
-                "seeds": [0, 1], "epochs": 5, "batch": 128, "train_limit": None, "pretrain_seconds": None,
-                "pretrain_steps": 150, **PRETRAIN},
+        "smoke": {
+            "depth": 4,
+            "width": 16,
+            "activations": ["relu"],
+            "lrs": [1e-3],
+            "seeds": [0],
+            "epochs": 1,
+            "batch": 128,
+            "train_limit": 512,
+            "pretrain_seconds": None,
+            "pretrain_steps": 10,
+            **PRETRAIN,
+        },
+        "cpu": {
+            "depth": 30,
+            "width": 128,
+            "activations": ["relu", "sin", "cos"],
+            "lrs": [1e-2, 1e-3, 1e-4],
+            "seeds": [0, 1],
+            "epochs": 5,
+            "batch": 128,
+            "train_limit": None,
+            "pretrain_seconds": None,
+            "pretrain_steps": 150,
+            **PRETRAIN,
+        },
         # the reference's: Orthogonal as a fourth init, all-zero biases of cos nets redrawn U[0, 1)
-        "paper": {"depth": 30, "width": 128, "activations": ["sin", "relu", "cos"],
-                  "lrs": [1e-2, 3.16e-3, 1e-3, 3.16e-4, 1e-4, 3.16e-5, 1e-5], "seeds": [0, 1, 2, 3], "epochs": 50,
-                  "batch": 512, "train_limit": None, "pretrain_seconds": None, "pretrain_steps": 2000,
-                  "inits": ["glorot", "he", "orthogonal", "lsc"], "cos_bias_redraw": True, **PRETRAIN},
+        "paper": {
+            "depth": 30,
+            "width": 128,
+            "activations": ["sin", "relu", "cos"],
+            "lrs": [1e-2, 3.16e-3, 1e-3, 3.16e-4, 1e-4, 3.16e-5, 1e-5],
+            "seeds": [0, 1, 2, 3],
+            "epochs": 50,
+            "batch": 512,
+            "train_limit": None,
+            "pretrain_seconds": None,
+            "pretrain_steps": 2000,
+            "inits": ["glorot", "he", "orthogonal", "lsc"],
+            "cos_bias_redraw": True,
+            **PRETRAIN,
+        },
     }
 
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
-        keep = ("depth", "width", "epochs", "batch", "train_limit", "pretrain_seconds", "pretrain_steps", "cos_bias_redraw",
-                *PRETRAIN)
-        return [Run(f"{act}-{init}-lr{lr:g}-s{seed}", {"activation": act, "init": init, "lr": lr, "seed": seed,
-                                                      **{k: p[k] for k in keep if k in p}})
-                for act, lr, seed, init in itertools.product(p["activations"], p["lrs"], p["seeds"], p.get("inits", INITS))]
+        keep = (
+            "depth",
+            "width",
+            "epochs",
+            "batch",
+            "train_limit",
+            "pretrain_seconds",
+            "pretrain_steps",
+            "cos_bias_redraw",
+            *PRETRAIN,
+        )
+        return [
+            Run(
+                f"{act}-{init}-lr{lr:g}-s{seed}",
+                {"activation": act, "init": init, "lr": lr, "seed": seed, **{k: p[k] for k in keep if k in p}},
+            )
+            for act, lr, seed, init in itertools.product(p["activations"], p["lrs"], p["seeds"], p.get("inits", INITS))
+        ]
 
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
         import time
@@ -119,11 +166,25 @@ class Fig2FFN(Experiment):
             redraw_zero_biases(model, seed)
         result: dict[str, Any] = {"source": images.source, "train_size": len(xtr)}
         if config["init"] == "lsc":
-            pre = lsc.pretrain(model, xtr[:1024], target=1.0, max_seconds=config["pretrain_seconds"],
-                               max_steps=config["pretrain_steps"], batch_size=16, seed=seed, progress=False,
-                               lr=config["pretrain_lr"], kinds=tuple(config["pretrain_kinds"]),
-                               rescale=config["pretrain_rescale"])
-            result["pretrain"] = {"stopped": pre.stopped, "steps": pre.steps, "seconds": pre.seconds, "converged": pre.converged}
+            pre = lsc.pretrain(
+                model,
+                xtr[:1024],
+                target=1.0,
+                max_seconds=config["pretrain_seconds"],
+                max_steps=config["pretrain_steps"],
+                batch_size=16,
+                seed=seed,
+                progress=False,
+                lr=config["pretrain_lr"],
+                kinds=tuple(config["pretrain_kinds"]),
+                rescale=config["pretrain_rescale"],
+            )
+            result["pretrain"] = {
+                "stopped": pre.stopped,
+                "steps": pre.steps,
+                "seconds": pre.seconds,
+                "converged": pre.converged,
+            }
         rep = lsc.measure(model, xtr[:64], kinds=("depth",), seed=seed)
         edges = cast("list[dict[str, float]]", rep.to_dict()["edges"])
         result["depth_radius"] = sum(e["mean"] for e in edges) / max(1, len(edges))
@@ -140,7 +201,7 @@ class Fig2FFN(Experiment):
             perm = torch.randperm(len(xtr), generator=order)
             total, n = 0.0, 0
             for i in range(0, len(xtr), config["batch"]):
-                idx = perm[i:i + config["batch"]]
+                idx = perm[i : i + config["batch"]]
                 loss = torch.nn.functional.cross_entropy(model(xtr[idx]), ytr[idx])
                 if not torch.isfinite(loss):
                     log(epoch=epoch, train_loss=float("nan"), diverged=True)
@@ -176,27 +237,44 @@ class Fig2FFN(Experiment):
                     if dv or fl:
                         cell += f" [{dv} diverged{f', {fl} failed' if fl else ''}]"
                     cells.append(cell)
-                rad = mean_std((r.result.get("depth_radius") for r in recs if r.config["activation"] == act
-                                and r.config["init"] == init and r.state == "ok"), "{:.2f}")
+                rad = mean_std(
+                    (
+                        r.result.get("depth_radius")
+                        for r in recs
+                        if r.config["activation"] == act and r.config["init"] == init and r.state == "ok"
+                    ),
+                    "{:.2f}",
+                )
                 rows.append((act, init, rad, *cells))
-        parts = [table(("activation", "init", "depth radius at start", *(f"test acc % at lr {lr:g}" for lr in lrs)), rows)]
+        parts = [
+            table(("activation", "init", "depth radius at start", *(f"test acc % at lr {lr:g}" for lr in lrs)), rows)
+        ]
         pre = [r.result["pretrain"] for r in recs if r.state == "ok" and r.result.get("pretrain")]
         if pre:
             stops = sorted({p["stopped"] for p in pre})
             c = recs[0].config
-            parts.append(f"LSC pre-training (Adam lr {c['pretrain_lr']:g}, edges {', '.join(c['pretrain_kinds'])}, "
-                         f"rescale {'on' if c['pretrain_rescale'] else 'off'}; budget {c['pretrain_steps']} steps"
-                         + (f" / {c['pretrain_seconds']:g} s" if c['pretrain_seconds'] is not None else "") + "): "
-                         f"converged in {sum(bool(p['converged']) for p in pre)}/{len(pre)} runs, "
-                         f"{mean_std((p['steps'] for p in pre), '{:.0f}')} steps, stopped by {', '.join(stops)}. "
-                         "'depth radius at start' is the mean radius of the layer-to-layer Jacobians after init "
-                         "(and pre-training), measured on 64 training images.")
+            parts.append(
+                f"LSC pre-training (Adam lr {c['pretrain_lr']:g}, edges {', '.join(c['pretrain_kinds'])}, "
+                f"rescale {'on' if c['pretrain_rescale'] else 'off'}; budget {c['pretrain_steps']} steps"
+                + (f" / {c['pretrain_seconds']:g} s" if c["pretrain_seconds"] is not None else "")
+                + "): "
+                f"converged in {sum(bool(p['converged']) for p in pre)}/{len(pre)} runs, "
+                f"{mean_std((p['steps'] for p in pre), '{:.0f}')} steps, stopped by {', '.join(stops)}. "
+                "'depth radius at start' is the mean radius of the layer-to-layer Jacobians after init "
+                "(and pre-training), measured on 64 training images."
+            )
         fig = figure((4.0 * len(acts), 3.6))
         axes = fig.subplots(1, len(acts), squeeze=False)[0]
         for ax, act in zip(axes, acts):
             for k, init in enumerate(INITS):
-                ms = [mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok") for lr in lrs]
-                ss = [0.5 * std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"]) for lr in lrs]
+                ms = [
+                    mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
+                    for lr in lrs
+                ]
+                ss = [
+                    0.5 * std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"])
+                    for lr in lrs
+                ]
                 ax.errorbar(lrs, ms, yerr=ss, marker="o", capsize=3, label=init, color=f"C{k}")
             ax.set_xscale("log")
             ax.set_xlabel("learning rate")
@@ -206,8 +284,10 @@ class Fig2FFN(Experiment):
         fig.tight_layout()
         parts.append(f"![fig2]({save_figure(fig, figures / 'ffn_lr_grid.png')})")
         # paired comparisons: same activation, lr and seed
-        pairs = group([r for r in recs if r.state in ("ok", "diverged")],
-                      lambda r: (r.config["activation"], r.config["lr"], r.config["seed"]))
+        pairs = group(
+            [r for r in recs if r.state in ("ok", "diverged")],
+            lambda r: (r.config["activation"], r.config["lr"], r.config["seed"]),
+        )
         acc = lambda r: (r.result.get("test_acc") or 0.0) if r.state == "ok" else 0.0  # noqa: E731  (diverged = chance or worse)
         lines = []
         for other in ("glorot", "he"):
@@ -220,19 +300,33 @@ class Fig2FFN(Experiment):
                     ties += acc(d["lsc"]) == acc(d[other])
             if n:
                 lines.append(f"LSC > {other} in {wins}/{n} paired runs ({ties} ties)")
-        best = {act: {init: best_accuracy(mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
-                                 for lr in lrs) for init in INITS} for act in acts}
+        best = {
+            act: {
+                init: best_accuracy(
+                    mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
+                    for lr in lrs
+                )
+                for init in INITS
+            }
+            for act in acts
+        }
         best_txt = "; ".join(f"{act}: " + ", ".join(f"{i} {best[act][i]:.1f}%" for i in INITS) for act in acts)
         gap = min(best[a]["lsc"] - max(best[a]["glorot"], best[a]["he"]) for a in acts)
         robust = {i: min(best[a][i] - max(best[a].values()) for a in acts) for i in INITS}
         pre_ok = [r.result["pretrain"]["converged"] for r in recs if r.state == "ok" and r.result.get("pretrain")]
-        caveat = (f" LSC pre-training converged in only {sum(pre_ok)}/{len(pre_ok)} runs within its budget, so this tests "
-                  "our budgeted pre-training, not a converged LSC." if pre_ok and sum(pre_ok) < len(pre_ok) else "")
-        word = ("agrees with" if gap >= -1.0 else "disagrees with" if gap < -5.0 else "is inconclusive on")
-        parts.append(f"**Verdict.** Best-lr mean test accuracy: {best_txt}. Paired (same activation, lr, seed; diverged "
-                     f"counts as 0): {', '.join(lines)}. The worst gap of LSC to the better analytic init is {gap:+.1f} points: "
-                     f"this {word} the claim at this scale. Worst gap of each init to the best one over activations (robustness): "
-                     + ", ".join(f"{i} {robust[i]:+.1f}" for i in INITS) + f" points.{caveat}")
+        caveat = (
+            f" LSC pre-training converged in only {sum(pre_ok)}/{len(pre_ok)} runs within its budget, so this tests "
+            "our budgeted pre-training, not a converged LSC."
+            if pre_ok and sum(pre_ok) < len(pre_ok)
+            else ""
+        )
+        word = "agrees with" if gap >= -1.0 else "disagrees with" if gap < -5.0 else "is inconclusive on"
+        parts.append(
+            f"**Verdict.** Best-lr mean test accuracy: {best_txt}. Paired (same activation, lr, seed; diverged "
+            f"counts as 0): {', '.join(lines)}. The worst gap of LSC to the better analytic init is {gap:+.1f} points: "
+            f"this {word} the claim at this scale. Worst gap of each init to the best one over activations "
+            f"(robustness): " + ", ".join(f"{i} {robust[i]:+.1f}" for i in INITS) + f" points.{caveat}"
+        )
         return "\n\n".join(parts)
 
 

@@ -45,25 +45,70 @@ class GlorotLongRange(Experiment):
     )
     source = "Bar, Seleznova, Alexander, Kutyniok & Giryes 2025 (init_theories.md B)"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"sizes": [64, 128], "time": 200, "batch": 4, "seeds": [0],
-                  "task": {"name": "lorenz", "options": {"length": 300, "train_size": 64, "val_size": 32, "test_size": 32},
-                           "width": 16, "epochs": 1, "batch": 32, "lr": 1e-3, "seeds": [0]}},
-        "cpu": {"sizes": [64, 256, 1024], "time": 3000, "batch": 8, "seeds": [0, 1, 2, 3, 4],
-                "task": {"name": "lorenz", "options": {"length": 1000, "train_size": 500, "val_size": 100, "test_size": 100},
-                         "width": 128, "epochs": 2, "batch": 32, "lr": 1e-3, "seeds": [0, 1]}},
-        "paper": {"sizes": [64, 256, 1024, 4096], "time": 10000, "batch": 16, "seeds": list(range(20)),
-                  "task": {"name": "lorenz", "options": {"length": 3000}, "width": 256, "epochs": 20, "batch": 32,
-                           "lr": 1e-3, "seeds": [0, 1, 2, 3]}},
+        "smoke": {
+            "sizes": [64, 128],
+            "time": 200,
+            "batch": 4,
+            "seeds": [0],
+            "task": {
+                "name": "lorenz",
+                "options": {"length": 300, "train_size": 64, "val_size": 32, "test_size": 32},
+                "width": 16,
+                "epochs": 1,
+                "batch": 32,
+                "lr": 1e-3,
+                "seeds": [0],
+            },
+        },
+        "cpu": {
+            "sizes": [64, 256, 1024],
+            "time": 3000,
+            "batch": 8,
+            "seeds": [0, 1, 2, 3, 4],
+            "task": {
+                "name": "lorenz",
+                "options": {"length": 1000, "train_size": 500, "val_size": 100, "test_size": 100},
+                "width": 128,
+                "epochs": 2,
+                "batch": 32,
+                "lr": 1e-3,
+                "seeds": [0, 1],
+            },
+        },
+        "paper": {
+            "sizes": [64, 256, 1024, 4096],
+            "time": 10000,
+            "batch": 16,
+            "seeds": list(range(20)),
+            "task": {
+                "name": "lorenz",
+                "options": {"length": 3000},
+                "width": 256,
+                "epochs": 20,
+                "batch": 32,
+                "lr": 1e-3,
+                "seeds": [0, 1, 2, 3],
+            },
+        },
     }
 
     def runs(self, preset: str) -> list[Run]:
         p = self.params(preset)
-        state = [Run(f"{init}-n{n}-s{seed}", {"init": init, "n": n, "time": p["time"], "batch": p["batch"], "seed": seed})
-                 for seed in p["seeds"] for n in p["sizes"] for init in INITS]
+        state = [
+            Run(f"{init}-n{n}-s{seed}", {"init": init, "n": n, "time": p["time"], "batch": p["batch"], "seed": seed})
+            for seed in p["seeds"]
+            for n in p["sizes"]
+            for init in INITS
+        ]
         t = p["task"]
-        task = [Run(f"task-{init}-s{seed}", {"part": "task", "init": init, "seed": seed,
-                                             **{k: v for k, v in t.items() if k != "seeds"}})
-                for seed in t["seeds"] for init in INITS]
+        task = [
+            Run(
+                f"task-{init}-s{seed}",
+                {"part": "task", "init": init, "seed": seed, **{k: v for k, v in t.items() if k != "seeds"}},
+            )
+            for seed in t["seeds"]
+            for init in INITS
+        ]
         return state + task
 
     def execute(self, config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
@@ -87,7 +132,11 @@ class GlorotLongRange(Experiment):
         h = torch.zeros(B, n, dtype=torch.float64)
         at = a.T.contiguous()
         t_star = None
-        marks = sorted({int(v) for v in torch.unique(torch.logspace(0, math.log10(T), 60).round()).tolist()} | {T} | {t for t in CHECKS if t <= T})
+        marks = sorted(
+            {int(v) for v in torch.unique(torch.logspace(0, math.log10(T), 60).round()).tolist()}
+            | {T}
+            | {t for t in CHECKS if t <= T}
+        )
         at_t: dict[int, float] = {}
         for t in range(1, T + 1):
             h = h @ at + torch.randn(B, n, generator=noise, dtype=torch.float64) / math.sqrt(n)
@@ -101,8 +150,14 @@ class GlorotLongRange(Experiment):
                 log(t=t, log10_norm=lg, t_over_sqrt_n=t / math.sqrt(n))
             if not math.isfinite(med):
                 break
-        return {"radius": radius, "t_star": t_star, "t_star_over_sqrt_n": None if t_star is None else t_star / math.sqrt(n),
-                "log10_norm_final": at_t.get(T), "log10_norm": at_t, "exploded": t_star is not None}
+        return {
+            "radius": radius,
+            "t_star": t_star,
+            "t_star_over_sqrt_n": None if t_star is None else t_star / math.sqrt(n),
+            "log10_norm_final": at_t.get(T),
+            "log10_norm": at_t,
+            "exploded": t_star is not None,
+        }
 
     @staticmethod
     def execute_task(config: dict[str, Any], out: Path, log: Logger) -> dict[str, Any]:
@@ -118,11 +173,25 @@ class GlorotLongRange(Experiment):
         else:
             lsc.init.apply(model, config["init"], seed=config["seed"])
         radius = float(torch.linalg.eigvals(model.cells[0].weight_hh.detach().double()).abs().max())
-        res = lsc.train(model, task, epochs=config["epochs"], lr=config["lr"], batch_size=config["batch"],
-                        seed=config["seed"], out=out / "train", progress=False,
-                        callback=lambda row: log(**{k: v for k, v in row.items() if isinstance(v, (int, float, str))}))
-        return {"radius": radius, "metric": res.metric, "val": res.val, "test": res.test, "stopped": res.stopped,
-                "diverged": res.stopped == "diverged"}
+        res = lsc.train(
+            model,
+            task,
+            epochs=config["epochs"],
+            lr=config["lr"],
+            batch_size=config["batch"],
+            seed=config["seed"],
+            out=out / "train",
+            progress=False,
+            callback=lambda row: log(**{k: v for k, v in row.items() if isinstance(v, (int, float, str))}),
+        )
+        return {
+            "radius": radius,
+            "metric": res.metric,
+            "val": res.val,
+            "test": res.test,
+            "stopped": res.stopped,
+            "diverged": res.stopped == "diverged",
+        }
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
         tasks = [r for r in records if r.config.get("part") == "task"]
@@ -143,16 +212,32 @@ class GlorotLongRange(Experiment):
         rows, val = [], {}
         for init in INITS:
             rs = by.get(init, [])
-            val[init] = {r.config["seed"]: scale * r.result["test"] if r.state == "ok" and r.result.get("test") is not None
-                         else None for r in rs if r.state in ("ok", "diverged")}
-            rows.append((init, mean_std(r.result["radius"] for r in rs if "radius" in r.result),
-                         mean_std((v for v in val[init].values() if v is not None), "{:.4g}"),
-                         ", ".join(f"s{k}: " + ("diverged" if v is None else f"{v:.4g}") for k, v in sorted(val[init].items())),
-                         sum(r.state == "diverged" for r in rs), sum(r.state == "failed" for r in rs)))
+            val[init] = {
+                r.config["seed"]: scale * r.result["test"]
+                if r.state == "ok" and r.result.get("test") is not None
+                else None
+                for r in rs
+                if r.state in ("ok", "diverged")
+            }
+            rows.append(
+                (
+                    init,
+                    mean_std(r.result["radius"] for r in rs if "radius" in r.result),
+                    mean_std((v for v in val[init].values() if v is not None), "{:.4g}"),
+                    ", ".join(
+                        f"s{k}: " + ("diverged" if v is None else f"{v:.4g}") for k, v in sorted(val[init].items())
+                    ),
+                    sum(r.state == "diverged" for r in rs),
+                    sum(r.state == "failed" for r in rs),
+                )
+            )
         opts = ", ".join(f"{k} = {v}" for k, v in c["options"].items())
-        head = (f"**Task half.** One-layer linear Elman, width {c['width']}, on `{c['name']}` ({opts}), {c['epochs']} epochs of "
-                f"Adam lr {c['lr']:g}, batch {c['batch']}; {unit} of the best-validation epoch; a run whose loss went "
-                "non-finite is shown as diverged.")
+        head = (
+            f"**Task half.** One-layer linear Elman, width {c['width']}, on `{c['name']}` ({opts}), "
+            f"{c['epochs']} epochs of "
+            f"Adam lr {c['lr']:g}, batch {c['batch']}; {unit} of the best-validation epoch; a run whose loss went "
+            "non-finite is shown as diverged."
+        )
         table_md = table(("init", "radius of W_hh", unit, "per seed", "diverged", "failed"), rows)
         better = lambda a, b: a is not None and (b is None or (a > b if higher else a < b))  # noqa: E731  (diverged loses)
         g, r = val.get("glorot", {}), val.get("rescaled_glorot", {})
@@ -160,9 +245,16 @@ class GlorotLongRange(Experiment):
         n = len(seeds)
         wins = sum(better(r[k], g[k]) for k in seeds)
         word = "agrees with" if n and wins == n else "disagrees with" if n and wins == 0 else "is mixed on"
-        verdict = (f"**Verdict (task).** Rescaled Glorot does better than Glorot in {wins}/{n} paired seeds "
-                   f"(Glorot diverged in {sum(v is None for v in g.values())}/{len(g)}): this {word} the claim that the rescaled "
-                   "init keeps a long linear recurrence trainable where Glorot's does not.") if n else ""
+        verdict = (
+            (
+                f"**Verdict (task).** Rescaled Glorot does better than Glorot in {wins}/{n} paired seeds "
+                f"(Glorot diverged in {sum(v is None for v in g.values())}/{len(g)}): this {word} the claim "
+                f"that the rescaled "
+                "init keeps a long linear recurrence trainable where Glorot's does not."
+            )
+            if n
+            else ""
+        )
         return "\n\n".join(x for x in (head, table_md, verdict) if x)
 
     def report_state(self, records: list[RunRecord], figures: Path) -> str:
@@ -176,13 +268,30 @@ class GlorotLongRange(Experiment):
         for (init, n), rs in sorted(by.items(), key=lambda kv: (INITS.index(kv[0][0]), kv[0][1])):
             exploded = [r for r in rs if r.result["exploded"]]
             cells = [mean_std(r.result["log10_norm"].get(str(t)) for r in rs) for t in checks]
-            rows.append((init, n, mean_std(r.result["radius"] for r in rs), f"{sum(r.result['radius'] > 1 for r in rs)}/{len(rs)}",
-                         *cells, f"{len(exploded)}/{len(rs)}",
-                         mean_std(r.result["t_star"] for r in exploded),
-                         f"{_median([r.result['t_star'] if r.result['exploded'] else math.inf for r in rs]):.0f}",
-                         mean_std(r.result["t_star_over_sqrt_n"] for r in exploded)))
-        header = ("init", "n", "radius of A", "radius > 1", *(f"log10 ||h_{t}||" for t in checks),
-                  f"blew up (||h_t||^2 > {BLOWUP:g} t)", "t* (blown-up runs)", "median t* (inf: never)", "t*/sqrt(n)")
+            rows.append(
+                (
+                    init,
+                    n,
+                    mean_std(r.result["radius"] for r in rs),
+                    f"{sum(r.result['radius'] > 1 for r in rs)}/{len(rs)}",
+                    *cells,
+                    f"{len(exploded)}/{len(rs)}",
+                    mean_std(r.result["t_star"] for r in exploded),
+                    f"{_median([r.result['t_star'] if r.result['exploded'] else math.inf for r in rs]):.0f}",
+                    mean_std(r.result["t_star_over_sqrt_n"] for r in exploded),
+                )
+            )
+        header = (
+            "init",
+            "n",
+            "radius of A",
+            "radius > 1",
+            *(f"log10 ||h_{t}||" for t in checks),
+            f"blew up (||h_t||^2 > {BLOWUP:g} t)",
+            "t* (blown-up runs)",
+            "median t* (inf: never)",
+            "t*/sqrt(n)",
+        )
         fig = figure((9.6, 4.0))
         ax1, ax2 = fig.subplots(1, 2)
         for (init, n), rs in by.items():
@@ -195,7 +304,15 @@ class GlorotLongRange(Experiment):
                 lab = f"{init}, n = {n}" if i == 0 else None
                 ax1.plot(ts, ys, style, color=col, lw=0.8, alpha=0.7, label=lab)
                 if init == "glorot":
-                    ax2.plot([t / math.sqrt(n) for t in ts], ys, "-", color=col, lw=0.8, alpha=0.7, label=f"n = {n}" if i == 0 else None)
+                    ax2.plot(
+                        [t / math.sqrt(n) for t in ts],
+                        ys,
+                        "-",
+                        color=col,
+                        lw=0.8,
+                        alpha=0.7,
+                        label=f"n = {n}" if i == 0 else None,
+                    )
         ax1.set_xscale("log")
         ax1.set_xlabel("t")
         ax1.set_ylabel("log10 ||h_t|| (median over drives)")
@@ -220,7 +337,10 @@ class GlorotLongRange(Experiment):
         resc_bad = sum(r.result["exploded"] for r in resc)
         good = [n for n in sizes if math.isfinite(med[n])]
         if len(good) < 2:
-            return f"**Verdict.** inconclusive: the Glorot state blew up (median) at {len(good)} of the sizes within the horizon."
+            return (
+                f"**Verdict.** inconclusive: the Glorot state blew up (median) at {len(good)} of the sizes "
+                "within the horizon."
+            )
         ratio = {n: med[n] / math.sqrt(n) for n in good}
         fit = math.log(med[max(good)] / med[min(good)]) / math.log(max(good) / min(good))
         all_blew = all(expl[n] == len(runs[n]) for n in sizes)
@@ -228,11 +348,15 @@ class GlorotLongRange(Experiment):
         bounded = collapse <= 2.0
         word = "agrees" if all_blew and bounded and resc_bad == 0 else "does not agree cleanly"
         return (
-            "**Verdict.** Glorot: the state blew up in " + ", ".join(f"{expl[n]}/{len(runs[n])} (n = {n})" for n in sizes)
-            + "; median blow-up time t* = " + ", ".join(f"{med[n]:.0f} (n = {n})" for n in good)
-            + ", t*/sqrt(n) = " + ", ".join(f"{ratio[n]:.1f}" for n in good)
+            "**Verdict.** Glorot: the state blew up in "
+            + ", ".join(f"{expl[n]}/{len(runs[n])} (n = {n})" for n in sizes)
+            + "; median blow-up time t* = "
+            + ", ".join(f"{med[n]:.0f} (n = {n})" for n in good)
+            + ", t*/sqrt(n) = "
+            + ", ".join(f"{ratio[n]:.1f}" for n in good)
             + f" (t* ~ n^{fit:.2f}). Rescaled Glorot blew up in {resc_bad}/{len(resc)} runs. "
-            + f"t*/sqrt(n) stays within a factor {collapse:.2f} across n (t = O(sqrt(n)) steps suffice for Glorot to explode) "
+            + f"t*/sqrt(n) stays within a factor {collapse:.2f} across n (t = O(sqrt(n)) steps suffice for "
+            f"Glorot to explode) "
             + f"while the rescaled init stays bounded: this {word} with the claim."
             + (" The mean t* is pulled up by heavy seed-to-seed spread at small n (see the table)." if fit > 0 else "")
         )

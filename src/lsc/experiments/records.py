@@ -50,7 +50,9 @@ def code_version() -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=30, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -75,15 +77,37 @@ def clean(obj: object) -> object:
     return obj
 
 
-def make_record(*, experiment: str, preset: str, run_id: str, config: Mapping[str, Any], state: str,
-                seconds: float, error: str | None, result: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-                started: str, finished: str) -> dict[str, Any]:
+def make_record(
+    *,
+    experiment: str,
+    preset: str,
+    run_id: str,
+    config: Mapping[str, Any],
+    state: str,
+    seconds: float,
+    error: str | None,
+    result: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    started: str,
+    finished: str,
+) -> dict[str, Any]:
     """One run's record (module docstring)."""
     last: list[str | None] = [*(error or "").strip().splitlines()[-1:]] or [None]
-    return {"format": FORMAT, "experiment": experiment, "preset": preset, "run_id": run_id,
-            "config": json.loads(json.dumps(dict(config))), "state": state, "seconds": round(seconds, 3),
-            "error": last[0], "started": started, "finished": finished, "code": code_version(),
-            "result": clean(dict(result)), "rows": clean([dict(r) for r in rows])}
+    return {
+        "format": FORMAT,
+        "experiment": experiment,
+        "preset": preset,
+        "run_id": run_id,
+        "config": json.loads(json.dumps(dict(config))),
+        "state": state,
+        "seconds": round(seconds, 3),
+        "error": last[0],
+        "started": started,
+        "finished": finished,
+        "code": code_version(),
+        "result": clean(dict(result)),
+        "rows": clean([dict(r) for r in rows]),
+    }
 
 
 def write_record(root: Path, record: Mapping[str, Any]) -> Path:
@@ -104,7 +128,10 @@ def read_record_file(path: Path) -> dict[str, Any] | None:
         if not isinstance(record, dict) or record.get("format") != FORMAT or "config" not in record:
             raise ValueError("not an lsc run record")
     except (OSError, ValueError) as exc:
-        warnings.warn(f"{path} is damaged ({exc}); its run counts as not run yet: delete the file or run the "
-                      "preset again (lsc experiment run) to rewrite it", stacklevel=2)
+        warnings.warn(
+            f"{path} is damaged ({exc}); its run counts as not run yet: delete the file or run the "
+            "preset again (lsc experiment run) to rewrite it",
+            stacklevel=2,
+        )
         return None
     return record

@@ -7,8 +7,15 @@ import importlib
 
 from .base import Experiment
 
-MODULES = ("fig1_paths", "fig2_ffn", "fig3_deep_rnn", "fig4_lru", "glorot_long_range", "meanfield_critical",
-           "smoothness_attractors")
+MODULES = (
+    "fig1_paths",
+    "fig2_ffn",
+    "fig3_deep_rnn",
+    "fig4_lru",
+    "glorot_long_range",
+    "meanfield_critical",
+    "smoothness_attractors",
+)
 REGISTRY: dict[str, Experiment] = {}
 
 

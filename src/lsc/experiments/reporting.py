@@ -29,9 +29,17 @@ presets is listed at the end until its records are committed.
 """
 
 
-BEFORE_RECORDS = (("fig1-paths", "cpu"), ("fig2-ffn", "cpu"), ("fig3-deep-rnn", "cpu"), ("fig3-deep-rnn", "fair"),
-                  ("fig4-lru", "cpu"), ("fig4-lru", "fair"), ("glorot-long-range", "cpu"),
-                  ("meanfield-critical", "cpu"), ("smoothness-attractors", "cpu"))
+BEFORE_RECORDS = (
+    ("fig1-paths", "cpu"),
+    ("fig2-ffn", "cpu"),
+    ("fig3-deep-rnn", "cpu"),
+    ("fig3-deep-rnn", "fair"),
+    ("fig4-lru", "cpu"),
+    ("fig4-lru", "fair"),
+    ("glorot-long-range", "cpu"),
+    ("meanfield-critical", "cpu"),
+    ("smoothness-attractors", "cpu"),
+)
 """The presets RESULTS.md reported before runs wrote records (docs/results/before-records.md)."""
 
 
@@ -41,7 +49,9 @@ def _span(recs: Sequence[RunRecord]) -> str:
     ends = [r.finished for r in recs if r.finished]
     if not starts or not ends:
         return ""
-    seconds = (datetime.datetime.fromisoformat(max(ends)) - datetime.datetime.fromisoformat(min(starts))).total_seconds()
+    seconds = (
+        datetime.datetime.fromisoformat(max(ends)) - datetime.datetime.fromisoformat(min(starts))
+    ).total_seconds()
     return f" **Wall-clock span** (first run started to last run finished): {seconds / 60:.1f} min."
 
 
@@ -60,8 +70,9 @@ def _code(recs: Sequence[RunRecord]) -> str:
     return f" **Code:** {text}" + (f", {dirty} on a modified checkout." if dirty else ".")
 
 
-def _section(exp: Experiment, preset: str, recs: list[RunRecord], root: Path, figures: Path,
-             link_base: Path | None) -> tuple[str, str, str | None]:
+def _section(
+    exp: Experiment, preset: str, recs: list[RunRecord], root: Path, figures: Path, link_base: Path | None
+) -> tuple[str, str, str | None]:
     """One preset's section, its summary line, and its "not run yet" line (or ``None``)."""
     name = exp.name
     body = exp.report(recs, figures / f"{name}-{preset}", preset) if present(recs) else ""
@@ -74,16 +85,26 @@ def _section(exp: Experiment, preset: str, recs: list[RunRecord], root: Path, fi
     command = f"lsc experiment run {name} --preset {preset} --records {root}"
     partial = None
     if absent:
-        partial = (f"- **{name}** (`{preset}`): {len(absent)} of {len(recs)} runs have no record yet, e.g. "
-                   + ", ".join(f"`{a}`" for a in absent[:4]) + (", ..." if len(absent) > 4 else "")
-                   + f" (`{command}` runs exactly these).")
-    text = (f"## {name} (preset `{preset}`)\n\n**Claim.** {exp.claim_for(preset)}\n\n*Source:* {exp.source}\n\n"
-            f"**Command:** `{command}` then `make results`. "
-            f"**Seeds:** {', '.join(map(str, seeds)) or 'none'}.{_span(present(recs))}{_code(present(recs))} "
-            f"**Runs:** {state_summary(recs)}"
-            + (f"\n\n**Partial:** only {len(recs) - len(absent)} of the preset's {len(recs)} runs have records (not run "
-               f"yet, or left out with `--only PATTERN`; listed at the end); the tables show those runs only."
-               if absent else "") + f"\n\n{body}".rstrip() + "\n")
+        partial = (
+            f"- **{name}** (`{preset}`): {len(absent)} of {len(recs)} runs have no record yet, e.g. "
+            + ", ".join(f"`{a}`" for a in absent[:4])
+            + (", ..." if len(absent) > 4 else "")
+            + f" (`{command}` runs exactly these)."
+        )
+    text = (
+        f"## {name} (preset `{preset}`)\n\n**Claim.** {exp.claim_for(preset)}\n\n*Source:* {exp.source}\n\n"
+        f"**Command:** `{command}` then `make results`. "
+        f"**Seeds:** {', '.join(map(str, seeds)) or 'none'}.{_span(present(recs))}{_code(present(recs))} "
+        f"**Runs:** {state_summary(recs)}"
+        + (
+            f"\n\n**Partial:** only {len(recs) - len(absent)} of the preset's {len(recs)} runs have records (not run "
+            f"yet, or left out with `--only PATTERN`; listed at the end); the tables show those runs only."
+            if absent
+            else ""
+        )
+        + f"\n\n{body}".rstrip()
+        + "\n"
+    )
     return text, summary, partial
 
 
@@ -123,9 +144,12 @@ def report(
         return "\n".join(parts) if parts else f"no run records under {root}\n"
     head = HEADER.format(records=root, figures=figures, md="RESULTS.md")
     tail = ["## Not run yet\n", *partial]
-    tail += [f"- **{n}** (`{p}`): reported before runs wrote records (see docs/results/before-records.md); "
-             f"`lsc experiment run {n} --preset {p} --records {root}` makes its records." for n, p in BEFORE_RECORDS
-             if (n, p) not in done and (names is None or n in names)]
+    tail += [
+        f"- **{n}** (`{p}`): reported before runs wrote records (see docs/results/before-records.md); "
+        f"`lsc experiment run {n} --preset {p} --records {root}` makes its records."
+        for n, p in BEFORE_RECORDS
+        if (n, p) not in done and (names is None or n in names)
+    ]
     tail += [f"- **{n}** (no records yet): {c}" for n, c in missing if not any(n == b for b, _ in BEFORE_RECORDS)]
     top = "## Summary\n\n" + ("\n".join(summary) if summary else "No records yet.") + "\n"
     if len(tail) == 1:

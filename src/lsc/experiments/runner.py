@@ -34,13 +34,21 @@ def select(exp: Experiment, preset: str, only: Sequence[str] | None = None) -> l
     return runs
 
 
-def commands(exp: Experiment, preset: str, out: Path, python: str = "python", only: Sequence[str] | None = None,
-             records: Path | None = None) -> list[str]:
+def commands(
+    exp: Experiment,
+    preset: str,
+    out: Path,
+    python: str = "python",
+    only: Sequence[str] | None = None,
+    records: Path | None = None,
+) -> list[str]:
     """One shell command per run (for a SLURM array or any scheduler), each leaving its
     record under ``records`` (default ``OUT/records``)."""
     root = Path(records) if records is not None else out / RECORDS
-    return [quote(exp.command(r, run_dir(out, exp, preset, r), python, preset=preset, records=root))
-            for r in select(exp, preset, only)]
+    return [
+        quote(exp.command(r, run_dir(out, exp, preset, r), python, preset=preset, records=root))
+        for r in select(exp, preset, only)
+    ]
 
 
 def pending(exp: Experiment, preset: str, records: Path, only: Sequence[str] | None = None) -> list[Run]:
@@ -81,8 +89,18 @@ def run(
     # one runner per experiment and preset: a second process on the same directory is refused
     root = Path(records) if records is not None else out / RECORDS
     with hold_directory(out / exp.name / preset):
-        return _run_held(exp, preset, out, root, jobs=jobs, force=force, threads=threads, only=only, say=say,
-                         launch=_submitted(cluster, dict(parameters or {}), threads) if launcher == "submitit" else None)
+        return _run_held(
+            exp,
+            preset,
+            out,
+            root,
+            jobs=jobs,
+            force=force,
+            threads=threads,
+            only=only,
+            say=say,
+            launch=_submitted(cluster, dict(parameters or {}), threads) if launcher == "submitit" else None,
+        )
 
 
 LAUNCHERS = ("local", "submitit")
@@ -105,8 +123,17 @@ def _submitted(cluster: str | None, parameters: dict[str, Any], threads: int):
 
 
 def _run_held(
-    exp: Experiment, preset: str, out: Path, root: Path, *, jobs: int, force: bool, threads: int,
-    only: Sequence[str] | None, say, launch=None,
+    exp: Experiment,
+    preset: str,
+    out: Path,
+    root: Path,
+    *,
+    jobs: int,
+    force: bool,
+    threads: int,
+    only: Sequence[str] | None,
+    say,
+    launch=None,
 ) -> dict[str, int]:
     all_runs = select(exp, preset, only)
     todo = all_runs if force else pending(exp, preset, root, only)

@@ -55,7 +55,9 @@ def state_summary(recs: Sequence[RunRecord]) -> str:
     text = f"{len(recs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {secs:.0f} s of run time"
     failed = [r for r in recs if r.state == "failed"]
     if failed:
-        text += "\n\nFailed runs: " + "; ".join(f"`{r.id}` ({(r.error or '').splitlines()[-1:] or ['?']})" for r in failed[:10])
+        text += "\n\nFailed runs: " + "; ".join(
+            f"`{r.id}` ({(r.error or '').splitlines()[-1:] or ['?']})" for r in failed[:10]
+        )
     return text
 
 
@@ -78,20 +80,33 @@ def init_table(recs: Sequence[RunRecord], keys: Sequence[str], order: Callable[[
     as flagged (left out of the statistics; docs/design.md section 18)."""
     with_init = [r for r in recs if (r.result.get("init") or {}).get("edges")]
     rows = []
-    for key, rs in sorted(group(with_init, lambda r: tuple(r.config[k] for k in keys)).items(), key=lambda kv: order(kv[0])):
+    for key, rs in sorted(
+        group(with_init, lambda r: tuple(r.config[k] for k in keys)).items(), key=lambda kv: order(kv[0])
+    ):
+
         def radii(kind: str, rs: list[RunRecord] = rs) -> str:
             per_run = ([e["mean"] for e in r.result["init"]["edges"] if e["kind"] == kind] for r in rs)
             return mean_std((sum(v) / len(v) for v in per_run if v), "{:.3f}")
 
         gaps = [r.result["init"]["worst_gap"] for r in rs if r.result["init"].get("worst_gap") is not None]
-        rows.append((*key, radii("time"), radii("depth"), radii("encoder"), mean_std(gaps, "{:.3f}") if gaps else "—",
-                     sum(flagged(r) for r in rs)))
+        rows.append(
+            (
+                *key,
+                radii("time"),
+                radii("depth"),
+                radii("encoder"),
+                mean_std(gaps, "{:.3f}") if gaps else "—",
+                sum(flagged(r) for r in rs),
+            )
+        )
     if not rows:
         return []
-    return ["**Init radii** (dense, on a batch pre-training did not draw; mean over layers, then over seeds; "
-            "a pre-trained init whose worst edge is more than 0.05 off its target is flagged and left out of the "
-            "statistics below):",
-            table((*keys, "time", "depth", "encoder", "worst gap", "flagged"), rows)]
+    return [
+        "**Init radii** (dense, on a batch pre-training did not draw; mean over layers, then over seeds; "
+        "a pre-trained init whose worst edge is more than 0.05 off its target is flagged and left out of the "
+        "statistics below):",
+        table((*keys, "time", "depth", "encoder", "worst gap", "flagged"), rows),
+    ]
 
 
 def group(recs: Iterable[RunRecord], key: Callable[[RunRecord], Any]) -> dict[Any, list[RunRecord]]:

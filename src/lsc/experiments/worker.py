@@ -37,8 +37,9 @@ def _clear_other_run(out: Path, config: dict) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def run_one(experiment: str, run_id: str, config: dict, out: Path, *, preset: str | None = None,
-            records: Path | None = None) -> str:
+def run_one(
+    experiment: str, run_id: str, config: dict, out: Path, *, preset: str | None = None, records: Path | None = None
+) -> str:
     """Execute one run, write its files (and its record under ``records`` when ``preset``
     and ``records`` are given); return its state (ok | diverged | failed)."""
     import torch
@@ -49,7 +50,9 @@ def run_one(experiment: str, run_id: str, config: dict, out: Path, *, preset: st
     out.mkdir(parents=True, exist_ok=True)
     (out / STATUS).unlink(missing_ok=True)
     command = quote(exp.command(Run(run_id, config), out, "python", preset=preset, records=records))
-    write_atomic(out / CONFIG, dumps({"experiment": experiment, "run_id": run_id, "config": config, "command": command}))
+    write_atomic(
+        out / CONFIG, dumps({"experiment": experiment, "run_id": run_id, "config": config, "command": command})
+    )
     log = Logger(out / METRICS)
     started, start = utc_now(), time.perf_counter()
     error, result = None, {}
@@ -64,9 +67,22 @@ def run_one(experiment: str, run_id: str, config: dict, out: Path, *, preset: st
     write_atomic(out / STATUS, dumps({"state": state, "seconds": seconds, "error": error}))
     if preset is not None and records is not None:
         rows = [json.loads(line) for line in (out / METRICS).read_text().splitlines() if line.strip()]
-        write_record(records, make_record(experiment=experiment, preset=preset, run_id=run_id, config=config,
-                                          state=state, seconds=seconds, error=error, result=result, rows=rows,
-                                          started=started, finished=utc_now()))
+        write_record(
+            records,
+            make_record(
+                experiment=experiment,
+                preset=preset,
+                run_id=run_id,
+                config=config,
+                state=state,
+                seconds=seconds,
+                error=error,
+                result=result,
+                rows=rows,
+                started=started,
+                finished=utc_now(),
+            ),
+        )
     return state
 
 
@@ -76,12 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-id", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--preset", default=None, help="the preset the run belongs to (names its record)")
-    p.add_argument("--records", default=None, help="records directory: the run's record goes to "
-                   "RECORDS/EXPERIMENT/PRESET/RUN_ID.json")
+    p.add_argument(
+        "--records",
+        default=None,
+        help="records directory: the run's record goes to RECORDS/EXPERIMENT/PRESET/RUN_ID.json",
+    )
     p.add_argument("--config", required=True, help="the run's configuration as JSON")
     a = p.parse_args(argv)
-    state = run_one(a.experiment, a.run_id, json.loads(a.config), Path(a.out), preset=a.preset,
-                    records=Path(a.records) if a.records else None)
+    state = run_one(
+        a.experiment,
+        a.run_id,
+        json.loads(a.config),
+        Path(a.out),
+        preset=a.preset,
+        records=Path(a.records) if a.records else None,
+    )
     return 0 if state != "failed" else 1
 
 

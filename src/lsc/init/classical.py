@@ -110,7 +110,9 @@ def identity(unit: Unit, gen: torch.Generator, *, scale: float = 1.0, input_std:
         draws.normal(m.weight_ih, input_std, gen)
         _zero_biases(m.bias_ih, m.bias_hh)
     elif unit.kind == "gated":
-        raise NotApplicable("the identity (IRNN) init is for Elman cells; for LSTM/GRU use orthogonal, chrono or critical")
+        raise NotApplicable(
+            "the identity (IRNN) init is for Elman cells; for LSTM/GRU use orthogonal, chrono or critical"
+        )
     else:
         raise NotApplicable(f"a {unit.name} has no recurrent matrix to set to the identity")
 

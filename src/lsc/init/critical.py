@@ -94,8 +94,17 @@ def _keep_bias(xi: float, variance: float) -> float:
     return hi
 
 
-def choose(cell: str, seq_len: int, *, q_x: float = 1.0, kappa: float = 6.0, m1: float = 1.0,
-           gate_var: float = 0.1, max_scale: float = 4.0, layer: int = 0) -> LayerChoice:
+def choose(
+    cell: str,
+    seq_len: int,
+    *,
+    q_x: float = 1.0,
+    kappa: float = 6.0,
+    m1: float = 1.0,
+    gate_var: float = 0.1,
+    max_scale: float = 4.0,
+    layer: int = 0,
+) -> LayerChoice:
     """Critical gate hyperparameters of one LSTM or GRU layer (see module docstring)."""
     if cell not in ("lstm", "gru"):
         raise ValueError(f"the critical init is for lstm and gru layers, got {cell!r}")

@@ -52,29 +52,77 @@ class _Scheme:
 _SCHEMES: dict[str, _Scheme] = {}
 
 
-def _register(name: str, summary: str, source: str, applies_to: str, rule: Callable[..., object], whole_model: bool = False) -> None:
+def _register(
+    name: str, summary: str, source: str, applies_to: str, rule: Callable[..., object], whole_model: bool = False
+) -> None:
     _SCHEMES[name] = _Scheme(InitInfo(name, summary, source, applies_to), rule, whole_model)
 
 
-_register("glorot", "U(+-sqrt(6/(fan_in+fan_out))) per gate block, zero biases (distribution=normal|uniform, gain)",
-          "Glorot & Bengio 2010", "dense, lstm, gru, elman, alif", classical.glorot)
-_register("he", "N(0, 2/fan_in) per gate block, zero biases (distribution, gain)",
-          "He et al. 2015", "dense, lstm, gru, elman, alif", classical.he)
-_register("orthogonal", "gain x Haar (semi-)orthogonal per gate block, zero biases (gain)",
-          "Saxe et al. 2014", "dense, lstm, gru, elman, alif", classical.orthogonal)
-_register("keras", "Keras defaults: Glorot-uniform stacked input kernel, orthogonal recurrent kernel, zero biases, "
-          "LSTM forget bias 1 (forget_bias)", "Keras LSTM/GRU/SimpleRNN defaults (the reference code)",
-          "dense, lstm, gru, elman, alif", classical.keras)
-_register("identity", "IRNN: W_hh = scale I, W_ih ~ N(0, input_std^2), zero biases (scale, input_std)",
-          "Le, Jaitly & Hinton 2015", "elman, dense", classical.identity)
-_register("chrono", "forget/update-gate biases ln U[1, t_max - 1], input gate -b_f (t_max)",
-          "Tallec & Ollivier 2018", "lstm, gru", chrono.chrono)
-_register("critical", "mean-field critical gates: xi_forget >= seq_len/kappa, m1 ~ 1 (seq_len, kappa, m1, q_x)",
-          "Gilboa et al. 2019", "lstm, gru", critical_units, whole_model=True)
-_register("rescaled_glorot", "W_hh = c_n G/sqrt(n), spectral radius just below 1; LRU: its eigenvalues",
-          "Bar et al. 2025", "elman, lru", ssm.rescaled_glorot)
-_register("lru_ring", "LRU eigenvalues on the ring r_min <= |lambda| <= r_max, phase <= max_phase",
-          "Orvieto et al. 2023", "lru", ssm.lru_ring)
+_register(
+    "glorot",
+    "U(+-sqrt(6/(fan_in+fan_out))) per gate block, zero biases (distribution=normal|uniform, gain)",
+    "Glorot & Bengio 2010",
+    "dense, lstm, gru, elman, alif",
+    classical.glorot,
+)
+_register(
+    "he",
+    "N(0, 2/fan_in) per gate block, zero biases (distribution, gain)",
+    "He et al. 2015",
+    "dense, lstm, gru, elman, alif",
+    classical.he,
+)
+_register(
+    "orthogonal",
+    "gain x Haar (semi-)orthogonal per gate block, zero biases (gain)",
+    "Saxe et al. 2014",
+    "dense, lstm, gru, elman, alif",
+    classical.orthogonal,
+)
+_register(
+    "keras",
+    "Keras defaults: Glorot-uniform stacked input kernel, orthogonal recurrent kernel, zero biases, "
+    "LSTM forget bias 1 (forget_bias)",
+    "Keras LSTM/GRU/SimpleRNN defaults (the reference code)",
+    "dense, lstm, gru, elman, alif",
+    classical.keras,
+)
+_register(
+    "identity",
+    "IRNN: W_hh = scale I, W_ih ~ N(0, input_std^2), zero biases (scale, input_std)",
+    "Le, Jaitly & Hinton 2015",
+    "elman, dense",
+    classical.identity,
+)
+_register(
+    "chrono",
+    "forget/update-gate biases ln U[1, t_max - 1], input gate -b_f (t_max)",
+    "Tallec & Ollivier 2018",
+    "lstm, gru",
+    chrono.chrono,
+)
+_register(
+    "critical",
+    "mean-field critical gates: xi_forget >= seq_len/kappa, m1 ~ 1 (seq_len, kappa, m1, q_x)",
+    "Gilboa et al. 2019",
+    "lstm, gru",
+    critical_units,
+    whole_model=True,
+)
+_register(
+    "rescaled_glorot",
+    "W_hh = c_n G/sqrt(n), spectral radius just below 1; LRU: its eigenvalues",
+    "Bar et al. 2025",
+    "elman, lru",
+    ssm.rescaled_glorot,
+)
+_register(
+    "lru_ring",
+    "LRU eigenvalues on the ring r_min <= |lambda| <= r_max, phase <= max_phase",
+    "Orvieto et al. 2023",
+    "lru",
+    ssm.lru_ring,
+)
 
 
 def available() -> dict[str, InitInfo]:

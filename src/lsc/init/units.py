@@ -101,7 +101,9 @@ def units(model: nn.Module) -> list[Unit]:
     out += [_cell_unit(c, i) for i, c in enumerate(stack.cells)]
     for i, cell in enumerate(stack.cells):  # the LRU's own input adapter and GLU are dense layers too
         if isinstance(cell, LRUCell):
-            out += [Unit("dense", m, "inner", i) for m in (cell.adapter, cell.glu_gate, cell.glu_value) if m is not None]
+            out += [
+                Unit("dense", m, "inner", i) for m in (cell.adapter, cell.glu_gate, cell.glu_value) if m is not None
+            ]
     if isinstance(stack.decoder, nn.Linear):
         out.append(Unit("dense", stack.decoder, "decoder", 0))
     return out

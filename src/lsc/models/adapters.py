@@ -91,8 +91,10 @@ def as_stack(model: nn.Module) -> Stack:
     if _cell_class(model, _LAYERED) or _cell_class(model, _SINGLE):
         return adapt_torch_rnn(model)
     cells = getattr(model, "cells", None)
-    if cells is not None and len(cells) and all(
-        hasattr(c, "transition") and hasattr(c, "output") and hasattr(c, "state_size") for c in cells
+    if (
+        cells is not None
+        and len(cells)
+        and all(hasattr(c, "transition") and hasattr(c, "output") and hasattr(c, "state_size") for c in cells)
     ):
         stack = Stack(
             list(cells),

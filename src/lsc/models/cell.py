@@ -43,9 +43,7 @@ class Cell(nn.Module):
     one dominated by per-unit decays): its spectrum has one eigenvalue per unit, not one that
     stands out (LRU, ALIF)."""
 
-    def init_state(
-        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
-    ) -> Tensor:
+    def init_state(self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:
         """The state at t = -1: zeros of shape (batch, state_size)."""
         ref = next(self.parameters(), None)
         device = device if device is not None else (ref.device if ref is not None else None)

@@ -56,8 +56,23 @@ class FeedForward(Stack):
 # what may follow a Linear inside one layer of a chain: element-wise maps and per-sample
 # normalisation (their Jacobians are those of the user's module); dropout is the identity
 # (the Jacobian of the network as it is evaluated)
-_LAYER_TAIL = (nn.Tanh, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Softplus, nn.Hardtanh,
-               nn.Mish, nn.SELU, nn.CELU, nn.Identity, nn.LayerNorm, nn.Dropout)
+_LAYER_TAIL = (
+    nn.Tanh,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.Mish,
+    nn.SELU,
+    nn.CELU,
+    nn.Identity,
+    nn.LayerNorm,
+    nn.Dropout,
+)
 
 
 class LinearLayerCell(Cell):
@@ -106,8 +121,9 @@ def linear_chain(seq: nn.Sequential) -> FeedForward | None:
         decoder = groups.pop()[0]
     if len(groups) < 2:
         return None
-    stack = FeedForward([LinearLayerCell(lin, tail) for lin, tail in groups], None, decoder,
-                        input_size=groups[0][0].in_features)
+    stack = FeedForward(
+        [LinearLayerCell(lin, tail) for lin, tail in groups], None, decoder, input_size=groups[0][0].in_features
+    )
     stack.source = seq
     return stack
 
@@ -157,5 +173,3 @@ class FFN(FeedForward):
             u = cell.transition(u, None)  # feed-forward: no previous state
         y = self.decoder(u) if self.decoder is not None else u
         return y if squeeze else y.unsqueeze(1)
-
-

@@ -70,15 +70,21 @@ def load(path: str | Path, map_location: str | torch.device | None = "cpu") -> n
     :class:`lsc.files.DamagedFileError` naming it."""
     if Path(path).is_dir():
         found = sorted(p.name for p in Path(path).glob("*.pt"))
-        raise ValueError(f"{path} is a directory; pass the model file in it"
-                         + (f" ({', '.join(found)})" if found else "") + ": DIR/best.pt from lsc train --out, "
-                         "DIR/pretrained.pt from lsc pretrain --out, or a file lsc.save wrote")
+        raise ValueError(
+            f"{path} is a directory; pass the model file in it"
+            + (f" ({', '.join(found)})" if found else "")
+            + ": DIR/best.pt from lsc train --out, "
+            "DIR/pretrained.pt from lsc pretrain --out, or a file lsc.save wrote"
+        )
     blob = load_untrusted(path, map_location)
     if isinstance(blob, dict) and "lsc" in blob:
         blob = unwrap(blob, path, KIND)
     elif not isinstance(blob, dict) or blob.get("format") != FORMAT:  # neither format: not ours
-        raise DamagedFileError(path, f"it is not an lsc model file (expected format {FORMAT!r})",
-                               "pass a file written by lsc.save, lsc pretrain --out or lsc train --out")
+        raise DamagedFileError(
+            path,
+            f"it is not an lsc model file (expected format {FORMAT!r})",
+            "pass a file written by lsc.save, lsc pretrain --out or lsc train --out",
+        )
     require(blob, path, "class", "config", "state_dict")
     try:
         model = build(blob)

@@ -180,7 +180,9 @@ def linear_scan(lr: Tensor, li: Tensor, br: Tensor, bi: Tensor, chunk: int | Non
     pr, pi = torch.stack(powers_r), torch.stack(powers_i)  # (C, N)
     cr, ci = br.new_zeros(B, N), bi.new_zeros(B, N)
     carries_r, carries_i = [], []
-    for end_r, end_i in zip(local_r[-1].unbind(dim=1), local_i[-1].unbind(dim=1)):  # chunk k starts from chunk k-1's end
+    for end_r, end_i in zip(
+        local_r[-1].unbind(dim=1), local_i[-1].unbind(dim=1)
+    ):  # chunk k starts from chunk k-1's end
         carries_r.append(cr)
         carries_i.append(ci)
         cr, ci = end_r + pr[-1] * cr - pi[-1] * ci, end_i + pr[-1] * ci + pi[-1] * cr

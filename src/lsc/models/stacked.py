@@ -110,8 +110,14 @@ class Stack(nn.Module):
         return y, states
 
     def _step(
-        self, x_t: Tensor, states: list[Tensor], t: int, hook: StateHook | None, input_hook: InputHook | None,
-        readout: bool, flags: list[Tensor] | None,
+        self,
+        x_t: Tensor,
+        states: list[Tensor],
+        t: int,
+        hook: StateHook | None,
+        input_hook: InputHook | None,
+        readout: bool,
+        flags: list[Tensor] | None,
     ) -> Tensor | None:
         """Step ``t`` through the layers, updating ``states`` in place: encoder, every cell's
         ``transition`` then ``output``, decoder. The one place the layers are walked."""
@@ -188,8 +194,7 @@ class Stack(nn.Module):
                 x = x.long()
             if x.numel() and (int(x.min()) < 0 or int(x.max()) >= emb.num_embeddings):
                 raise ValueError(
-                    f"token ids must lie in [0, {emb.num_embeddings}), got range "
-                    f"[{int(x.min())}, {int(x.max())}]"
+                    f"token ids must lie in [0, {emb.num_embeddings}), got range [{int(x.min())}, {int(x.max())}]"
                 )
         else:
             if x.dim() != 3:
@@ -294,7 +299,9 @@ class StackedRNN(Stack):
         dtype: torch.dtype | None = None,
         **cell_options: object,
     ) -> None:
-        if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1):
+        if num_layers is not None and (
+            isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1
+        ):
             raise ValueError(f"num_layers must be >= 1, got {num_layers!r}")
         if isinstance(hidden_size, (list, tuple)):
             widths = list(hidden_size)

@@ -79,8 +79,9 @@ class TorchLayoutCell(Cell):
         return ws
 
     @classmethod
-    def view_of(cls, module: nn.Module, layer: int | None = None, *, reverse: bool = False,
-                **options: object) -> TorchLayoutCell:
+    def view_of(
+        cls, module: nn.Module, layer: int | None = None, *, reverse: bool = False, **options: object
+    ) -> TorchLayoutCell:
         """A cell sharing the ``Parameter`` objects of one layer of ``module``.
 
         ``layer=None`` reads ``weight_ih`` etc. (``nn.LSTMCell``-style modules);

@@ -46,7 +46,9 @@ class Split:
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         raise NotImplementedError  # pragma: no cover - abstract
 
     def num_batches(self, batch_size: int) -> int:
@@ -66,13 +68,17 @@ class TensorSplit(Split):
         encode: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if inputs.shape[0] != targets.shape[0] or (mask is not None and mask.shape[0] != inputs.shape[0]):
-            raise ValueError(f"inputs ({inputs.shape[0]}), targets ({targets.shape[0]}) and mask disagree on the sample count")
+            raise ValueError(
+                f"inputs ({inputs.shape[0]}), targets ({targets.shape[0]}) and mask disagree on the sample count"
+            )
         self.inputs, self.targets, self.mask, self.encode = inputs, targets, mask, encode
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
@@ -105,7 +111,9 @@ class StreamSplit(Split):
         per_row = len(self) // batch_size
         return -(-per_row // self.bptt)
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         per_row = len(self) // batch_size
         if per_row < 1:
             raise ValueError(

@@ -69,7 +69,9 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     codes = {v.str.lstrip("<>|="): k for k, v in TYPES.items()}
     key = array.dtype.newbyteorder(">").str.lstrip("<>|=")
     if key not in codes:
-        raise ValueError(f"idx cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64")
+        raise ValueError(
+            f"idx cannot store dtype {array.dtype}; use one of uint8, int8, int16, int32, float32, float64"
+        )
     big = array.astype(array.dtype.newbyteorder(">"))
     blob = bytes([0, 0, codes[key], array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape) + big.tobytes()
     path = Path(path)

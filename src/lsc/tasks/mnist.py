@@ -45,8 +45,15 @@ def image_task(
         for k, (x, y) in image_splits(images, split_seed, val_fraction).items()
     }
     return Task(
-        name, objective, splits, output_size=10, seq_len=seq_len, input_size=input_size,
-        time_repeat=time_repeat, source=images.source, options=options,
+        name,
+        objective,
+        splits,
+        output_size=10,
+        seq_len=seq_len,
+        input_size=input_size,
+        time_repeat=time_repeat,
+        source=images.source,
+        options=options,
     )
 
 
@@ -55,46 +62,98 @@ def _scale(x: Tensor) -> Tensor:
 
 
 def row_mnist(
-    *, dataset: str = "mnist", source: str = "auto", path: str | Path | None = None,
-    split_seed: int = 0, val_fraction: float = 0.1, time_repeat: int = 1,
+    *,
+    dataset: str = "mnist",
+    source: str = "auto",
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    time_repeat: int = 1,
 ) -> Task:
     """Row-sequential MNIST: T = 28 steps of 28 pixels, label at the last step."""
+
     def encode_for(side: int):
         return (lambda x: _scale(x).view(x.shape[0], side, side)), side, side
 
-    return image_task("row-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
+    return image_task(
+        "row-mnist",
+        encode_for,
+        dataset=dataset,
+        source=source,
+        path=path,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        time_repeat=time_repeat,
+        options=builder_options(locals()),
+    )
 
 
 def pixel_mnist(
-    *, dataset: str = "mnist", source: str = "auto", path: str | Path | None = None,
-    split_seed: int = 0, val_fraction: float = 0.1, time_repeat: int = 1,
+    *,
+    dataset: str = "mnist",
+    source: str = "auto",
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    time_repeat: int = 1,
 ) -> Task:
     """Pixel-sequential MNIST: T = 784 steps of one pixel, label at the last step."""
+
     def encode_for(side: int):
         return (lambda x: _scale(x).unsqueeze(-1)), side * side, 1
 
-    return image_task("pixel-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
+    return image_task(
+        "pixel-mnist",
+        encode_for,
+        dataset=dataset,
+        source=source,
+        path=path,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        time_repeat=time_repeat,
+        options=builder_options(locals()),
+    )
 
 
 def permuted_mnist(
-    *, dataset: str = "mnist", source: str = "auto", path: str | Path | None = None,
-    split_seed: int = 0, val_fraction: float = 0.1, time_repeat: int = 1, permutation_seed: int = 0,
+    *,
+    dataset: str = "mnist",
+    source: str = "auto",
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    time_repeat: int = 1,
+    permutation_seed: int = 0,
 ) -> Task:
     """Permuted pixel MNIST: the pixels in a fixed random order (seeded), one a step."""
+
     def encode_for(side: int):
         perm = torch.randperm(side * side, generator=torch.Generator().manual_seed(permutation_seed))
         return (lambda x: _scale(x[:, perm]).unsqueeze(-1)), side * side, 1
 
-    return image_task("permuted-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
+    return image_task(
+        "permuted-mnist",
+        encode_for,
+        dataset=dataset,
+        source=source,
+        path=path,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        time_repeat=time_repeat,
+        options=builder_options(locals()),
+    )
 
 
 def padded_mnist(
-    *, dataset: str = "mnist", source: str = "auto", path: str | Path | None = None,
-    split_seed: int = 0, val_fraction: float = 0.1, time_repeat: int = 1,
-    length: int = 200, base: str = "row",
+    *,
+    dataset: str = "mnist",
+    source: str = "auto",
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    time_repeat: int = 1,
+    length: int = 200,
+    base: str = "row",
 ) -> Task:
     """Padded MNIST (Gilboa et al.): the image, row by row (or pixel by pixel with
     ``base="pixel"``), then zeros up to ``length`` steps; the label at the end."""
@@ -113,10 +172,23 @@ def padded_mnist(
 
         return encode, length, features
 
-    return image_task("padded-mnist", encode_for, dataset=dataset, source=source, path=path, split_seed=split_seed,
-                      val_fraction=val_fraction, time_repeat=time_repeat, options=builder_options(locals()))
+    return image_task(
+        "padded-mnist",
+        encode_for,
+        dataset=dataset,
+        source=source,
+        path=path,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        time_repeat=time_repeat,
+        options=builder_options(locals()),
+    )
 
 
 def builder_options(local: dict[str, object]) -> dict[str, object]:
     """The keyword options of a task builder, JSON-ready (paths as strings)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in local.items() if not k.startswith("encode") and k != "self"}
+    return {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in local.items()
+        if not k.startswith("encode") and k != "self"
+    }

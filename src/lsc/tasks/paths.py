@@ -47,8 +47,14 @@ def find_file(folder: Path, name: str, *, gzip_ok: bool = True) -> Path | None:
 
 
 def locate(
-    what: str, files: Sequence[str], path: str | Path | None, folder: str, *,
-    system: Sequence[str | Path] = (), gzip_ok: bool = True, hint: str = "",
+    what: str,
+    files: Sequence[str],
+    path: str | Path | None,
+    folder: str,
+    *,
+    system: Sequence[str | Path] = (),
+    gzip_ok: bool = True,
+    hint: str = "",
 ) -> dict[str, Path]:
     """The folder among :func:`candidates` that holds every one of ``files``; a
     :class:`MissingDataError` that names the files and the searched folders otherwise."""
@@ -61,8 +67,13 @@ def locate(
 
 
 def missing_message(
-    what: str, files: Sequence[str], searched: Sequence[Path], folder: str, path: str | Path | None,
-    gzip_ok: bool = True, hint: str = "",
+    what: str,
+    files: Sequence[str],
+    searched: Sequence[Path],
+    folder: str,
+    path: str | Path | None,
+    gzip_ok: bool = True,
+    hint: str = "",
 ) -> str:
     names = ", ".join(files) + (" (each may be gzipped, name + .gz)" if gzip_ok else "")
     where = ", ".join(str(p) for p in searched) or f"nowhere (no path given and {ENV} unset)"

@@ -47,7 +47,9 @@ class Events:
         return out.view(B, self.bins, self.channels)
 
 
-def read_shd(path: str | Path, *, dt: float = 0.004, duration: float = 1.0, channels: int = CHANNELS) -> tuple[Events, np.ndarray]:
+def read_shd(
+    path: str | Path, *, dt: float = 0.004, duration: float = 1.0, channels: int = CHANNELS
+) -> tuple[Events, np.ndarray]:
     """Binned events and labels of one SHD HDF5 file; missing keys are a clear error."""
     try:
         import h5py
@@ -72,7 +74,9 @@ def read_shd(path: str | Path, *, dt: float = 0.004, duration: float = 1.0, chan
             )
         times, units, labels = f["spikes/times"], f["spikes/units"], np.asarray(f["labels"][:], dtype=np.int64)
         if not (len(times) == len(units) == len(labels)):
-            raise DataError(f"{path}: {len(times)} spike-time arrays, {len(units)} unit arrays and {len(labels)} labels differ")
+            raise DataError(
+                f"{path}: {len(times)} spike-time arrays, {len(units)} unit arrays and {len(labels)} labels differ"
+            )
         codes, offsets = [], [0]
         for i in range(len(labels)):
             t, u = np.asarray(times[i], dtype=np.float64), np.asarray(units[i], dtype=np.int64)
@@ -91,18 +95,31 @@ def read_shd(path: str | Path, *, dt: float = 0.004, duration: float = 1.0, chan
 
 
 def shd(
-    *, path: str | Path | None = None, split_seed: int = 0, val_fraction: float = 0.05,
-    time_repeat: int = 1, dt: float = 0.004, duration: float = 1.0,
+    *,
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.05,
+    time_repeat: int = 1,
+    dt: float = 0.004,
+    duration: float = 1.0,
 ) -> Task:
     """Spiking Heidelberg Digits: 250 steps x 700 binary channels, 20 classes, mode accuracy."""
-    files = locate("SHD", FILES, path, "shd", gzip_ok=False,
-                   hint="They are the gunzipped shd_train.h5.gz / shd_test.h5.gz of the SHD release.")
+    files = locate(
+        "SHD",
+        FILES,
+        path,
+        "shd",
+        gzip_ok=False,
+        hint="They are the gunzipped shd_train.h5.gz / shd_test.h5.gz of the SHD release.",
+    )
     train_events, train_y = read_shd(files[FILES[0]], dt=dt, duration=duration)
     test_events, test_y = read_shd(files[FILES[1]], dt=dt, duration=duration)
     tr, va = stratified_split(train_y, (1.0 - val_fraction, val_fraction), split_seed)
 
     def split(events: Events, labels: np.ndarray, index: np.ndarray) -> TensorSplit:
-        return TensorSplit(torch.from_numpy(index.astype(np.int64)), torch.from_numpy(labels[index]), encode=events.dense)
+        return TensorSplit(
+            torch.from_numpy(index.astype(np.int64)), torch.from_numpy(labels[index]), encode=events.dense
+        )
 
     splits: dict[str, Split] = {
         "train": split(train_events, train_y, tr),
@@ -110,8 +127,21 @@ def shd(
         "test": split(test_events, test_y, np.arange(test_y.size)),
     }
     options: dict[str, object] = {
-        "path": None if path is None else str(path), "split_seed": split_seed, "val_fraction": val_fraction,
-        "time_repeat": time_repeat, "dt": dt, "duration": duration,
+        "path": None if path is None else str(path),
+        "split_seed": split_seed,
+        "val_fraction": val_fraction,
+        "time_repeat": time_repeat,
+        "dt": dt,
+        "duration": duration,
     }
-    return Task("shd", "mode", splits, output_size=CLASSES, seq_len=train_events.bins, input_size=CHANNELS,
-                time_repeat=time_repeat, source=f"SHD HDF5 files in {files[FILES[0]].parent}", options=options)
+    return Task(
+        "shd",
+        "mode",
+        splits,
+        output_size=CLASSES,
+        seq_len=train_events.bins,
+        input_size=CHANNELS,
+        time_repeat=time_repeat,
+        source=f"SHD HDF5 files in {files[FILES[0]].parent}",
+        options=options,
+    )

@@ -62,8 +62,14 @@ def encode_latencies(lat: Tensor, bins: int = BINS, layout: str = "time") -> Ten
 
 
 def slmnist(
-    *, dataset: str = "mnist", source: str = "auto", path: str | Path | None = None,
-    split_seed: int = 0, val_fraction: float = 0.1, time_repeat: int = 1, layout: str = "time",
+    *,
+    dataset: str = "mnist",
+    source: str = "auto",
+    path: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    time_repeat: int = 1,
+    layout: str = "time",
 ) -> Task:
     """Spike-latency MNIST: 100 steps x 784 binary channels, mode accuracy."""
     if layout not in LAYOUTS:
@@ -73,9 +79,18 @@ def slmnist(
     def encode_for(side: int):
         return (lambda lat: encode_latencies(lat, BINS, layout)), BINS, side * side
 
-    task = image_task("slmnist", encode_for, objective="mode", dataset=dataset, source=source, path=path,
-                      split_seed=split_seed, val_fraction=val_fraction, time_repeat=time_repeat,
-                      options=builder_options(locals()))
+    task = image_task(
+        "slmnist",
+        encode_for,
+        objective="mode",
+        dataset=dataset,
+        source=source,
+        path=path,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        time_repeat=time_repeat,
+        options=builder_options(locals()),
+    )
     for split in task.splits.values():
         split.inputs = torch.from_numpy(latencies(split.inputs.numpy() / 255.0))  # type: ignore[attr-defined]
     return task

@@ -66,8 +66,15 @@ def copy_data(n: int, symbols: int, length: int, delay: int, gen: torch.Generato
 
 
 def copy(
-    *, symbols: int = 8, length: int = 5, delay: int = 10, seed: int = 0,
-    train_size: int = 10000, val_size: int = 1000, test_size: int = 1000, time_repeat: int = 1,
+    *,
+    symbols: int = 8,
+    length: int = 5,
+    delay: int = 10,
+    seed: int = 0,
+    train_size: int = 10000,
+    val_size: int = 1000,
+    test_size: int = 1000,
+    time_repeat: int = 1,
 ) -> Task:
     """The copy (memory) task: reproduce a string of symbols after a delay."""
     _positive(symbols=symbols, length=length)
@@ -78,12 +85,26 @@ def copy(
     for k in SPLITS:
         x, y, m = copy_data(sizes[k], symbols, length, delay, gens[k])
         splits[k] = TensorSplit(x, y, mask=m)
-    return Task("copy", "steps", splits, output_size=symbols, seq_len=2 * length + delay, input_size=symbols + 1,
-                time_repeat=time_repeat, source="generated", options=_opts(locals()))
+    return Task(
+        "copy",
+        "steps",
+        splits,
+        output_size=symbols,
+        seq_len=2 * length + delay,
+        input_size=symbols + 1,
+        time_repeat=time_repeat,
+        source="generated",
+        options=_opts(locals()),
+    )
 
 
 def adding(
-    *, length: int = 100, seed: int = 0, train_size: int = 10000, val_size: int = 1000, test_size: int = 1000,
+    *,
+    length: int = 100,
+    seed: int = 0,
+    train_size: int = 10000,
+    val_size: int = 1000,
+    test_size: int = 1000,
     time_repeat: int = 1,
 ) -> Task:
     """The adding problem: sum the two marked values of a sequence."""
@@ -103,12 +124,26 @@ def adding(
         x[rows, second, 1] = 1.0
         y = (x[rows, first, 0] + x[rows, second, 0]).unsqueeze(1)
         splits[k] = TensorSplit(x, y)
-    return Task("adding", "regress_last", splits, output_size=1, seq_len=length, input_size=2,
-                time_repeat=time_repeat, source="generated", options=_opts(locals()))
+    return Task(
+        "adding",
+        "regress_last",
+        splits,
+        output_size=1,
+        seq_len=length,
+        input_size=2,
+        time_repeat=time_repeat,
+        source="generated",
+        options=_opts(locals()),
+    )
 
 
 def delayed_xor(
-    *, delay: int = 20, seed: int = 0, train_size: int = 10000, val_size: int = 1000, test_size: int = 1000,
+    *,
+    delay: int = 20,
+    seed: int = 0,
+    train_size: int = 10000,
+    val_size: int = 1000,
+    test_size: int = 1000,
     time_repeat: int = 1,
 ) -> Task:
     """Delayed XOR: two bits, a delay, then their XOR at a cue."""
@@ -126,8 +161,17 @@ def delayed_xor(
         x[rows, 1, bits[:, 1]] = 1.0
         x[:, -1, 2] = 1.0
         splits[k] = TensorSplit(x, bits[:, 0] ^ bits[:, 1])
-    return Task("delayed-xor", "last", splits, output_size=2, seq_len=T, input_size=3,
-                time_repeat=time_repeat, source="generated", options=_opts(locals()))
+    return Task(
+        "delayed-xor",
+        "last",
+        splits,
+        output_size=2,
+        seq_len=T,
+        input_size=3,
+        time_repeat=time_repeat,
+        source="generated",
+        options=_opts(locals()),
+    )
 
 
 def store_recall_data(
@@ -161,8 +205,17 @@ def store_recall_data(
 
 
 def store_recall(
-    *, segments: int = 10, segment: int = 20, group: int = 10, rate: float = 0.5, p: float = 0.2, seed: int = 0,
-    train_size: int = 5000, val_size: int = 500, test_size: int = 500, time_repeat: int = 1,
+    *,
+    segments: int = 10,
+    segment: int = 20,
+    group: int = 10,
+    rate: float = 0.5,
+    p: float = 0.2,
+    seed: int = 0,
+    train_size: int = 5000,
+    val_size: int = 500,
+    test_size: int = 500,
+    time_repeat: int = 1,
 ) -> Task:
     """Store-and-recall with spike input (Bellec et al. 2018)."""
     _positive(segments=segments, segment=segment, group=group)
@@ -175,8 +228,17 @@ def store_recall(
     for k in SPLITS:
         x, y, m = store_recall_data(sizes[k], segments, segment, group, rate, p, gens[k])
         splits[k] = TensorSplit(x.to(torch.uint8), y, mask=m, encode=_spikes)  # compact: 0/1 bytes
-    return Task("store-recall", "steps", splits, output_size=2, seq_len=segments * segment, input_size=4 * group,
-                time_repeat=time_repeat, source="generated", options=_opts(locals()))
+    return Task(
+        "store-recall",
+        "steps",
+        splits,
+        output_size=2,
+        seq_len=segments * segment,
+        input_size=4 * group,
+        time_repeat=time_repeat,
+        source="generated",
+        options=_opts(locals()),
+    )
 
 
 def _spikes(x: Tensor) -> Tensor:
@@ -191,7 +253,9 @@ def lorenz_trajectories(n: int, steps: int, dt: float, gen: torch.Generator, bur
         x, y, z = s.unbind(-1)
         return torch.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], dim=-1)
 
-    s = torch.randn(n, 3, generator=gen, dtype=torch.float64) * 5.0 + torch.tensor([0.0, 0.0, 25.0], dtype=torch.float64)
+    s = torch.randn(n, 3, generator=gen, dtype=torch.float64) * 5.0 + torch.tensor(
+        [0.0, 0.0, 25.0], dtype=torch.float64
+    )
     out = torch.empty(n, steps, 3, dtype=torch.float64)
     for t in range(burn_in + steps):
         k1 = f(s)
@@ -205,8 +269,15 @@ def lorenz_trajectories(n: int, steps: int, dt: float, gen: torch.Generator, bur
 
 
 def lorenz(
-    *, length: int = 100, horizon: int = 5, dt: float = 0.01, seed: int = 0,
-    train_size: int = 2000, val_size: int = 200, test_size: int = 200, time_repeat: int = 1,
+    *,
+    length: int = 100,
+    horizon: int = 5,
+    dt: float = 0.01,
+    seed: int = 0,
+    train_size: int = 2000,
+    val_size: int = 200,
+    test_size: int = 200,
+    time_repeat: int = 1,
 ) -> Task:
     """Lorenz-63 prediction: from the state at t, predict the state at t + horizon."""
     _positive(length=length, horizon=horizon)
@@ -219,11 +290,35 @@ def lorenz(
     for k in SPLITS:
         z = ((raw[k] - mean) / std).float()
         splits[k] = TensorSplit(z[:, :length].contiguous(), z[:, horizon:].contiguous())
-    return Task("lorenz", "regress_steps", splits, output_size=3, seq_len=length, input_size=3,
-                time_repeat=time_repeat, source="generated", options=_opts(locals()))
+    return Task(
+        "lorenz",
+        "regress_steps",
+        splits,
+        output_size=3,
+        seq_len=length,
+        input_size=3,
+        time_repeat=time_repeat,
+        source="generated",
+        options=_opts(locals()),
+    )
 
 
 def _opts(local: dict[str, object]) -> dict[str, object]:
-    keep = ("symbols", "length", "delay", "seed", "train_size", "val_size", "test_size", "time_repeat", "segments",
-            "segment", "group", "rate", "p", "horizon", "dt")
+    keep = (
+        "symbols",
+        "length",
+        "delay",
+        "seed",
+        "train_size",
+        "val_size",
+        "test_size",
+        "time_repeat",
+        "segments",
+        "segment",
+        "group",
+        "rate",
+        "p",
+        "horizon",
+        "dt",
+    )
     return {k: local[k] for k in keep if k in local}

@@ -71,8 +71,14 @@ def to_ids(tokens: Sequence[str], vocab: Sequence[str], unknown: str) -> torch.T
 def ptb(*, path: str | Path | None = None, bptt: int = 35, time_repeat: int = 1) -> Task:
     """Word-level language modelling on PTB-format files; metric perplexity."""
     _check_bptt(bptt)
-    files = locate("PTB", PTB_FILES, path, "ptb", gzip_ok=False,
-                   hint="Any corpus in this format works (one sentence a line, words separated by spaces).")
+    files = locate(
+        "PTB",
+        PTB_FILES,
+        path,
+        "ptb",
+        gzip_ok=False,
+        hint="Any corpus in this format works (one sentence a line, words separated by spaces).",
+    )
     texts = {name: read_text(files[name]) for name in PTB_FILES}
     train_words = words(texts[PTB_FILES[0]])
     vocab = build_vocab(train_words, extra=(UNK,))
@@ -81,9 +87,19 @@ def ptb(*, path: str | Path | None = None, bptt: int = 35, time_repeat: int = 1)
         for split, name in zip(("train", "val", "test"), PTB_FILES)
     }
     options: dict[str, object] = {"path": None if path is None else str(path), "bptt": bptt, "time_repeat": time_repeat}
-    return Task("ptb", "lm", splits, output_size=len(vocab), seq_len=bptt, vocab_size=len(vocab),
-                time_repeat=time_repeat, stateful=True, source=f"PTB-format files in {files[PTB_FILES[0]].parent}",
-                options=options, vocab=vocab)
+    return Task(
+        "ptb",
+        "lm",
+        splits,
+        output_size=len(vocab),
+        seq_len=bptt,
+        vocab_size=len(vocab),
+        time_repeat=time_repeat,
+        stateful=True,
+        source=f"PTB-format files in {files[PTB_FILES[0]].parent}",
+        options=options,
+        vocab=vocab,
+    )
 
 
 def stdlib_corpus(max_chars: int) -> tuple[str, str]:
@@ -124,10 +140,24 @@ def char(*, path: str | Path | None = None, bptt: int = 100, max_chars: int = 1_
     vocab = build_vocab(list(parts["train"]), extra=(UNK_CHAR,))
     splits: dict[str, Split] = {k: StreamSplit(to_ids(list(v), vocab, UNK_CHAR), bptt) for k, v in parts.items()}
     options: dict[str, object] = {
-        "path": None if path is None else str(path), "bptt": bptt, "max_chars": max_chars, "time_repeat": time_repeat,
+        "path": None if path is None else str(path),
+        "bptt": bptt,
+        "max_chars": max_chars,
+        "time_repeat": time_repeat,
     }
-    return Task("char", "lm", splits, output_size=len(vocab), seq_len=bptt, vocab_size=len(vocab),
-                time_repeat=time_repeat, stateful=True, source=source, options=options, vocab=vocab)
+    return Task(
+        "char",
+        "lm",
+        splits,
+        output_size=len(vocab),
+        seq_len=bptt,
+        vocab_size=len(vocab),
+        time_repeat=time_repeat,
+        stateful=True,
+        source=source,
+        options=options,
+        vocab=vocab,
+    )
 
 
 def _check_bptt(bptt: int) -> None:

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, NonFiniteError, FileNotFoundError) as exc:
         print(f"lsc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lsc ... | head`: the reader left; not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no second traceback at exit flush)
+        return 0
     except OSError as exc:  # a file lsc could not read or write: one line naming it
         print(f"lsc {args.command}: error: {_os_message(exc)}", file=sys.stderr)
         return 2
@@ -65,9 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `lsc ... | head`: the reader left; not an error of ours
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no second traceback at exit flush)
-        return 0
     finally:
         distributed.teardown()
 

@@ -263,26 +263,7 @@ class Fig2FFN(Experiment):
                 "'depth radius at start' is the mean radius of the layer-to-layer Jacobians after init "
                 "(and pre-training), measured on 64 training images."
             )
-        fig = figure((4.0 * len(acts), 3.6))
-        axes = fig.subplots(1, len(acts), squeeze=False)[0]
-        for ax, act in zip(axes, acts):
-            for k, init in enumerate(INITS):
-                ms = [
-                    mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok")
-                    for lr in lrs
-                ]
-                ss = [
-                    0.5 * std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"])
-                    for lr in lrs
-                ]
-                ax.errorbar(lrs, ms, yerr=ss, marker="o", capsize=3, label=init, color=f"C{k}")
-            ax.set_xscale("log")
-            ax.set_xlabel("learning rate")
-            ax.set_ylabel("test accuracy % (mean, bars: std/2)")
-            ax.set_title(f"{act}", fontsize=10)
-            ax.legend()
-        fig.tight_layout()
-        parts.append(f"![fig2]({save_figure(fig, figures / 'ffn_lr_grid.png')})")
+        parts.append(f"![fig2]({_lr_plot(acts, lrs, by, figures / 'ffn_lr_grid.png')})")
         # paired comparisons: same activation, lr and seed
         pairs = group(
             [r for r in recs if r.state in ("ok", "diverged")],
@@ -328,6 +309,29 @@ class Fig2FFN(Experiment):
             f"(robustness): " + ", ".join(f"{i} {robust[i]:+.1f}" for i in INITS) + f" points.{caveat}"
         )
         return "\n\n".join(parts)
+
+
+def _lr_plot(acts: list[str], lrs: list[float], by: dict[Any, list[RunRecord]], path: Path) -> Path:
+    """Test accuracy against learning rate, one panel per activation, one line per init."""
+    fig = figure((4.0 * len(acts), 3.6))
+    axes = fig.subplots(1, len(acts), squeeze=False)[0]
+    for ax, act in zip(axes, acts):
+        for k, init in enumerate(INITS):
+            ms = [
+                mean(100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok") for lr in lrs
+            ]
+            ss = [
+                0.5 * std([100 * r.result["test_acc"] for r in by.get((act, init, lr), []) if r.state == "ok"])
+                for lr in lrs
+            ]
+            ax.errorbar(lrs, ms, yerr=ss, marker="o", capsize=3, label=init, color=f"C{k}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("test accuracy % (mean, bars: std/2)")
+        ax.set_title(f"{act}", fontsize=10)
+        ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def best_accuracy(values: Iterable[float]) -> float:

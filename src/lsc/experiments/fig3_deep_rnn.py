@@ -590,7 +590,7 @@ def _shown(r: RunRecord, key: str) -> float:
 
 
 def score(r: RunRecord) -> float:
-    """:func:`~lsc.experiments.base.paired_score`, a diverged or failed run losing to any finished one."""
+    """:func:`~lsc.experiments.summaries.paired_score`, a diverged or failed run losing to any finished one."""
     value = paired_score(r)
     return -math.inf if value is None else value
 

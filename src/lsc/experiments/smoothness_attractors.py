@@ -117,142 +117,151 @@ class SmoothnessAttractors(Experiment):
         return _sweep(config, log) if config["kind"] == "sweep" else _sine(config, log)
 
     def report(self, records: list[RunRecord], figures: Path, preset: str) -> str:
-        parts = []
-        sweeps = [r for r in records if r.config.get("kind") == "sweep" and r.state == "ok"]
-        if sweeps:
-            radii = sweeps[0].config["radii"]
-            by = group(sweeps, lambda r: r.config["time"])
-            rows = []
-            fig = figure()
-            ax = fig.subplots()
-            for T, rs in sorted(by.items()):
-                rows.append((T, *(mean_std(r.result["beta"][i] for r in rs) for i in range(len(radii)))))
-                ax.plot(
-                    radii,
-                    [mean(r.result["beta"][i] for r in rs) for i in range(len(radii))],
-                    marker="o",
-                    label=f"T = {T}",
-                )
-            ax.axvline(1.0, color="k", ls=":", lw=0.8)
-            ax.set_yscale("log")
-            ax.set_xlabel("spectral radius of W_hh")
-            ax.set_ylabel("beta = top |Hessian eigenvalue| (mean over seeds)")
-            ax.set_title(f"Elman RNN width {sweeps[0].config['width']}: smoothness vs recurrent radius", fontsize=10)
-            ax.legend()
-            fig.tight_layout()
-            png = save_figure(fig, figures / "smoothness.png")
-            parts += [table(("T", *(f"beta at r = {r:g}" for r in radii)), rows), f"![smoothness]({png})"]
-            lo, hi = radii.index(min(radii, key=lambda r: abs(r - 1.0))), len(radii) - 1
-            ratio = {
-                T: mean(
-                    r.result["beta"][hi] / r.result["beta"][lo]
-                    for r in rs  # inf is stored as null: skipped
-                    if r.result["beta"][hi] is not None and r.result["beta"][lo]
-                )
-                for T, rs in by.items()
-            }
-            Ts = sorted(ratio)
-            mono = all(ratio[a] < ratio[b] for a, b in itertools.pairwise(Ts))
-            parts.append(
-                f"**Verdict (smoothness).** beta(r = {radii[hi]:g}) / beta(r = {radii[lo]:g}): "
-                + ", ".join(f"{ratio[T]:.3g} (T = {T})" for T in Ts)
-                + (
-                    ": the loss roughens past radius 1 and more so for longer sequences, which agrees with the claim."
-                    if mono and ratio[Ts[-1]] > 10
-                    else ": this does not show the claimed growth cleanly (inconclusive)."
+        return "\n\n".join(_smoothness_parts(records, figures) + _attractor_parts(records, figures))
+
+
+def _smoothness_parts(records: list[RunRecord], figures: Path) -> list[str]:
+    """The radius sweep: beta by radius and T, its plot and the smoothness verdict."""
+    parts: list[str] = []
+    sweeps = [r for r in records if r.config.get("kind") == "sweep" and r.state == "ok"]
+    if sweeps:
+        radii = sweeps[0].config["radii"]
+        by = group(sweeps, lambda r: r.config["time"])
+        rows = []
+        fig = figure()
+        ax = fig.subplots()
+        for T, rs in sorted(by.items()):
+            rows.append((T, *(mean_std(r.result["beta"][i] for r in rs) for i in range(len(radii)))))
+            ax.plot(
+                radii,
+                [mean(r.result["beta"][i] for r in rs) for i in range(len(radii))],
+                marker="o",
+                label=f"T = {T}",
+            )
+        ax.axvline(1.0, color="k", ls=":", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("spectral radius of W_hh")
+        ax.set_ylabel("beta = top |Hessian eigenvalue| (mean over seeds)")
+        ax.set_title(f"Elman RNN width {sweeps[0].config['width']}: smoothness vs recurrent radius", fontsize=10)
+        ax.legend()
+        fig.tight_layout()
+        png = save_figure(fig, figures / "smoothness.png")
+        parts += [table(("T", *(f"beta at r = {r:g}" for r in radii)), rows), f"![smoothness]({png})"]
+        lo, hi = radii.index(min(radii, key=lambda r: abs(r - 1.0))), len(radii) - 1
+        ratio = {
+            T: mean(
+                r.result["beta"][hi] / r.result["beta"][lo]
+                for r in rs  # inf is stored as null: skipped
+                if r.result["beta"][hi] is not None and r.result["beta"][lo]
+            )
+            for T, rs in by.items()
+        }
+        Ts = sorted(ratio)
+        mono = all(ratio[a] < ratio[b] for a, b in itertools.pairwise(Ts))
+        parts.append(
+            f"**Verdict (smoothness).** beta(r = {radii[hi]:g}) / beta(r = {radii[lo]:g}): "
+            + ", ".join(f"{ratio[T]:.3g} (T = {T})" for T in Ts)
+            + (
+                ": the loss roughens past radius 1 and more so for longer sequences, which agrees with the claim."
+                if mono and ratio[Ts[-1]] > 10
+                else ": this does not show the claimed growth cleanly (inconclusive)."
+            )
+        )
+    return parts
+
+
+def _attractor_parts(records: list[RunRecord], figures: Path) -> list[str]:
+    """The sine task: free vs stable LSTM, their long runs, attractors and the verdict."""
+    parts: list[str] = []
+    sines = [r for r in records if r.config.get("kind") == "sine"]
+    if sines:
+        by = group(sines, lambda r: r.config["model"])
+        rows = []
+        fig = figure((9.6, 3.6))
+        axes = fig.subplots(1, 2)
+        for k, m in enumerate(MODELS):
+            rs = [r for r in by.get(m, []) if r.state == "ok"]
+            bad = sum(r.state in ("failed", "diverged") for r in by.get(m, []))
+            osc = sum(r.result["amplitude"] > OSCILLATES for r in rs)
+            rows.append(
+                (
+                    m,
+                    mean_std(r.result["train_mse_first"] for r in rs),
+                    mean_std(r.result["train_mse"] for r in rs),
+                    mean_std(r.result["amplitude"] for r in rs),
+                    f"{osc}/{len(rs)}",
+                    mean_std(r.result["attractors"]["fixed_points"] for r in rs),
+                    mean_std(r.result["attractors"]["cycles"] for r in rs),
+                    mean_std(r.result["attractors"]["unresolved"] for r in rs),
+                    bad,
                 )
             )
-        sines = [r for r in records if r.config.get("kind") == "sine"]
-        if sines:
-            by = group(sines, lambda r: r.config["model"])
-            rows = []
-            fig = figure((9.6, 3.6))
-            axes = fig.subplots(1, 2)
-            for k, m in enumerate(MODELS):
-                rs = [r for r in by.get(m, []) if r.state == "ok"]
-                bad = sum(r.state in ("failed", "diverged") for r in by.get(m, []))
-                osc = sum(r.result["amplitude"] > OSCILLATES for r in rs)
-                rows.append(
-                    (
-                        m,
-                        mean_std(r.result["train_mse_first"] for r in rs),
-                        mean_std(r.result["train_mse"] for r in rs),
-                        mean_std(r.result["amplitude"] for r in rs),
-                        f"{osc}/{len(rs)}",
-                        mean_std(r.result["attractors"]["fixed_points"] for r in rs),
-                        mean_std(r.result["attractors"]["cycles"] for r in rs),
-                        mean_std(r.result["attractors"]["unresolved"] for r in rs),
-                        bad,
-                    )
+            for i, r in enumerate(rs):
+                m_rows = r.metrics()
+                axes[0].plot(
+                    [q["step"] for q in m_rows if "loss" in q],
+                    [q["loss"] for q in m_rows if "loss" in q],
+                    color=f"C{k}",
+                    lw=0.8,
+                    label=m if i == 0 else None,
                 )
-                for i, r in enumerate(rs):
-                    m_rows = r.metrics()
-                    axes[0].plot(
-                        [q["step"] for q in m_rows if "loss" in q],
-                        [q["loss"] for q in m_rows if "loss" in q],
-                        color=f"C{k}",
-                        lw=0.8,
-                        label=m if i == 0 else None,
-                    )
-                    if i == 0:
-                        axes[1].plot(
-                            r.result["free_run"], color=f"C{k}", lw=0.8, label=f"{m} (seed {r.config['seed']})"
-                        )
-            axes[0].set_yscale("log")
-            axes[0].set_xlabel("training step")
-            axes[0].set_ylabel("MSE")
-            axes[0].legend()
-            axes[1].set_xlabel("step of a long run, constant omega = pi/12 (last 200 shown)")
-            axes[1].set_ylabel("output")
-            axes[1].legend(fontsize=7)
-            fig.tight_layout()
-            png = save_figure(fig, figures / "sine_attractors.png")
-            c = sines[0].config
-            parts += [
-                f"LSTM, hidden {c['hidden']}, sequence length {c['length']}, {c['steps']} Adam steps (lr "
-                f"{c.get('lr', 1e-2):g}, "
-                f"x0.1 at 2/3, gradient norm clipped to 1); "
-                f"long runs of {c['run_steps']} steps; 'oscillates' = amplitude > {OSCILLATES}.",
-                table(
-                    (
-                        "model",
-                        "MSE at step 0",
-                        "final train MSE",
-                        "long-run amplitude",
-                        "oscillates",
-                        "fixed points",
-                        "cycles (period <= 64)",
-                        "unresolved orbits",
-                        "failed/diverged",
-                    ),
-                    rows,
+                if i == 0:
+                    axes[1].plot(r.result["free_run"], color=f"C{k}", lw=0.8, label=f"{m} (seed {r.config['seed']})")
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel("training step")
+        axes[0].set_ylabel("MSE")
+        axes[0].legend()
+        axes[1].set_xlabel("step of a long run, constant omega = pi/12 (last 200 shown)")
+        axes[1].set_ylabel("output")
+        axes[1].legend(fontsize=7)
+        fig.tight_layout()
+        png = save_figure(fig, figures / "sine_attractors.png")
+        c = sines[0].config
+        parts += [
+            f"LSTM, hidden {c['hidden']}, sequence length {c['length']}, {c['steps']} Adam steps (lr "
+            f"{c.get('lr', 1e-2):g}, "
+            f"x0.1 at 2/3, gradient norm clipped to 1); "
+            f"long runs of {c['run_steps']} steps; 'oscillates' = amplitude > {OSCILLATES}.",
+            table(
+                (
+                    "model",
+                    "MSE at step 0",
+                    "final train MSE",
+                    "long-run amplitude",
+                    "oscillates",
+                    "fixed points",
+                    "cycles (period <= 64)",
+                    "unresolved orbits",
+                    "failed/diverged",
                 ),
-                "Attractors: `lsc.analysis.attractors` from 8 random initial states (std 1) per constant input "
-                "omega in {pi/16, pi/12, pi/8}, 'unresolved' = the orbit had not settled on a fixed point or "
-                "a cycle of "
-                "period <= 64 (tolerance 1e-4) by the end of the run; the long-run amplitude is measured from the "
-                "zero state at omega = pi/12.",
-                f"![sine attractors]({png})",
-            ]
-            free = [r for r in by.get("free", []) if r.state == "ok"]
-            stab = [r for r in by.get("stable", []) if r.state == "ok"]
-            if free and stab:
-                fo = sum(r.result["amplitude"] > OSCILLATES for r in free)
-                so = sum(r.result["amplitude"] > OSCILLATES for r in stab)
-                mf, ms = mean(r.result["train_mse"] for r in free), mean(r.result["train_mse"] for r in stab)
-                word = (
-                    "agrees with"
-                    if fo == len(free) and so == 0 and mf < ms
-                    else "is inconclusive on"
-                    if so == 0
-                    else "disagrees with"
-                )
-                parts.append(
-                    f"**Verdict (attractors).** The free LSTM oscillates in the long run in {fo}/{len(free)} seeds "
-                    f"(final MSE {mf:.3g}), the stable one in {so}/{len(stab)} (final MSE {ms:.3g}): this "
-                    f"{word} the claim" + ("" if word == "agrees with" else " at this training budget") + "."
-                )
-        return "\n\n".join(parts)
+                rows,
+            ),
+            "Attractors: `lsc.analysis.attractors` from 8 random initial states (std 1) per constant input "
+            "omega in {pi/16, pi/12, pi/8}, 'unresolved' = the orbit had not settled on a fixed point or "
+            "a cycle of "
+            "period <= 64 (tolerance 1e-4) by the end of the run; the long-run amplitude is measured from the "
+            "zero state at omega = pi/12.",
+            f"![sine attractors]({png})",
+        ]
+        free = [r for r in by.get("free", []) if r.state == "ok"]
+        stab = [r for r in by.get("stable", []) if r.state == "ok"]
+        if free and stab:
+            fo = sum(r.result["amplitude"] > OSCILLATES for r in free)
+            so = sum(r.result["amplitude"] > OSCILLATES for r in stab)
+            mf, ms = mean(r.result["train_mse"] for r in free), mean(r.result["train_mse"] for r in stab)
+            word = (
+                "agrees with"
+                if fo == len(free) and so == 0 and mf < ms
+                else "is inconclusive on"
+                if so == 0
+                else "disagrees with"
+            )
+            parts.append(
+                f"**Verdict (attractors).** The free LSTM oscillates in the long run in {fo}/{len(free)} seeds "
+                f"(final MSE {mf:.3g}), the stable one in {so}/{len(stab)} (final MSE {ms:.3g}): this "
+                f"{word} the claim" + ("" if word == "agrees with" else " at this training budget") + "."
+            )
+    return parts
 
 
 def _sweep(config: dict[str, Any], log: Logger) -> dict[str, Any]:

@@ -135,12 +135,17 @@ def main() -> None:
             _, part, inputs, _ = setup(name)
             data = [inputs(torch.Generator().manual_seed(100 + i)) for i in range(8)]
             t0 = time.perf_counter()
-            res = lsc.pretrain(part, data, target=target, kinds=kinds, tol=0.05, max_steps=args.max_steps, progress=False)
+            res = lsc.pretrain(
+                part, data, target=target, kinds=kinds, tol=0.05, max_steps=args.max_steps, progress=False
+            )
             secs = time.perf_counter() - t0
             gap, time_gap = worst_gaps(part, inputs, res.target, list(kinds))
-            print(f"  pretrain to {target} ({','.join(kinds)}): {res.stopped} after {res.steps} steps, {secs:.1f} s = "
-                  f"{secs / step:.0f} training steps (final measurement included); dense check worst gap {gap:.3f} "
-                  f"(time edges {time_gap:.3f})", flush=True)
+            print(
+                f"  pretrain to {target} ({','.join(kinds)}): {res.stopped} after {res.steps} steps, {secs:.1f} s = "
+                f"{secs / step:.0f} training steps (final measurement included); dense check worst gap {gap:.3f} "
+                f"(time edges {time_gap:.3f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

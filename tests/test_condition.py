@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
 import re
+import time
 import types
 
 import pytest
@@ -12,9 +13,9 @@ import torch
 from torch import nn
 
 import lsc
+from lsc.checks import NonFiniteError
 from lsc.grid import pick_time_points
 from lsc.jacobian import Estimator
-from lsc.checks import NonFiniteError
 from lsc.models import ElmanCell, Stack, StackedRNN
 
 
@@ -26,7 +27,13 @@ def small_lstm(**kw) -> StackedRNN:
 def test_report_lists_every_edge_and_is_json_ready():
     report = lsc.measure(small_lstm(), torch.randn(4, 12, 8))
     assert [(e.kind, e.layer) for e in report.edges] == [
-        ("encoder", 0), ("time", 0), ("depth", 1), ("time", 1), ("depth", 2), ("time", 2), ("decoder", 2)
+        ("encoder", 0),
+        ("time", 0),
+        ("depth", 1),
+        ("time", 1),
+        ("depth", 2),
+        ("time", 2),
+        ("decoder", 2),
     ]
     for e in report.edges:
         assert isinstance(e, lsc.EdgeStat)
@@ -104,8 +111,15 @@ def test_targets_resolve_per_kind():
     unb = lsc.resolve_target("unbalanced", 3, 300)
     assert unb["depth"] == pytest.approx(3 / 303) and unb["time"] == pytest.approx(300 / 303)
     assert lsc.resolve_target({"time": 0.9, "decoder": 1}, 3, 10) == {"time": 0.9, "decoder": 1.0}
-    for bad, msg in [(0, "> 0"), (-1, "> 0"), (float("nan"), "> 0"), ("half", "unknown target"),
-                     ({"tim": 1.0}, "Did you mean 'time'"), ({"time": 0}, "> 0"), ({}, "empty")]:
+    for bad, msg in [
+        (0, "> 0"),
+        (-1, "> 0"),
+        (float("nan"), "> 0"),
+        ("half", "unknown target"),
+        ({"tim": 1.0}, "Did you mean 'time'"),
+        ({"time": 0}, "> 0"),
+        ({}, "empty"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             lsc.resolve_target(bad, 3, 10)
 
@@ -138,8 +152,12 @@ ALL3 = ("encoder", "time", "depth")
         ({"encoder": 2, "depth": 0.25}, 1, 1, {"encoder": 2.0, "depth": 0.25}),
         ({"time": 0.5}, 1, 1, {"time": 0.5}),
         (types.MappingProxyType({"depth": 0.75}), 5, 5, {"depth": 0.75}),
-        (dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5), 2, 3,
-         dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5)),
+        (
+            dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5),
+            2,
+            3,
+            dict.fromkeys(("encoder", "time", "depth", "decoder"), 0.5),
+        ),
     ],
 )
 def test_resolve_target_table(target, L, T, expected):
@@ -148,8 +166,17 @@ def test_resolve_target_table(target, L, T, expected):
     assert all(type(v) is float for v in got.values())
     got["time"] = -1.0  # a fresh dict each call: the caller's mapping is never aliased
     assert lsc.resolve_target(target, L, T) == expected
-    report = lsc.StabilityReport(edges=[], method="dense", quantity="radius", target={}, num_layers=L, time_steps=T,
-                                 time_points=(0,), batch_size=1, steps=1)
+    report = lsc.StabilityReport(
+        edges=[],
+        method="dense",
+        quantity="radius",
+        target={},
+        num_layers=L,
+        time_steps=T,
+        time_points=(0,),
+        batch_size=1,
+        steps=1,
+    )
     assert report.targets_for(target) == expected  # a report resolves for its own grid
 
 
@@ -159,14 +186,20 @@ NOT_A_TARGET = "target must be a number > 0, 'auto', 'unbalanced' or a mapping, 
 @pytest.mark.parametrize(
     "bad,message",
     [
-        (0, "target must be a finite number > 0, got 0"), (-1, "target must be a finite number > 0, got -1"),
-        (-0.5, "target must be a finite number > 0"), (0.0, "target must be a finite number > 0"),
+        (0, "target must be a finite number > 0, got 0"),
+        (-1, "target must be a finite number > 0, got -1"),
+        (-0.5, "target must be a finite number > 0"),
+        (0.0, "target must be a finite number > 0"),
         (float("nan"), "target must be a finite number > 0, got nan"),
         (float("inf"), "target must be a finite number > 0, got inf"),
-        (True, NOT_A_TARGET + "True"), (False, NOT_A_TARGET + "False"), (None, NOT_A_TARGET + "None"),
-        ([0.5], NOT_A_TARGET + "[0.5]"), ((0.5,), NOT_A_TARGET + "(0.5,)"),
+        (True, NOT_A_TARGET + "True"),
+        (False, NOT_A_TARGET + "False"),
+        (None, NOT_A_TARGET + "None"),
+        ([0.5], NOT_A_TARGET + "[0.5]"),
+        ((0.5,), NOT_A_TARGET + "(0.5,)"),
         ("half", "unknown target 'half': use a number > 0, 'auto', 'unbalanced' or a {kind: value} mapping"),
-        ("", "unknown target ''"), ("Auto", "unknown target 'Auto'"),
+        ("", "unknown target ''"),
+        ("Auto", "unknown target 'Auto'"),
         ("0.5", "unknown target '0.5'"),  # text is parse_target's job, not resolve_target's
         ({}, "target mapping is empty; name at least one edge kind"),
         ({"tim": 1.0}, "unknown edge kind in target 'tim'. Did you mean 'time'?"),
@@ -216,7 +249,7 @@ def test_time_points_choice():
     model, x = small_lstm(), torch.randn(2, 12, 8)
     picks = lsc.measure(model, x, time_points=8).time_points
     assert len(picks) == 8 and picks[-1] == 11 and picks[0] > 0  # evenly spread, ending at the last step
-    assert max(b - a for a, b in zip(picks, picks[1:])) <= 2
+    assert max(b - a for a, b in itertools.pairwise(picks)) <= 2
     assert lsc.measure(model, x, time_points="all").edges[1].count == 2 * 12
     assert lsc.measure(model, x, time_points=[0, 11]).time_points == (0, 11)
     with pytest.raises(ValueError, match=r"time points must lie in \[0, 12\)"):
@@ -328,8 +361,9 @@ def test_two_methods_with_one_seed_measure_the_same_samples():
     model, x = small_lstm(), torch.randn(8, 20, 8, generator=torch.Generator().manual_seed(1))
     kinds = ["encoder"]
     dense = lsc.measure(model, x, method="dense", kinds=kinds, time_points=[5, 19])
-    krylov = lsc.measure(model, x, method="arnoldi", steps=64, kinds=kinds, time_points=[5, 19],
-                         estimator=Estimator("arnoldi", 64, 0.0))
+    krylov = lsc.measure(
+        model, x, method="arnoldi", steps=64, kinds=kinds, time_points=[5, 19], estimator=Estimator("arnoldi", 64, 0.0)
+    )
     assert krylov.edges[0].mean == pytest.approx(dense.edges[0].mean, rel=1e-6)
 
 
@@ -339,7 +373,12 @@ def test_report_records_its_grid_options_and_time():
     report = lsc.measure(model, x, time_points=[2, 9])
     elapsed = time.perf_counter() - start
     assert (report.batch_size, report.time_steps, report.num_layers, report.time_points) == (3, 10, 3, (2, 9))
-    assert (report.steps, report.seed, report.method, report.quantity) == (lsc.jacobian.DEFAULT_STEPS, 0, "auto", "radius")
+    assert (report.steps, report.seed, report.method, report.quantity) == (
+        lsc.jacobian.DEFAULT_STEPS,
+        0,
+        "auto",
+        "radius",
+    )
     assert 0 < report.seconds <= elapsed
     other = lsc.measure(model, x, time_points=[2, 9], steps=7, seed=5, method="arnoldi")
     assert (other.steps, other.seed, other.method) == (7, 5, "arnoldi")
@@ -377,7 +416,9 @@ def test_method_steps_and_probes_reach_the_estimator():
     model, x = small_lstm(), torch.randn(4, 6, 8)
     times = [2, 5]
     dense = lsc.measure(model, x, method="dense", time_points=times)
-    crude = lsc.measure(model, x, method="arnoldi", steps=1, time_points=times)  # one Krylov vector: a Rayleigh quotient
+    crude = lsc.measure(
+        model, x, method="arnoldi", steps=1, time_points=times
+    )  # one Krylov vector: a Rayleigh quotient
     full = lsc.measure(model, x, method="arnoldi", steps=32, time_points=times)
     for d, c, f in zip(dense.edges, crude.edges, full.edges):
         assert c.method == f.method == "arnoldi" and d.method == "dense"

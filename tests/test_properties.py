@@ -82,7 +82,9 @@ def assert_lsc_error(exc: BaseException) -> None:
     them) raised inside the lsc package, with a message of lsc's own."""
     assert isinstance(exc, (ValueError, TypeError)), f"not an lsc error type: {type(exc).__name__}: {exc}"
     module = type(exc).__module__
-    assert module == "builtins" or module.split(".")[0] == "lsc", f"foreign error type {module}.{type(exc).__name__}: {exc}"
+    assert module == "builtins" or module.split(".")[0] == "lsc", (
+        f"foreign error type {module}.{type(exc).__name__}: {exc}"
+    )
     message = str(exc).strip()
     assert message, f"{type(exc).__name__} without a message"
     frames = traceback.extract_tb(exc.__traceback__)
@@ -176,35 +178,65 @@ def model_specs(draw, small: bool = False, faults: frozenset = frozenset()) -> d
         family = spec["family"] = draw(st.sampled_from(["bidirectional", "linear", "sequential", "not-cells"]))
         spec["input_size"] = 3
         if family == "bidirectional":
-            spec.update(cls=draw(st.sampled_from(["LSTM", "GRU", "RNN"])), width=2, layers=1, batch_first=True, bias=True)
+            spec.update(
+                cls=draw(st.sampled_from(["LSTM", "GRU", "RNN"])), width=2, layers=1, batch_first=True, bias=True
+            )
     elif family in ("stacked", "tokens"):
         spec["cell"] = draw(st.sampled_from(["lstm", "gru", "elman"] * 3 + ["alif", "lru"]))
-        spec.update(input_size=draw(size), width=draw(width), layers=draw(layers), output_size=draw(st.none() | st.integers(1, 3)))
+        spec.update(
+            input_size=draw(size),
+            width=draw(width),
+            layers=draw(layers),
+            output_size=draw(st.none() | st.integers(1, 3)),
+        )
         if spec["cell"] == "elman":
             spec["nonlinearity"] = draw(st.sampled_from(["tanh", "relu", "sigmoid", "identity"]))
         if family == "tokens":
             spec["vocab_size"] = draw(st.integers(1, 5))
     elif family == "torchcell":
-        spec.update(cls=draw(st.sampled_from(["LSTMCell", "GRUCell", "RNNCell"])), input_size=draw(size), width=draw(width),
-                    bias=draw(st.booleans()))
+        spec.update(
+            cls=draw(st.sampled_from(["LSTMCell", "GRUCell", "RNNCell"])),
+            input_size=draw(size),
+            width=draw(width),
+            bias=draw(st.booleans()),
+        )
     elif family == "torch":
         spec["cls"] = draw(st.sampled_from(["LSTM", "GRU", "RNN"]))
-        spec.update(input_size=draw(size), width=draw(width), layers=draw(layers), batch_first=draw(st.booleans()),
-                    bias=draw(st.booleans()))
+        spec.update(
+            input_size=draw(size),
+            width=draw(width),
+            layers=draw(layers),
+            batch_first=draw(st.booleans()),
+            bias=draw(st.booleans()),
+        )
         if spec["cls"] == "LSTM" and spec["width"] > 1:
             spec["proj_size"] = draw(st.sampled_from([0, 0, 0, 1]))
     else:
-        spec.update(depth=draw(layers), width=draw(width), input_size=draw(size), output_size=draw(st.none() | st.integers(1, 3)),
-                    activation=draw(st.sampled_from(["relu", "tanh", "sin", "identity"])))
+        spec.update(
+            depth=draw(layers),
+            width=draw(width),
+            input_size=draw(size),
+            output_size=draw(st.none() | st.integers(1, 3)),
+            activation=draw(st.sampled_from(["relu", "tanh", "sin", "identity"])),
+        )
     bad_dtype = "model_dtype" in faults
     spec["dtype"] = draw(st.sampled_from(["float16", "bfloat16"] if bad_dtype else ["float32", "float32", "float64"]))
-    spec["weights"] = draw(st.sampled_from(["huge", "nan", "inf"] if "weights" in faults else ["default"] * 5 + ["zero"]))
+    spec["weights"] = draw(
+        st.sampled_from(["huge", "nan", "inf"] if "weights" in faults else ["default"] * 5 + ["zero"])
+    )
     return spec
 
 
 DTYPES = {
-    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64,
-    "int64": torch.int64, "int32": torch.int32, "uint8": torch.uint8, "bool": torch.bool, "complex64": torch.complex64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+    "complex64": torch.complex64,
 }
 
 
@@ -213,13 +245,27 @@ def build_model(spec: dict) -> nn.Module:
     family = spec["family"]
     if family in ("stacked", "tokens"):
         options = {"nonlinearity": spec["nonlinearity"]} if "nonlinearity" in spec else {}
-        model: nn.Module = StackedRNN(spec["cell"], spec["input_size"], spec["width"], spec["layers"], spec["output_size"],
-                                      vocab_size=spec.get("vocab_size"), **options)
+        model: nn.Module = StackedRNN(
+            spec["cell"],
+            spec["input_size"],
+            spec["width"],
+            spec["layers"],
+            spec["output_size"],
+            vocab_size=spec.get("vocab_size"),
+            **options,
+        )
     elif family in ("torch", "bidirectional"):
         cls = getattr(nn, spec["cls"])
         extra = {"proj_size": spec["proj_size"]} if spec.get("proj_size") else {}
-        model = cls(spec["input_size"], spec["width"], spec["layers"], bias=spec["bias"], batch_first=spec["batch_first"],
-                    bidirectional=family == "bidirectional", **extra)
+        model = cls(
+            spec["input_size"],
+            spec["width"],
+            spec["layers"],
+            bias=spec["bias"],
+            batch_first=spec["batch_first"],
+            bidirectional=family == "bidirectional",
+            **extra,
+        )
     elif family == "torchcell":
         model = getattr(nn, spec["cls"])(spec["input_size"], spec["width"], bias=spec["bias"])
     elif family == "linear":
@@ -267,7 +313,7 @@ def input_specs(draw, model: dict, faults: frozenset = frozenset(), batch_first:
     if "input_shape" in faults:
         if draw(st.booleans()):
             features = draw(st.integers(0, 5))
-            shape = good[:-1] + [features + (features >= good[-1])]  # anything but the right size
+            shape = [*good[:-1], features + (features >= good[-1])]  # anything but the right size
         else:
             shape = draw(st.lists(st.integers(0, 6), max_size=4))
     else:
@@ -275,14 +321,24 @@ def input_specs(draw, model: dict, faults: frozenset = frozenset(), batch_first:
     right = "int64" if tokens else "float32"
     if "input_dtype" in faults:
         wrong = ["float32", "float64", "float16"] if tokens else ["int64", "int32", "uint8"]
-        dtype = draw(st.sampled_from(wrong + ["bool", "complex64"]))
+        dtype = draw(st.sampled_from([*wrong, "bool", "complex64"]))
     else:
         dtype = draw(st.sampled_from([right] * 3 + (["int32"] if tokens else ["float16", "bfloat16", "float64"])))
     n = math.prod(shape)
     specials = []
     if "input_values" in faults and n and (DTYPES[dtype].is_floating_point or DTYPES[dtype].is_complex):
-        specials = draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from([NAN, INF, -INF, 1e30, -1e30])), min_size=1, max_size=3))
-    spec = {"what": "tensor", "shape": shape, "dtype": dtype, "specials": specials, "scale": draw(st.sampled_from([1.0, 1.0, 1e3]))}
+        specials = draw(
+            st.lists(
+                st.tuples(st.integers(0, n - 1), st.sampled_from([NAN, INF, -INF, 1e30, -1e30])), min_size=1, max_size=3
+            )
+        )
+    spec = {
+        "what": "tensor",
+        "shape": shape,
+        "dtype": dtype,
+        "specials": specials,
+        "scale": draw(st.sampled_from([1.0, 1.0, 1e3])),
+    }
     top = model.get("vocab_size", 3)
     spec["ids"] = draw(st.sampled_from([(-2, top), (0, top + 3)])) if "input_values" in faults and tokens else (0, top)
     spec["seed"] = draw(st.integers(0, 3))
@@ -318,38 +374,72 @@ def data_for(spec: dict, batch: int = 2, time: int = 3, batch_first: bool = Fals
     """The input recipe of a well-formed batch for ``spec``."""
     shape = good_shape({**spec, "batch_first": True} if batch_first else spec, batch, time)
     dtype = "int64" if spec["family"] == "tokens" else "float32"
-    return {"what": "tensor", "shape": shape, "dtype": dtype, "specials": [], "scale": 1.0, "seed": 0,
-            "ids": (0, spec.get("vocab_size", 3))}
+    return {
+        "what": "tensor",
+        "shape": shape,
+        "dtype": dtype,
+        "specials": [],
+        "scale": 1.0,
+        "seed": 0,
+        "ids": (0, spec.get("vocab_size", 3)),
+    }
 
 
-KIND_NAMES = st.sampled_from(list(KINDS) + ["Time", "dept", "", "encoders"])
+KIND_NAMES = st.sampled_from([*list(KINDS), "Time", "dept", "", "encoders"])
 GOOD_KINDS = st.one_of(st.none(), st.sampled_from(KINDS), st.lists(st.sampled_from(KINDS), min_size=1, max_size=3))
 MISSPELT_KINDS = st.sampled_from(["Time", "dept", "", "encoders", "decoders"])
 BAD_KINDS = st.one_of(
-    MISSPELT_KINDS, st.tuples(st.lists(KIND_NAMES, max_size=2), MISSPELT_KINDS).map(lambda t: t[0] + [t[1]]),
+    MISSPELT_KINDS,
+    st.tuples(st.lists(KIND_NAMES, max_size=2), MISSPELT_KINDS).map(lambda t: t[0] + [t[1]]),
     st.sampled_from([[], 3, [None], [["time"]], {"time": 1}, 2.5, {"Time"}, ("time", 3)]),
 )
 GOOD_TARGETS = st.one_of(
     st.sampled_from(["auto", "unbalanced", 1, 1.0, 0.5, 2.0, 1e-300]),
-    st.floats(1e-3, 1e3), st.dictionaries(st.sampled_from(KINDS), st.floats(0.1, 2), min_size=1, max_size=4),
+    st.floats(1e-3, 1e3),
+    st.dictionaries(st.sampled_from(KINDS), st.floats(0.1, 2), min_size=1, max_size=4),
 )
 BAD_TARGETS = st.one_of(
-    st.sampled_from([0, 0.0, -1, -0.5, NAN, INF, -INF, -1e-320]), st.floats(max_value=0.0),
+    st.sampled_from([0, 0.0, -1, -0.5, NAN, INF, -INF, -1e-320]),
+    st.floats(max_value=0.0),
     st.sampled_from([10**400, "Auto", "0.5", "", "balanced", None, True, [1.0], {3: 1.0}, {}]),
     st.dictionaries(KIND_NAMES, st.one_of(NUMBERS, NOT_NUMBERS), min_size=1, max_size=3),
 )
 GOOD_TIME_POINTS = st.one_of(
-    st.integers(1, 12), st.just("all"), st.lists(st.integers(0, 2), min_size=1, max_size=3), st.just(10**30),
+    st.integers(1, 12),
+    st.just("all"),
+    st.lists(st.integers(0, 2), min_size=1, max_size=3),
+    st.just(10**30),
     st.sampled_from([(0,), {0}, range(1), torch.tensor([0])]),
 )
 BAD_TIME_POINTS = st.one_of(
-    st.integers(-3, 0), st.sampled_from(["All", "3", "", None, True, False, 2.5, NAN, 4.0, {}, {"a": 1}, [], object(),
-                                         torch.tensor(2), torch.tensor([0.5]), torch.zeros(1, 1, dtype=torch.long)]),
+    st.integers(-3, 0),
+    st.sampled_from(
+        [
+            "All",
+            "3",
+            "",
+            None,
+            True,
+            False,
+            2.5,
+            NAN,
+            4.0,
+            {},
+            {"a": 1},
+            [],
+            object(),
+            torch.tensor(2),
+            torch.tensor([0.5]),
+            torch.zeros(1, 1, dtype=torch.long),
+        ]
+    ),
     st.tuples(st.lists(st.integers(0, 3), max_size=2), st.sampled_from([-3, -1, 5, 40])).map(lambda t: t[0] + [t[1]]),
     st.lists(st.sampled_from(["a", 1.5, None, True, 10**30]), min_size=1, max_size=2),
 )
 STEP_COUNTS = st.integers(1, 40)  # valid counts stay small: a power iteration really runs all of them
-BAD_COUNTS = st.one_of(st.integers(-3, 0), st.sampled_from([True, False, 2.5, 3.0, "3", None, NAN, INF, -(10**30), [3]]))
+BAD_COUNTS = st.one_of(
+    st.integers(-3, 0), st.sampled_from([True, False, 2.5, 3.0, "3", None, NAN, INF, -(10**30), [3]])
+)
 
 MEASURE_TABLE = {
     "kinds": (GOOD_KINDS, BAD_KINDS),
@@ -388,7 +478,11 @@ def test_measure_gives_finite_numbers_or_an_lsc_error(case):
 
 
 @settings(BASE, max_examples=60, suppress_health_check=QUIET)
-@given(spec=model_specs(), target=st.none() | GOOD_TARGETS | BAD_TARGETS, tol=st.one_of(NUMBERS, NOT_NUMBERS, st.floats(0, 1)))
+@given(
+    spec=model_specs(),
+    target=st.none() | GOOD_TARGETS | BAD_TARGETS,
+    tol=st.one_of(NUMBERS, NOT_NUMBERS, st.floats(0, 1)),
+)
 def test_report_methods_take_bad_targets_and_tolerances(spec, target, tol):
     """A good report's satisfies/gaps/table, asked with random targets and tolerances."""
     report = lsc.measure(build_model(spec), build_input(data_for(spec)), method="dense")
@@ -403,11 +497,19 @@ def test_report_methods_take_bad_targets_and_tolerances(spec, target, tol):
 
 
 @settings(BASE, max_examples=60, suppress_health_check=QUIET)
-@given(spec=model_specs(), target=GOOD_TARGETS | BAD_TARGETS, tol=st.one_of(NUMBERS, NOT_NUMBERS, st.floats(0, 1)),
-       options=st.fixed_dictionaries({}, optional={"kinds": GOOD_KINDS, "time_points": GOOD_TIME_POINTS, "method": st.sampled_from(METHODS)}))
+@given(
+    spec=model_specs(),
+    target=GOOD_TARGETS | BAD_TARGETS,
+    tol=st.one_of(NUMBERS, NOT_NUMBERS, st.floats(0, 1)),
+    options=st.fixed_dictionaries(
+        {}, optional={"kinds": GOOD_KINDS, "time_points": GOOD_TIME_POINTS, "method": st.sampled_from(METHODS)}
+    ),
+)
 def test_check_lsc_gives_finite_gaps_or_an_lsc_error(spec, target, tol, options):
     """lsc.init.check_lsc: the measured gap to a random target within a random tolerance."""
-    check = lsc_call(lsc.init.check_lsc, build_model(spec), build_input(data_for(spec)), target=target, tol=tol, **options)
+    check = lsc_call(
+        lsc.init.check_lsc, build_model(spec), build_input(data_for(spec)), target=target, tol=tol, **options
+    )
     if check is not None:
         assert finite(check.worst_gap) and finite(check.rms_gap) and check.holds in (True, False)
         assert str(check)  # the table with its verdict: a tolerance it took must print
@@ -424,8 +526,12 @@ def pretrain_data(draw, spec: dict, faults: frozenset) -> object:
         what = draw(st.sampled_from(["none", "none", "tensor", "list", "tuples"]))
         recipe = draw(input_specs(spec, faults, batch_first=True))
     else:
-        what = draw(st.sampled_from(["tensor", "list", "empty", "generator", "string", "number", "strings", "empty-tuple"]))
-        recipe = draw(input_specs(spec, frozenset(draw(fault_sets(INPUT_FAULTS, most=1)) or {"input_shape"}), batch_first=True))
+        what = draw(
+            st.sampled_from(["tensor", "list", "empty", "generator", "string", "number", "strings", "empty-tuple"])
+        )
+        recipe = draw(
+            input_specs(spec, frozenset(draw(fault_sets(INPUT_FAULTS, most=1)) or {"input_shape"}), batch_first=True)
+        )
     x = build_input(recipe)
     return {
         "none": lambda: None,
@@ -459,7 +565,10 @@ PRETRAIN_TABLE = {
     "edges_per_step": (st.none() | st.integers(1, 3), BAD_COUNTS),
     "plateau": (st.none() | st.integers(1, 2), BAD_COUNTS),
     "decoder_target": (st.floats(0.1, 2), BAD_TARGETS),
-    "optimizer": (st.sampled_from(["adam", "sgd", "rmsprop", "adamw"]), st.sampled_from(["Adam", "lbfgs", "", None, 3])),
+    "optimizer": (
+        st.sampled_from(["adam", "sgd", "rmsprop", "adamw"]),
+        st.sampled_from(["Adam", "lbfgs", "", None, 3]),
+    ),
     "smoothing": (st.sampled_from([0.0, 0.5, 0.99]), st.sampled_from([1.0, -0.1, NAN, INF, "a", None])),
     "shuffle": (st.sampled_from([0.0, 0.5, 1.0]), st.sampled_from([1.5, -0.1, NAN, "a", None])),
     "rescale": (st.booleans(), st.booleans()),
@@ -516,8 +625,15 @@ GOOD_INIT_OPTIONS = {
     "keras": {"forget_bias": st.floats(-3, 3)},
     "identity": {"scale": st.floats(-2, 2), "input_std": st.floats(0, 0.1)},
     "chrono": {"t_max": st.integers(3, 100) | st.floats(2.5, 1e4)},
-    "critical": {"seq_len": st.integers(1, 200), "kappa": st.floats(1, 10), "m1": st.floats(0.5, 1.5), "gate_var": st.floats(0.01, 1),
-                 "max_scale": st.floats(0.5, 4), "q_x": st.floats(0, 2), "recurrent": st.sampled_from(["orthogonal", "gaussian"])},
+    "critical": {
+        "seq_len": st.integers(1, 200),
+        "kappa": st.floats(1, 10),
+        "m1": st.floats(0.5, 1.5),
+        "gate_var": st.floats(0.01, 1),
+        "max_scale": st.floats(0.5, 4),
+        "q_x": st.floats(0, 2),
+        "recurrent": st.sampled_from(["orthogonal", "gaussian"]),
+    },
     "rescaled_glorot": {},
     "lru_ring": {"r_min": st.floats(0, 0.5), "r_max": st.floats(0.6, 0.99), "max_phase": st.floats(0.01, 3)},
 }
@@ -548,7 +664,11 @@ def init_cases(draw) -> tuple[dict, str, dict, object, str]:
     if "option_name" in faults:
         options[draw(st.sampled_from(["bogus", "Gain", "seq_len", "t_max", "gain"]))] = 1.0
     seed = draw(BAD_SEEDS if "seed" in faults else GOOD_SEEDS)
-    entry = draw(st.sampled_from(["apply", "apply", "run"] + (["critical"] if name == "critical" and "seq_len" in options else [])))
+    entry = draw(
+        st.sampled_from(
+            ["apply", "apply", "run"] + (["critical"] if name == "critical" and "seq_len" in options else [])
+        )
+    )
     return model, name, options, seed, entry
 
 
@@ -594,9 +714,9 @@ def test_init_apply_gives_finite_weights_or_an_lsc_error_and_writes_nothing(case
     if out is None:  # an error: nothing was written
         if not on_meta:
             for k, v in before.items():
-                assert torch.equal(v.nan_to_num(), after[k].nan_to_num()) and torch.equal(v.isnan(), after[k].isnan()), (
-                    f"{k} changed although the init failed"
-                )
+                assert torch.equal(v.nan_to_num(), after[k].nan_to_num()) and torch.equal(
+                    v.isnan(), after[k].isnan()
+                ), f"{k} changed although the init failed"
         return
     assert out is model and not on_meta
     for k, v in after.items():
@@ -629,11 +749,27 @@ COMMON_ARGS = {
     "--dtype": _pick(["float32", "float64"], ["float16", "x"]),
     "--device": _pick(["cpu", "auto"], ["junk", "meta", "cuda:99", "", "cpu:x"]),
     "--init": _pick(INIT_NAMES, ["junk", "Glorot", ""]),
-    "--init-opt": _pick(["gain=0.5", "t_max=5", "seq_len=7", "distribution=normal", "scale=0.9", "r_max=0.9"],
-                        ["gain=nan", "gain=inf", "gain=x", "gain=1e400", "t_max=1", "seq_len=0", "scale=1e300",
-                         "distribution=x", "bogus=1", "x", "=1", "gain="]),
-    "--target": _pick(["auto", "unbalanced", "0.5", "1", "time=0.5", "decoder=1", "time=0.5,depth=0.5,encoder=1"],
-                      ["0", "-1", "nan", "inf", "1e400", "x", "time=x", "junk=1", "=", "time=0.5,depth=nan", ""]),
+    "--init-opt": _pick(
+        ["gain=0.5", "t_max=5", "seq_len=7", "distribution=normal", "scale=0.9", "r_max=0.9"],
+        [
+            "gain=nan",
+            "gain=inf",
+            "gain=x",
+            "gain=1e400",
+            "t_max=1",
+            "seq_len=0",
+            "scale=1e300",
+            "distribution=x",
+            "bogus=1",
+            "x",
+            "=1",
+            "gain=",
+        ],
+    ),
+    "--target": _pick(
+        ["auto", "unbalanced", "0.5", "1", "time=0.5", "decoder=1", "time=0.5,depth=0.5,encoder=1"],
+        ["0", "-1", "nan", "inf", "1e400", "x", "time=x", "junk=1", "=", "time=0.5,depth=nan", ""],
+    ),
     "--kinds": _pick(["time", "time,depth", "encoder,decoder", "decoder", "depth"], ["junk", ",", "Time", "time,,x"]),
     "--tol": _pick(["0.05", "0", "1e308", "inf"], ["-1", "nan", "x", "1e400", ""]),
     "--json": FLAG,
@@ -671,8 +807,11 @@ def cli_argvs(draw) -> list[str]:
     (or a misspelt option) faulty. The model sizes are always given (their defaults are
     large), and so is pretrain's --max-steps."""
     command = draw(st.sampled_from(["measure", "measure", "pretrain", "pretrain", "init"]))
-    table = {"measure": {**MODEL_ARGS, **COMMON_ARGS, **MEASURE_ARGS}, "pretrain": {**MODEL_ARGS, **COMMON_ARGS, **PRETRAIN_ARGS},
-             "init": INIT_ARGS}[command]
+    table = {
+        "measure": {**MODEL_ARGS, **COMMON_ARGS, **MEASURE_ARGS},
+        "pretrain": {**MODEL_ARGS, **COMMON_ARGS, **PRETRAIN_ARGS},
+        "init": INIT_ARGS,
+    }[command]
     required = [o for o in table if o in MODEL_ARGS or o == "--max-steps"]
     chosen = required + draw(st.lists(st.sampled_from(sorted(set(table) - set(required))), unique=True, max_size=6))
     faults = draw(fault_sets(set(chosen) | {"misspelt"}))
@@ -704,7 +843,7 @@ def _place_out(argv: list[str], root: Path) -> list[str]:
     return out
 
 
-@settings(BASE, max_examples=350, suppress_health_check=QUIET + [HealthCheck.function_scoped_fixture])
+@settings(BASE, max_examples=350, suppress_health_check=[*QUIET, HealthCheck.function_scoped_fixture])
 @given(argv=cli_argvs())
 def test_cli_exits_with_a_status_and_a_message_never_a_traceback(argv, capsys):
     capsys.readouterr()

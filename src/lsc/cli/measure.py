@@ -37,28 +37,46 @@ def add_command(sub: Any) -> None:
     m.set_defaults(run=run)
 
 
-
 def measure_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement")
-    g.add_argument("--method", choices=METHODS, default="auto", help="auto (dense for small Jacobians), dense, arnoldi, power")
-    g.add_argument("--quantity", choices=QUANTITIES, default="radius", help="radius (default), norm or rms singular value")
-    g.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})")
-    g.add_argument("--probes", type=positive_int, default=DEFAULT_PROBES, help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})")
+    g.add_argument(
+        "--method", choices=METHODS, default="auto", help="auto (dense for small Jacobians), dense, arnoldi, power"
+    )
+    g.add_argument(
+        "--quantity", choices=QUANTITIES, default="radius", help="radius (default), norm or rms singular value"
+    )
+    g.add_argument(
+        "--steps", type=positive_int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})"
+    )
+    g.add_argument(
+        "--probes",
+        type=positive_int,
+        default=DEFAULT_PROBES,
+        help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})",
+    )
     g.add_argument(
         "--time-points",
         type=parse_time_points,
         default=DEFAULT_TIME_POINTS,
-        help=f"steps measured: auto (2, 4, then 8 evenly spaced steps until the standard error of every edge mean is at most 1%% of it), "
+        help="steps measured: auto (2, 4, then 8 evenly spaced steps until the standard error of every edge mean "
+        "is at most 1%% of it), "
         f"a count (evenly spaced), 'all' or e.g. 0,10,49 (default {DEFAULT_TIME_POINTS})",
     )
-    g.add_argument("--kinds", type=parse_kinds, default=None, help=f"edge kinds, comma-separated from {','.join(KINDS)} (default all)")
+    g.add_argument(
+        "--kinds",
+        type=parse_kinds,
+        default=None,
+        help=f"edge kinds, comma-separated from {','.join(KINDS)} (default all)",
+    )
     g.add_argument(
         "--target",
         type=parse_target,
         default="auto",
         help="LSC target: a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,... (default auto)",
     )
-    g.add_argument("--tol", type=float, default=DEFAULT_TOL, help=f"tolerance for the LSC verdict (default {DEFAULT_TOL})")
+    g.add_argument(
+        "--tol", type=float, default=DEFAULT_TOL, help=f"tolerance for the LSC verdict (default {DEFAULT_TOL})"
+    )
     g.add_argument("--json", action="store_true", help="print the report as JSON (exactly report.to_dict())")
     g.add_argument("--check", action="store_true", help="exit with status 1 when the LSC does not hold")
 

@@ -79,21 +79,39 @@ def model_options(p: argparse.ArgumentParser, user_model: bool = True) -> None:
     g.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
     g.add_argument("--seed", type=int, default=0, help="seed for the model, the input and the estimators (default 0)")
     g.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter dtype (default float32)")
-    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)")
+    g.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device: cpu, cuda or auto (default cpu; under torchrun cuda is cuda:LOCAL_RANK)",
+    )
     init_options(g)
     if not user_model:
         return
     u = p.add_argument_group("your own model (instead of --cell ...)")
-    u.add_argument("--model", default=None, metavar="MODULE:FACTORY",
-                   help="an importable callable returning your model, e.g. mypkg.models:make_lm (needs --inputs)")
-    u.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="weights for --model: your state_dict (torch.save) or an lsc file; loaded without executing it")
-    u.add_argument("--inputs", default=None, metavar="FILE",
-                   help="the input batch(es) your model's forward takes: a tensor in a .pt (weights-only) or .npy file")
+    u.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="an importable callable returning your model, e.g. mypkg.models:make_lm (needs --inputs)",
+    )
+    u.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="FILE",
+        help="weights for --model: your state_dict (torch.save) or an lsc file; loaded without executing it",
+    )
+    u.add_argument(
+        "--inputs",
+        default=None,
+        metavar="FILE",
+        help="the input batch(es) your model's forward takes: a tensor in a .pt (weights-only) or .npy file",
+    )
 
 
 def init_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--init", default=None, metavar="NAME", help="initialise the model with a named init (see lsc init --list)")
+    g.add_argument(
+        "--init", default=None, metavar="NAME", help="initialise the model with a named init (see lsc init --list)"
+    )
     g.add_argument(
         "--init-opt",
         action="append",
@@ -148,7 +166,7 @@ def user_factory(spec: str) -> Callable[[], nn.Module]:
         factory = getattr(factory, part)
     if not callable(factory):
         raise ValueError(f"--model {spec}: {attr} is not callable")
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 def read_inputs(path: str) -> torch.Tensor:
@@ -172,8 +190,11 @@ def load_weights(model: nn.Module, path: str) -> None:
     if isinstance(blob, dict) and "lsc" in blob:
         blob = unwrap(blob, path, "model").get("state_dict")
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
-        raise DamagedFileError(Path(path), "it is neither a state_dict nor an lsc model file",
-                               "pass the file torch.save(model.state_dict(), ...) wrote")
+        raise DamagedFileError(
+            Path(path),
+            "it is neither a state_dict nor an lsc model file",
+            "pass the file torch.save(model.state_dict(), ...) wrote",
+        )
     try:
         model.load_state_dict(blob)
     except RuntimeError as exc:
@@ -183,8 +204,10 @@ def load_weights(model: nn.Module, path: str) -> None:
 def build_user_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
     """``--model`` (with ``--checkpoint``) and its ``--inputs``."""
     if args.inputs is None:
-        raise ValueError("--model needs --inputs FILE: lsc runs your model's forward on them to find its recurrent parts")
-    torch.manual_seed(generator_seed(check_seed(args.seed)))
+        raise ValueError(
+            "--model needs --inputs FILE: lsc runs your model's forward on them to find its recurrent parts"
+        )
+    torch.manual_seed(generator_seed(check_seed(args.seed) or 0))
     model = user_factory(args.model)()
     if not isinstance(model, nn.Module):
         raise ValueError(f"--model {args.model} returned a {type(model).__name__}, not a torch.nn.Module")
@@ -201,7 +224,7 @@ def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
         return build_user_model(args)
     if getattr(args, "checkpoint", None) is not None or getattr(args, "inputs", None) is not None:
         raise ValueError("--checkpoint and --inputs go with --model MODULE:FACTORY")
-    torch.manual_seed(generator_seed(check_seed(args.seed)))  # any integer; torch takes [0, 2**64)
+    torch.manual_seed(generator_seed(check_seed(args.seed) or 0))  # any integer; torch takes [0, 2**64)
     dtype = DTYPES[args.dtype]
     if args.cell == "ffn":
         model: nn.Module = FFN(args.layers, args.width, args.activation, args.input_size, args.output_size or None)

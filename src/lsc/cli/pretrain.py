@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -42,10 +42,27 @@ def add_command(sub: Any) -> None:
     )
     model_options(p)
     g = p.add_argument_group("pre-training")
-    g.add_argument("--target", type=parse_target, default="auto", help="a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,...")
-    g.add_argument("--data", choices=("gaussian", "copy"), default="gaussian", help="input: Gaussian noise or copy-task sequences (default gaussian)")
-    g.add_argument("--kinds", type=parse_kinds, default=None, help="edge kinds to pre-train (default encoder,time,depth; add decoder)")
-    g.add_argument("--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)")
+    g.add_argument(
+        "--target",
+        type=parse_target,
+        default="auto",
+        help="a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,...",
+    )
+    g.add_argument(
+        "--data",
+        choices=("gaussian", "copy"),
+        default="gaussian",
+        help="input: Gaussian noise or copy-task sequences (default gaussian)",
+    )
+    g.add_argument(
+        "--kinds",
+        type=parse_kinds,
+        default=None,
+        help="edge kinds to pre-train (default encoder,time,depth; add decoder)",
+    )
+    g.add_argument(
+        "--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)"
+    )
     g.add_argument("--patience", type=positive_int, default=5, help="...for this many consecutive steps (default 5)")
     g.add_argument("--max-steps", type=positive_int, default=1000, help="step budget (default 1000)")
     g.add_argument("--max-seconds", type=positive_float, default=None, help="time budget in seconds (default none)")
@@ -53,10 +70,21 @@ def add_command(sub: Any) -> None:
     g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
     g.add_argument("--time-points", type=positive_int, default=1, help="random time points per step (default 1)")
     g.add_argument("--method", choices=METHODS, default="arnoldi", help="radius estimator (default arnoldi)")
-    g.add_argument("--rescale", choices=("auto", "on", "off"), default="auto",
-                   help="the reference code's weight rescaling towards target: auto (default: on LRU/ALIF layers), on, off")
-    g.add_argument("--shuffle", type=float, default=0.0, help="probability per step of the reference's weight shuffling (default 0)")
-    g.add_argument("--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint")
+    g.add_argument(
+        "--rescale",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the reference code's weight rescaling towards target: auto (default: on LRU/ALIF layers), on, off",
+    )
+    g.add_argument(
+        "--shuffle",
+        type=float,
+        default=0.0,
+        help="probability per step of the reference's weight shuffling (default 0)",
+    )
+    g.add_argument(
+        "--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint"
+    )
     g.add_argument("--force", action="store_true", help="start afresh: delete the run files lsc wrote in --out first")
     g.add_argument("--json", action="store_true", help="print a JSON summary instead of tables")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,9 +120,25 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
     before = measure(model, x, target=args.target, kinds=args.kinds, seed=args.seed)
     if out is not None and (out / CHECKPOINT).exists() and not args.json:
         print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
-    cli = {k: getattr(args, k) for k in ("cell", "layers", "width", "input_size", "output_size", "nonlinearity",
-                                         "activation", "dtype", "init", "init_opt", "data", "model", "checkpoint",
-                                         "inputs")}
+    cli = {
+        k: getattr(args, k)
+        for k in (
+            "cell",
+            "layers",
+            "width",
+            "input_size",
+            "output_size",
+            "nonlinearity",
+            "activation",
+            "dtype",
+            "init",
+            "init_opt",
+            "data",
+            "model",
+            "checkpoint",
+            "inputs",
+        )
+    }
     result = pretrain(
         model,
         data,
@@ -111,7 +155,7 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
         time_points=args.time_points,
         method=args.method,
         seed=args.seed,
-        rescale={"auto": "auto", "on": True, "off": False}[args.rescale],
+        rescale=cast("bool | str", {"auto": "auto", "on": True, "off": False}[args.rescale]),
         shuffle=args.shuffle,
         checkpoint=out,
         progress=False if args.quiet or args.json else None,
@@ -140,5 +184,8 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
     if result.report is not None:
         print("after pre-training:\n" + result.report.table(tol=args.tol))
     if out is not None:
-        print(f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}" + (f", {out / 'report.json'}" if result.report else ""))
+        print(
+            f"\nwrote {out / 'pretrained.pt'}, {out / 'history.jsonl'}"
+            + (f", {out / 'report.json'}" if result.report else "")
+        )
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -32,38 +33,74 @@ class StepStart:
     position: int
 
 
-def save_state(path: Path, pre: Pretrainer, state: State, settings: Mapping[str, object], seconds: float,
-         start: StepStart | None = None) -> None:
+def save_state(
+    path: Path,
+    pre: Pretrainer,
+    state: State,
+    settings: Mapping[str, object],
+    seconds: float,
+    start: StepStart | None = None,
+) -> None:
     """Write ``state`` (and the model, the generator, the settings) to ``path``."""
     gen = pre.generator
     p = state.progress
-    write_state(path, KIND, {
-        "model": pre.model.state_dict(),
-        "shapes": {k: list(v.shape) for k, v in pre.model.state_dict().items()},
-        "optimizer": state.optimizer.state_dict(),
-        "generator": start.generator if start is not None else (gen.get_state() if gen is not None else None),
-        "settings": dict(settings),
-        "progress": {"step": p.step, "within": p.within, "ema": [[k, layer, v] for (k, layer), v in p.ema.items()],
-                     "best_gap": p.best_gap, "best_step": p.best_step, "plateau_gap": p.plateau_gap,
-                     "plateau_step": p.plateau_step, "lr": p.lr, "restarts": p.restarts},
-        "best": dict(state.best) if state.best is not None else None,
-        "history": [r.row() for r in state.history],
-        "position": start.position if start is not None else state.position,
-        "seconds": seconds,
-        "stopped": state.stopped,
-        "message": state.message,
-    })
+    write_state(
+        path,
+        KIND,
+        {
+            "model": pre.model.state_dict(),
+            "shapes": {k: list(v.shape) for k, v in pre.model.state_dict().items()},
+            "optimizer": state.optimizer.state_dict(),
+            "generator": start.generator if start is not None else (gen.get_state() if gen is not None else None),
+            "settings": dict(settings),
+            "progress": {
+                "step": p.step,
+                "within": p.within,
+                "ema": [[k, layer, v] for (k, layer), v in p.ema.items()],
+                "best_gap": p.best_gap,
+                "best_step": p.best_step,
+                "plateau_gap": p.plateau_gap,
+                "plateau_step": p.plateau_step,
+                "lr": p.lr,
+                "restarts": p.restarts,
+            },
+            "best": dict(state.best) if state.best is not None else None,
+            "history": [r.row() for r in state.history],
+            "position": start.position if start is not None else state.position,
+            "seconds": seconds,
+            "stopped": state.stopped,
+            "message": state.message,
+        },
+    )
 
 
 def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> State:
     """The state saved at ``path``; the model's weights and the generator are restored.
     Another run's checkpoint (other settings, another model) is refused, naming the differences."""
     blob = read_state(path, KIND)
-    require(blob, path, "model", "shapes", "optimizer", "generator", "settings", "progress", "best", "history",
-            "position", "seconds", "stopped", "message")
+    require(
+        blob,
+        path,
+        "model",
+        "shapes",
+        "optimizer",
+        "generator",
+        "settings",
+        "progress",
+        "best",
+        "history",
+        "position",
+        "seconds",
+        "stopped",
+        "message",
+    )
     old = blob["settings"]
     assert isinstance(old, dict)
-    diffs = [f"{k} {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    diffs = [
+        f"{k} {old.get(k)!r} -> {settings.get(k)!r}"
+        for k in sorted(set(old) | set(settings))
+        if old.get(k) != settings.get(k)
+    ]
     if diffs:
         raise ValueError(
             f"{path.parent} holds a pre-training run with other settings ({'; '.join(diffs)}); run with the same "
@@ -76,12 +113,21 @@ def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> S
         model.load_state_dict(blob["model"])  # type: ignore[arg-type]
         if pre.generator is not None and blob["generator"] is not None:
             pre.generator.set_state(blob["generator"])  # type: ignore[arg-type]
-        p = dict(blob["progress"])  # type: ignore[call-overload]
+        b: Mapping[str, Any] = blob  # the file's payload: a wrong type is a DamagedFileError below
+        p = dict(b["progress"])
         progress = Progress(**{**p, "ema": {(k, int(layer)): float(v) for k, layer, v in p["ema"]}})
         optimizer = make_optimizer(pre.optimizer, pre.params, progress.lr)
-        optimizer.load_state_dict(blob["optimizer"])  # type: ignore[arg-type]
-        history = tuple(StepRecord.from_row(row) for row in blob["history"])  # type: ignore[union-attr]
+        optimizer.load_state_dict(b["optimizer"])
+        history = tuple(StepRecord.from_row(row) for row in b["history"])
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:
         raise DamagedFileError(path, f"its contents do not fit ({str(exc).splitlines()[0][:200]})") from None
-    return State(progress, optimizer, blob["best"], history, int(blob["position"]),  # type: ignore[arg-type, call-overload]
-                 float(blob["seconds"]), str(blob["stopped"]), str(blob["message"]))  # type: ignore[arg-type]
+    return State(
+        progress,
+        optimizer,
+        b["best"],
+        history,
+        int(b["position"]),
+        float(b["seconds"]),
+        str(b["stopped"]),
+        str(b["message"]),
+    )

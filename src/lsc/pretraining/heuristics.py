@@ -17,7 +17,10 @@ from ..models import Stack
 
 @torch.no_grad()
 def rescale_towards_target(
-    stack: Stack, means: Mapping[tuple[str, int], float], goal: Mapping[str, float], clip: tuple[float, float] = (0.85, 1.15)
+    stack: Stack,
+    means: Mapping[tuple[str, int], float],
+    goal: Mapping[str, float],
+    clip: tuple[float, float] = (0.85, 1.15),
 ) -> None:
     """Scale each layer's recurrence by clip(target_time / radius_time) and its input by
     clip(target / radius) of its depth (layer 0: encoder) edge, through the cells'

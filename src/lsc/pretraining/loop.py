@@ -74,10 +74,17 @@ class PretrainResult:
     def summary(self) -> dict[str, object]:
         """JSON-ready summary (no weights, no history)."""
         finite = math.isfinite(self.best_gap)  # not when no step was taken
-        return {"converged": self.converged, "stopped": self.stopped, "message": self.message, "steps": self.steps,
-                "seconds": self.seconds, "best_step": self.best_step if finite else None,
-                "best_gap": self.best_gap if finite else None, "target": dict(self.target),
-                "report": self.report.to_dict() if self.report is not None else None}
+        return {
+            "converged": self.converged,
+            "stopped": self.stopped,
+            "message": self.message,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "best_step": self.best_step if finite else None,
+            "best_gap": self.best_gap if finite else None,
+            "target": dict(self.target),
+            "report": self.report.to_dict() if self.report is not None else None,
+        }
 
 
 def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:
@@ -85,7 +92,9 @@ def history_jsonl(history: Iterable[Mapping[str, object]]) -> str:
     return "".join(json.dumps(dict(row)) + "\n" for row in history)
 
 
-def _targets(stack: Stack, target: Target, kinds: Sequence[str], time_steps: int, decoder_target: float) -> dict[str, float]:
+def _targets(
+    stack: Stack, target: Target, kinds: Sequence[str], time_steps: int, decoder_target: float
+) -> dict[str, float]:
     goal = resolve_target(target, stack.num_layers, time_steps)
     if "decoder" in kinds and "decoder" not in goal:
         goal["decoder"] = check_positive(decoder_target, "decoder_target")
@@ -101,14 +110,31 @@ batch of noise beyond this could not be allocated anyway)."""
 
 
 def _validated(
-    max_steps: int, patience: int, time_points: int, batch_size: int, time_steps: int, checkpoint_every: int,
-    plateau: int | None, edges_per_step: int | None, tol: float, smoothing: float, shuffle: float, lr: float,
-    max_seconds: float | None, seed: object, optimizer: object,
+    max_steps: int,
+    patience: int,
+    time_points: int,
+    batch_size: int,
+    time_steps: int,
+    checkpoint_every: int,
+    plateau: int | None,
+    edges_per_step: int | None,
+    tol: float,
+    smoothing: float,
+    shuffle: float,
+    lr: float,
+    max_seconds: float | None,
+    seed: object,
+    optimizer: object,
 ) -> None:
     for name, value in (
-        ("max_steps", max_steps), ("patience", patience), ("time_points", time_points),
-        ("batch_size", batch_size), ("time_steps", time_steps), ("checkpoint_every", checkpoint_every),
-        ("plateau", 1 if plateau is None else plateau), ("edges_per_step", 1 if edges_per_step is None else edges_per_step),
+        ("max_steps", max_steps),
+        ("patience", patience),
+        ("time_points", time_points),
+        ("batch_size", batch_size),
+        ("time_steps", time_steps),
+        ("checkpoint_every", checkpoint_every),
+        ("plateau", 1 if plateau is None else plateau),
+        ("edges_per_step", 1 if edges_per_step is None else edges_per_step),
     ):
         check_count(value, name)
     for name, value in (("batch_size", batch_size), ("time_steps", time_steps)):
@@ -125,8 +151,10 @@ def _validated(
         check_positive(max_seconds, "max_seconds")
     check_seed(seed)
     if not isinstance(optimizer, str) and not callable(optimizer):
-        raise ValueError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> "
-                         f"Optimizer, got {optimizer!r}")
+        raise ValueError(
+            f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> "
+            f"Optimizer, got {optimizer!r}"
+        )
 
 
 def pretrain(
@@ -250,21 +278,43 @@ def pretrain(
     if not _parts.visible(model):
         return _pretrain_part(model, data, dict(locals()))
     if part is not None:
-        raise ValueError(f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole")
+        raise ValueError(
+            f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole"
+        )
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
     params = tuple(p for p in stack.parameters() if p.requires_grad)
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
-    _validated(max_steps, patience, time_points, batch_size, time_steps, checkpoint_every, plateau, edges_per_step, tol,
-               smoothing, shuffle, lr, max_seconds, seed, optimizer)
-    est = estimator if estimator is not None else Estimator(
-        method, PRETRAINING_ESTIMATOR.steps if krylov_steps is None else krylov_steps, rtol)
+    _validated(
+        max_steps,
+        patience,
+        time_points,
+        batch_size,
+        time_steps,
+        checkpoint_every,
+        plateau,
+        edges_per_step,
+        tol,
+        smoothing,
+        shuffle,
+        lr,
+        max_seconds,
+        seed,
+        optimizer,
+    )
+    est = (
+        estimator
+        if estimator is not None
+        else Estimator(method, PRETRAINING_ESTIMATOR.steps if krylov_steps is None else krylov_steps, rtol)
+    )
     if not (isinstance(rescale, bool) or rescale == "auto"):
         raise ValueError(f"rescale must be True, False or 'auto', got {rescale!r}")
     if optimizer == "none" and rescale is not True and not shuffle:
-        raise ValueError("optimizer='none' takes no gradient step: the heuristics are the whole method, so pass "
-                         "rescale=True (the reference's LRU method) and/or shuffle > 0")
+        raise ValueError(
+            "optimizer='none' takes no gradient step: the heuristics are the whole method, so pass "
+            "rescale=True (the reference's LRU method) and/or shuffle > 0"
+        )
     if objective not in OBJECTIVES:
         raise unknown_name("objective", objective, OBJECTIVES)
     if not (isinstance(spectrum, str) and spectrum == "auto"):
@@ -290,17 +340,50 @@ def pretrain(
     grid = tuple(edge_list(stack, kinds))
     stopping = tuple(e for e in grid if e[0] != "decoder") or grid
     settings = {
-        "target": goal, "kinds": list(kinds), "tol": tol, "patience": patience,
+        "target": goal,
+        "kinds": list(kinds),
+        "tol": tol,
+        "patience": patience,
         "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
-        "lr": lr, "plateau": plateau, "smoothing": smoothing, "batch_size": batch_size, "time_steps": time_steps,
-        "time_points": time_points, "edges_per_step": edges_per_step, "method": est.method,
-        "krylov_steps": est.steps, "time_krylov_steps": time_est.steps, "rtol": est.rtol, "objective": objective, "spectrum": spectrum, "seed": seed, "rescale": rescale, "shuffle": shuffle, **dict(config or {}),
+        "lr": lr,
+        "plateau": plateau,
+        "smoothing": smoothing,
+        "batch_size": batch_size,
+        "time_steps": time_steps,
+        "time_points": time_points,
+        "edges_per_step": edges_per_step,
+        "method": est.method,
+        "krylov_steps": est.steps,
+        "time_krylov_steps": time_est.steps,
+        "rtol": est.rtol,
+        "objective": objective,
+        "spectrum": spectrum,
+        "seed": seed,
+        "rescale": rescale,
+        "shuffle": shuffle,
+        **dict(config or {}),
     }
     settings = json.loads(json.dumps(settings, default=str))
     clock = _Clock()
     pre = Pretrainer(
-        model, stack, params, Rule(goal, stopping, tol, patience, plateau, smoothing), kinds, grid, optimizer,
-        time_points, edges_per_step, est, time_est, objective, spectrum, rescale, shuffle, gen, ddp, clock.elapsed,
+        model,
+        stack,
+        params,
+        Rule(goal, stopping, tol, patience, plateau, smoothing),
+        kinds,
+        grid,
+        optimizer,
+        time_points,
+        edges_per_step,
+        est,
+        time_est,
+        objective,
+        spectrum,
+        rescale,
+        shuffle,
+        gen,
+        ddp,
+        clock.elapsed,
     )
     path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
     # one run per directory, found writable before any work
@@ -314,12 +397,26 @@ def pretrain(
             _dist.broadcast_module(model)  # every rank starts from rank 0's weights
             if gen is not None and state.progress.step > 0:  # resumed: the checkpoint holds rank 0's stream only
                 gen.manual_seed(int(seed) + 0x5EED_15C + 7_919 * _dist.rank() + 1_000_003 * state.progress.step)  # type: ignore[arg-type]
-        if state.stopped in ("max_steps", "max_seconds") and state.progress.step < max_steps and (
-            max_seconds is None or state.seconds < max_seconds
+        if (
+            state.stopped in ("max_steps", "max_seconds")
+            and state.progress.step < max_steps
+            and (max_seconds is None or state.seconds < max_seconds)
         ):
             state = replace(state, stopped="", message="")  # a larger budget: carry on
-        run = _Run(pre, source, path if main else None, settings, clock, max_steps, max_seconds, checkpoint_every,
-                   progress if main else False, callback, kinds, seed)
+        run = _Run(
+            pre,
+            source,
+            path if main else None,
+            settings,
+            clock,
+            max_steps,
+            max_seconds,
+            checkpoint_every,
+            progress if main else False,
+            callback,
+            kinds,
+            seed,
+        )
         state = run.loop(state, first if state.position == 0 else None)
     return _result(pre, source, state, kinds, seed, run.report)
 
@@ -333,25 +430,37 @@ def _pretrain_part(model: nn.Module, data: Tensor | Iterable[object] | None, arg
         )
     batch_size = int(args["batch_size"])  # type: ignore[call-overload]
     name = args["part"]
+    key = args["input_key"]
+    if not isinstance(key, (int, str)):
+        raise TypeError(f"input_key must be an index or a key, got {key!r}")
+    probe: object
     if isinstance(data, Tensor):
         probe = data[:batch_size]
     elif isinstance(data, Iterable) and not isinstance(data, Iterator):
         item = next(iter(data), None)
         if item is None:
             raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
-        probe = _parts.input_of(item, args["input_key"])  # type: ignore[arg-type]
+        probe = _parts.input_of(item, key)
     else:
-        raise ValueError("data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator")
+        raise ValueError(
+            "data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator"
+        )
     found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
-    inputs = (_parts.inputs_of(model, found, data, batch_size) if isinstance(data, Tensor)
-              else _parts.Through(model, found.name, data, args["input_key"]))  # type: ignore[arg-type]
+    inputs = (
+        _parts.inputs_of(model, found, data, batch_size)
+        if isinstance(data, Tensor)
+        else _parts.Through(model, found.name, data, key)
+    )
     result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None, "input_key": 0})  # type: ignore[arg-type]
     report = result.report
     if report is not None:
         report = replace(report, edges=[replace(e, module=found.name) for e in report.edges])
-    return replace(result, report=report,
-                   message=f"pre-trained {found.name} ({type(found.module).__name__}) of the {type(model).__name__}: "
-                           + result.message)
+    return replace(
+        result,
+        report=report,
+        message=f"pre-trained {found.name} ({type(found.module).__name__}) of the {type(model).__name__}: "
+        + result.message,
+    )
 
 
 class _Clock:
@@ -400,8 +509,10 @@ class _Run:
                 if stopped:
                     break
                 # a resumed step redraws the same batch, from the same place in the data
-                start = StepStart(pre.generator.get_state() if pre.generator is not None else None,
-                                             0 if pending is not None else source.position)
+                start = StepStart(
+                    pre.generator.get_state() if pre.generator is not None else None,
+                    0 if pending is not None else source.position,
+                )
                 xb = pending if pending is not None else next_input(pre.stack, source, state.progress.step)
                 pending = None
                 state, record = pre.step(state, xb)
@@ -415,8 +526,10 @@ class _Run:
                     state, self.report = self._confirm(state)
                     if self.report is not None:
                         stopped = "converged"
-                        message = (f"every edge within {pre.rule.tol} of its target for {pre.rule.patience} steps "
-                                   "and on a fresh batch")
+                        message = (
+                            f"every edge within {pre.rule.tol} of its target for {pre.rule.patience} steps "
+                            "and on a fresh batch"
+                        )
                         if self.refuted:
                             message += f" ({self.refuted} earlier fresh check(s) found an edge off)"
                 elif self.path is not None and state.progress.step % self.checkpoint_every == 0:
@@ -483,7 +596,9 @@ exceeds this share of tol. With 1/4 a 4x256 LSTM at tol 0.05 (seed 1) stopped at
 with a dense gap of 0.053; with 1/8 at step 72, 0.047 (docs/design.md section 9)."""
 
 
-def _measure_fresh(pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None) -> StabilityReport:
+def _measure_fresh(
+    pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None
+) -> StabilityReport:
     """:func:`lsc.measure` on a fresh batch of the data (:func:`_measured`), not a step's
     estimate; measured again on more fresh batches (up to :data:`CONFIRM_SAMPLES` samples)
     when the first leaves a deciding edge's mean too noisy to judge against ``tol``."""
@@ -508,8 +623,14 @@ def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], 
     fresh = torch.cat(list(batches))
     scale = max((abs(v) for k, v in pre.rule.goal.items() if k in pre.rule.deciding), default=0.0)
     precision = CONFIRM_NOISE * pre.rule.tol / scale if scale > 0 and pre.rule.tol > 0 else DEFAULT_PRECISION
-    return measure(pre.model, fresh if pre.stack.batch_first else fresh.transpose(0, 1),
-                   target=dict(pre.rule.goal), kinds=kinds, seed=seed, precision=precision)
+    return measure(
+        pre.model,
+        fresh if pre.stack.batch_first else fresh.transpose(0, 1),
+        target=dict(pre.rule.goal),
+        kinds=kinds,
+        seed=seed,
+        precision=precision,
+    )
 
 
 def _noise(report: StabilityReport, pre: Pretrainer) -> float:
@@ -518,7 +639,11 @@ def _noise(report: StabilityReport, pre: Pretrainer) -> float:
 
 
 def _result(
-    pre: Pretrainer, source: InputSource, state: State, kinds: Sequence[str], seed: int | None,
+    pre: Pretrainer,
+    source: InputSource,
+    state: State,
+    kinds: Sequence[str],
+    seed: int | None,
     report: StabilityReport | None = None,
 ) -> PretrainResult:
     """The best weights back in the model (for a converged run: the confirmed ones), and
@@ -535,9 +660,17 @@ def _result(
             stopped = "diverged"
             message += f"; the final measurement on a fresh batch failed too ({exc})"
     return PretrainResult(
-        converged=stopped == "converged", stopped=stopped, message=message, steps=p.step, seconds=state.seconds,
-        best_step=p.best_step, best_gap=p.best_gap, target=dict(pre.rule.goal), history=list(state.history),
-        best_state=dict(state.best) if state.best is not None else copy.deepcopy(pre.model.state_dict()), report=report,
+        converged=stopped == "converged",
+        stopped=stopped,
+        message=message,
+        steps=p.step,
+        seconds=state.seconds,
+        best_step=p.best_step,
+        best_gap=p.best_gap,
+        target=dict(pre.rule.goal),
+        history=list(state.history),
+        best_state=dict(state.best) if state.best is not None else copy.deepcopy(pre.model.state_dict()),
+        report=report,
     )
 
 
@@ -548,4 +681,3 @@ def _postfix(record: StepRecord) -> dict[str, str]:
     post = {"loss": f"{record.loss:.2e}", "gap": f"{record.worst_gap:.3f}"}
     post.update({k: f"{sum(v) / len(v):.3f}" for k, v in by_kind.items()})
     return post
-

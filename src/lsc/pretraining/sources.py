@@ -14,9 +14,7 @@ from ..models import Stack
 from ..parts import input_of
 
 
-def copy_task_inputs(
-    count: int, time_steps: int, features: int, *, generator: torch.Generator | None = None
-) -> Tensor:
+def copy_task_inputs(count: int, time_steps: int, features: int, *, generator: torch.Generator | None = None) -> Tensor:
     """Inputs of the copy task: a one-hot string of random symbols over the first
     ``features - 1`` channels during the first half of the sequence, silence, and a
     recall cue on the last channel from the middle on. Shape (count, time_steps, features)."""
@@ -147,7 +145,7 @@ def _noise(stack: Stack, batch: int, time_steps: int, generator: torch.Generator
     dev = generator.device if generator is not None else stack.device
     while True:
         if stack.takes_tokens:
-            vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
+            vocab = int(getattr(stack.encoder, "num_embeddings", 0))  # a token-taking stack embeds (nn.Embedding)
             x = torch.randint(0, vocab, (batch, time_steps), generator=generator, device=dev)
         elif stack.input_size is None:
             raise ValueError("the model's input size is unknown (a custom encoder): pass data instead of None")
@@ -163,7 +161,9 @@ def next_input(stack: Stack, source: Iterator[Tensor], step: int) -> Tensor:
     try:
         x = next(source)
     except StopIteration:
-        raise ValueError(f"data ran out after {step} batches; pass a re-iterable (a tensor, list or DataLoader)") from None
+        raise ValueError(
+            f"data ran out after {step} batches; pass a re-iterable (a tensor, list or DataLoader)"
+        ) from None
     try:
         x = stack.check_input(x, batch_first=True)
     except NonFiniteError as exc:

@@ -19,6 +19,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -74,16 +75,30 @@ class StepRecord(Mapping[str, object]):
 
     def row(self) -> dict[str, object]:
         return {
-            "loss": self.loss, "worst_gap": self.worst_gap, "radii": {edge_name(k): v for k, v in self.radii.items()},
-            "times": list(self.times), "step": self.step, "seconds": self.seconds, "lr": self.lr,
+            "loss": self.loss,
+            "worst_gap": self.worst_gap,
+            "radii": {edge_name(k): v for k, v in self.radii.items()},
+            "times": list(self.times),
+            "step": self.step,
+            "seconds": self.seconds,
+            "lr": self.lr,
             "smoothed_gap": self.smoothed_gap,
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, object]) -> "StepRecord":
-        radii = {edge_key(k): float(v) for k, v in row["radii"].items()}  # type: ignore[union-attr]
-        return cls(int(row["step"]), float(row["loss"]), radii, float(row["worst_gap"]),  # type: ignore[arg-type]
-                   row["smoothed_gap"], tuple(row["times"]), float(row["seconds"]), float(row["lr"]))  # type: ignore[arg-type]
+    def from_row(cls, row: Mapping[str, object]) -> StepRecord:
+        r: Mapping[str, Any] = row  # a checkpoint's JSON-like row: checked by the callers' DamagedFileError
+        radii = {edge_key(k): float(v) for k, v in r["radii"].items()}
+        return cls(
+            int(r["step"]),
+            float(r["loss"]),
+            radii,
+            float(r["worst_gap"]),
+            r["smoothed_gap"],
+            tuple(r["times"]),
+            float(r["seconds"]),
+            float(r["lr"]),
+        )
 
     def __getitem__(self, key: str) -> object:
         return self.row()[key]
@@ -149,9 +164,17 @@ def spectrum_size(stack: Stack, kind: str, layer: int, spectrum: int | str) -> i
 
 
 def measure_edges(
-    stack: Stack, xb: Tensor, goal: Mapping[str, float], kinds: Sequence[str], time_points: int,
-    edges_per_step: int | None, estimator: Estimator, gen: torch.Generator | None,
-    objective: str = "mean", spectrum: int | str = "auto", time_estimator: Estimator | None = None,
+    stack: Stack,
+    xb: Tensor,
+    goal: Mapping[str, float],
+    kinds: Sequence[str],
+    time_points: int,
+    edges_per_step: int | None,
+    estimator: Estimator,
+    gen: torch.Generator | None,
+    objective: str = "mean",
+    spectrum: int | str = "auto",
+    time_estimator: Estimator | None = None,
 ) -> Measured:
     """The chosen edges' radii at ``time_points`` random time points of batch ``xb``
     (``edges_per_step`` of them drawn at random when given), and the loss (:func:`edge_loss`).
@@ -173,14 +196,22 @@ def measure_edges(
     for i, k in enumerate(sizes):
         if k > 1:
             est = ests[i]
-            values[i] = moduli(found[i].jacobian, k, est.method if est.method != "power" else "arnoldi",
-                               steps=max(est.steps, k), rtol=est.rtol, generator=gen)
+            values[i] = moduli(
+                found[i].jacobian,
+                k,
+                est.method if est.method != "power" else "arnoldi",
+                steps=max(est.steps, k),
+                rtol=est.rtol,
+                generator=gen,
+            )
     loss = torch.stack([edge_loss(v, goal[e.kind], objective) for e, v in zip(found, values)]).mean()  # type: ignore[arg-type]
     means = torch.stack([v[:, 0].detach().mean() for v in values]).tolist()  # type: ignore[index]
     return Measured({(e.kind, e.layer): m for e, m in zip(found, means)}, float(loss.detach()), loss, tuple(times))
 
 
-def measure_reduced(measure: Callable[[], Measured], keys: Sequence[EdgeKey], device: torch.device, step: int) -> Measured:
+def measure_reduced(
+    measure: Callable[[], Measured], keys: Sequence[EdgeKey], device: torch.device, step: int
+) -> Measured:
     """``measure()`` on this rank's batch, then the loss and every edge's mean radius
     averaged over ranks, so every rank holds the same numbers (and raises alike)."""
     try:
@@ -240,8 +271,19 @@ class Pretrainer:
         return State(Progress(lr=lr), make_optimizer(self.optimizer, self.params, lr))
 
     def measure(self, xb: Tensor, step: int) -> Measured:
-        args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.estimator,
-                self.generator, self.objective, self.spectrum, self.time_estimator)
+        args = (
+            self.stack,
+            xb,
+            self.rule.goal,
+            self.kinds,
+            self.time_points,
+            self.edges_per_step,
+            self.estimator,
+            self.generator,
+            self.objective,
+            self.spectrum,
+            self.time_estimator,
+        )
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)
@@ -252,12 +294,21 @@ class Pretrainer:
         progress = state.progress
         measured = self.measure(xb, progress.step)
         if not math.isfinite(measured.loss_value) or measured.loss_value > EXPLODED:
-            raise NonFiniteError(f"the radius loss became {measured.loss_value} at step {progress.step}: the radii ran away")
+            raise NonFiniteError(
+                f"the radius loss became {measured.loss_value} at step {progress.step}: the radii ran away"
+            )
         verdict = judge(self.rule, progress, measured.radii)
         worst_now = max(abs(m - self.rule.goal[k[0]]) for k, m in measured.radii.items())
-        record = StepRecord(progress.step, measured.loss_value, measured.radii, worst_now,
-                            verdict.worst if math.isfinite(verdict.worst) else None, measured.times,
-                            round(self.elapsed(), 4), progress.lr)
+        record = StepRecord(
+            progress.step,
+            measured.loss_value,
+            measured.radii,
+            worst_now,
+            verdict.worst if math.isfinite(verdict.worst) else None,
+            measured.times,
+            round(self.elapsed(), 4),
+            progress.lr,
+        )
         with interrupts_deferred():
             snapshot = copy.deepcopy(self.model.state_dict()) if verdict.improved else None
             optimizer = state.optimizer
@@ -268,22 +319,33 @@ class Pretrainer:
                 optimizer = make_optimizer(self.optimizer, self.params, progress.lr * 0.5)
             elif not verdict.converged:
                 self._update(optimizer, measured)
-            new = replace(state, progress=advance(progress, verdict), optimizer=optimizer,
-                          best=snapshot if snapshot is not None else state.best, history=state.history + (record,))
+            new = replace(
+                state,
+                progress=advance(progress, verdict),
+                optimizer=optimizer,
+                best=snapshot if snapshot is not None else state.best,
+                history=(*state.history, record),
+            )
         return new, record
 
     def _update(self, optimizer: torch.optim.Optimizer, measured: Measured) -> None:
         if not isinstance(optimizer, NoStep):  # "none": the heuristics below are the whole update
             optimizer.zero_grad(set_to_none=True)
             assert measured.loss is not None
-            measured.loss.backward()
+            measured.loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is untyped
             if self.ddp:
                 _dist.all_reduce_grads(self.params, average=True)
             optimizer.step()
         if self.rescale:
-            radii = measured.radii if self.rescale is True else {
-                (kind, layer): m for (kind, layer), m in measured.radii.items()
-                if getattr(self.stack.cells[layer], "diagonal_recurrence", False)}
+            radii = (
+                measured.radii
+                if self.rescale is True
+                else {
+                    (kind, layer): m
+                    for (kind, layer), m in measured.radii.items()
+                    if getattr(self.stack.cells[layer], "diagonal_recurrence", False)
+                }
+            )
             rescale_towards_target(self.stack, radii, self.rule.goal)
         if self.shuffle:
             shuffle_weights(self.stack, self.shuffle, self.generator)

@@ -75,7 +75,9 @@ class Verdict:
     restart: bool
 
 
-def running_means(past: Mapping[EdgeKey, float], radii: Mapping[EdgeKey, float], smoothing: float) -> dict[EdgeKey, float]:
+def running_means(
+    past: Mapping[EdgeKey, float], radii: Mapping[EdgeKey, float], smoothing: float
+) -> dict[EdgeKey, float]:
     """EMA of every edge's batch-mean radius: ``smoothing * past + (1 - smoothing) * now``
     (an edge seen for the first time starts at its value)."""
     out = dict(past)
@@ -108,7 +110,14 @@ def advance(progress: Progress, verdict: Verdict) -> Progress:
     else:
         plateau = (progress.plateau_gap, progress.plateau_step)
     return replace(
-        progress, step=progress.step + 1, within=verdict.within, ema=verdict.ema, best_gap=best[0], best_step=best[1],
-        plateau_gap=plateau[0], plateau_step=plateau[1], lr=progress.lr * 0.5 if verdict.restart else progress.lr,
+        progress,
+        step=progress.step + 1,
+        within=verdict.within,
+        ema=verdict.ema,
+        best_gap=best[0],
+        best_step=best[1],
+        plateau_gap=plateau[0],
+        plateau_step=plateau[1],
+        lr=progress.lr * 0.5 if verdict.restart else progress.lr,
         restarts=progress.restarts + verdict.restart,
     )

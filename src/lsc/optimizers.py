@@ -11,7 +11,7 @@ from torch import nn
 from .checks import unknown_name
 
 
-def _pytorch_optimizer():  # type: ignore[no-untyped-def]
+def _pytorch_optimizer():
     try:
         import pytorch_optimizer
     except ImportError:

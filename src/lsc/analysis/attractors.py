@@ -277,9 +277,9 @@ def attractors(
     for name, v, lo in (("n_init", n_init, 1), ("steps", steps, 1), ("max_period", max_period, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    for name, v in (("tol", tol), ("merge", merge), ("init_scale", init_scale)):
-        if not (isinstance(v, (int, float)) and v > 0):
-            raise ValueError(f"{name} must be a number > 0, got {v!r}")
+    for name, value in (("tol", tol), ("merge", merge), ("init_scale", init_scale)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
     start = time.perf_counter()
     if stable:
         model = stabilize(model, bound)

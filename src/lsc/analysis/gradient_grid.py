@@ -113,6 +113,7 @@ def gradient_grid(model: nn.Module, x: Tensor, loss: LossFn | None = None) -> Gr
     ]
     with torch.enable_grad():
         y = stack.unroll(xb, hook=lambda l, t, s: s + zeros[l][t])
+        assert y is not None  # readout=True: unroll returns the outputs
         if loss is None:
             objective = y.sum()
         else:

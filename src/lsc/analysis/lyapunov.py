@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from ..grid import prepare
-from ..models import Stack
+from ..models import Cell, Stack
 from .steps import joint_step, layer_inputs
 
 
@@ -213,5 +213,5 @@ def _joint_tangent(stack: Stack, x: Tensor, prev: Tensor, t: int, Q: Tensor) -> 
     return _products(partial(joint_step, stack, x[:, t]), prev[:, t], Q)
 
 
-def _layer_tangent(cell: nn.Module, inputs: Tensor, prev: Tensor, t: int, Q: Tensor) -> Tensor:
+def _layer_tangent(cell: Cell, inputs: Tensor, prev: Tensor, t: int, Q: Tensor) -> Tensor:
     return _products(partial(cell.transition, inputs[:, t]), prev[:, t], Q)

@@ -48,7 +48,7 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     return path
 
 
-def _positive(a: np.ndarray) -> np.ndarray:
+def _positive(a: np.ndarray) -> np.ma.MaskedArray:
     """Zeros/negatives masked for log axes."""
     return np.ma.masked_less_equal(np.asarray(a, dtype=float), 0.0)
 

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -54,7 +55,9 @@ class _Unrolled(nn.Module):
         self.stack = stack
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.stack.unroll(x, check=False)
+        y = self.stack.unroll(x, check=False)
+        assert y is not None  # readout=True: unroll returns the outputs
+        return y
 
 
 def default_loss(outputs: Tensor, target: Tensor | None = None) -> Tensor:
@@ -98,6 +101,7 @@ class _Objective:
         self.theta = torch.cat([p.detach().reshape(-1) for _, p in named])
         with torch.no_grad():  # one checked run: a NaN names its layer and step
             y = stack.unroll(self.x)
+            assert y is not None  # readout=True: unroll returns the outputs
             value = self._loss(y)
         if not bool(torch.isfinite(value)):
             raise ValueError(f"the loss is {float(value)} at the model's parameters although every state is finite")
@@ -253,7 +257,7 @@ def _direction(obj: _Objective, spec: object, gen: torch.Generator) -> tuple[Ten
         missing = [n for n in obj.names if n.removeprefix("stack.") not in spec and n not in spec]
         if missing:
             raise ValueError(f"a direction given as a dict must name every parameter; missing {missing[:3]}")
-        flat = [spec.get(n.removeprefix("stack."), spec.get(n)) for n in obj.names]
+        flat = [spec[short] if (short := n.removeprefix("stack.")) in spec else spec[n] for n in obj.names]
         if any(t.shape != s for t, s in zip(flat, obj.shapes)):
             raise ValueError("a direction's tensors must have the parameters' shapes")
         return torch.cat([t.reshape(-1) for t in flat]).to(theta), "given"
@@ -332,7 +336,8 @@ def set_recurrent_radius(model: nn.Module, radius: float) -> nn.Module:
         if r == 0.0:
             raise ValueError(f"{type(cell).__name__} has W_hh = 0: its radius cannot be scaled")
         with torch.no_grad():
-            cell.weight_hh.mul_(radius / r)
+            # nn.Module.__getattr__ is typed Tensor | Module; recurrent_radius checked it is a Tensor
+            cast(Tensor, cell.weight_hh).mul_(radius / r)
     return out
 
 

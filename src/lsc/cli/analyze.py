@@ -161,6 +161,7 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
         stack = as_stack(model)
         torch.manual_seed(generator_seed(args.seed))
         if stack.takes_tokens:
+            assert isinstance(stack.encoder, nn.Embedding)  # what takes_tokens means
             vocab = stack.encoder.num_embeddings
             x = torch.randint(0, vocab, (args.batch, args.time), device=args.device)
         else:
@@ -239,6 +240,7 @@ def run_smoothness(args: argparse.Namespace) -> int:
     stack, xb = prepare(model, x)
     with torch.no_grad():
         y = stack.unroll(xb)  # batch-first, as the loss sees the outputs
+    assert y is not None  # readout=True: unroll returns the outputs
     gen = torch.Generator().manual_seed(generator_seed(args.seed + 1))
     target = torch.randn(y.shape, generator=gen, dtype=torch.float64).to(device=y.device, dtype=y.dtype)
     opts = {"iters": args.iters, "method": args.method, "seed": args.seed}
@@ -268,10 +270,13 @@ def run_attractors(args: argparse.Namespace) -> int:
         raise ValueError(f"--n-inputs must be >= 1, got {args.n_inputs}")
     gen = torch.Generator().manual_seed(generator_seed(args.seed + 2))
     if stack.takes_tokens:
+        assert isinstance(stack.encoder, nn.Embedding)  # what takes_tokens means
         vocab = stack.encoder.num_embeddings
         inputs = torch.randint(0, vocab, (args.n_inputs,), generator=gen)
     else:
-        inputs = torch.randn(args.n_inputs, stack.input_size, generator=gen, dtype=torch.float64)
+        size = stack.input_size
+        assert size is not None  # _model raises when a checkpoint's input size is unknown
+        inputs = torch.randn(args.n_inputs, size, generator=gen, dtype=torch.float64)
         inputs[0] = 0.0
         inputs = inputs.to(stack.dtype)
     rep = attractors(

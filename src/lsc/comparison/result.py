@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..files import write_atomic
 from ..stats import MIN_PAIRS, Paired, paired
@@ -81,6 +81,30 @@ class RunRecord:
         )
 
 
+class _Pair(TypedDict):
+    """One comparison against another init (:attr:`Comparison.pairs`)."""
+
+    diff: float | None
+    interval: list[float] | None
+    wins: int | None
+    n: int
+    verdict: str
+
+
+class _Row(TypedDict):
+    """One init's line of the table (:attr:`Comparison.rows`)."""
+
+    init: str
+    final: float | None
+    pretrain_seconds: float
+    pretrain_steps_equivalent: float
+    diff: float | None
+    interval: list[float] | None
+    wins: int | None
+    n: int
+    verdict: str
+
+
 def _g(x: float | None, fmt: str = ".4g") -> str:
     return "—" if x is None or not math.isfinite(x) else format(x, fmt)
 
@@ -128,35 +152,36 @@ class Comparison:
         return paired([None if x is None else -x for x in a], [None if y is None else -y for y in b])
 
     @property
-    def rows(self) -> list[dict[str, object]]:
+    def rows(self) -> list[_Row]:
         reference, out = self.inits[0], []
         for init in self.inits:
             finals = [f for f in self._finals(init) if f is not None]
             runs = [r for s in self._paired_seeds() if (r := self._run(init, s))]
-            row: dict[str, object] = {
+            row: _Row = {
                 "init": init,
                 "final": sum(finals) / len(finals) if finals else None,
                 "pretrain_seconds": _mean([r.pretrain_seconds for r in runs]),
                 "pretrain_steps_equivalent": _mean([r.pretrain_steps_equivalent for r in runs]),
+                "diff": 0.0,
+                "interval": None,
+                "wins": None,
+                "n": len(runs),
+                "verdict": "reference",
             }
-            if init == reference:
-                row.update(diff=0.0, interval=None, wins=None, n=len(runs), verdict="reference")
-            else:
+            if init != reference:
                 p = self.paired(init, reference)
-                row.update(
-                    diff=_num(p.mean),
-                    interval=None if math.isnan(p.low) else [p.low, p.high],
-                    wins=p.wins,
-                    n=p.n,
-                    verdict=VERDICTS.get(p.verdict, "undecided"),
-                )
+                row["diff"] = _num(p.mean)
+                row["interval"] = None if math.isnan(p.low) else [p.low, p.high]
+                row["wins"] = p.wins
+                row["n"] = p.n
+                row["verdict"] = VERDICTS.get(p.verdict, "undecided")
             out.append(row)
         return out
 
     @property
-    def pairs(self) -> dict[str, dict[str, object]]:
+    def pairs(self) -> dict[str, _Pair]:
         """``{"a vs b": {diff, interval, wins, n, verdict}}`` for every two non-reference inits."""
-        out: dict[str, dict[str, object]] = {}
+        out: dict[str, _Pair] = {}
         others = self.inits[1:]
         for i, a in enumerate(others):
             for b in others[i + 1 :]:
@@ -193,14 +218,14 @@ class Comparison:
             lines.append(
                 (
                     str(r["init"]),
-                    _g(r["final"]),  # type: ignore[arg-type]
-                    "" if r["verdict"] == "reference" else _g(r["diff"], "+.3g"),  # type: ignore[arg-type]
-                    "" if interval is None else f"[{interval[0]:+.3g}, {interval[1]:+.3g}]",  # type: ignore[index]
+                    _g(r["final"]),
+                    "" if r["verdict"] == "reference" else _g(r["diff"], "+.3g"),
+                    "" if interval is None else f"[{interval[0]:+.3g}, {interval[1]:+.3g}]",
                     "" if r["wins"] is None else f"{r['wins']}/{r['n']}",
                     str(r["n"]),
                     str(r["verdict"]),
                     _g(r["pretrain_seconds"], ".1f"),
-                    _g(r["pretrain_steps_equivalent"], ".0f"),  # type: ignore[arg-type]
+                    _g(r["pretrain_steps_equivalent"], ".0f"),
                 )
             )
         widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
@@ -222,30 +247,30 @@ class Comparison:
         said = []
         for r in rows[1:]:
             interval = r["interval"]
-            size = "" if interval is None else f" [{interval[0]:.3g}, {interval[1]:.3g}]"  # type: ignore[index]
-            gap = abs(r["diff"]) if r["diff"] is not None else math.nan  # type: ignore[arg-type]
+            size = "" if interval is None else f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+            gap = abs(r["diff"]) if r["diff"] is not None else math.nan
             if r["verdict"] == "better":
                 said.append(f"{r['init']} beats it by {gap:.3g}{size}")
             elif r["verdict"] == "worse":
                 said.append(f"{r['init']} is worse by {gap:.3g}{size}")
             else:
-                said.append(f"{r['init']} undecided ({_g(r['diff'], '+.3g')}{size})")  # type: ignore[arg-type]
+                said.append(f"{r['init']} undecided ({_g(r['diff'], '+.3g')}{size})")
         text = parts[0] + ": " + "; ".join(said) + "."
         if self.pairs:
             text += (
                 " Among the others: "
                 + "; ".join(
-                    f"{k} {v['verdict']}" + ("" if v["verdict"] == "undecided" else f" ({_g(v['diff'], '+.3g')})")  # type: ignore[arg-type]
+                    f"{k} {v['verdict']}" + ("" if v["verdict"] == "undecided" else f" ({_g(v['diff'], '+.3g')})")
                     for k, v in self.pairs.items()
                 )
                 + "."
             )
         costs = [
-            f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s "  # type: ignore[arg-type]
+            f"{r['init']} {_g(r['pretrain_seconds'], '.1f')} s "
             f"(≈ {_g(r['pretrain_steps_equivalent'], '.0f')} training steps)"
-            for r in rows  # type: ignore[arg-type]
+            for r in rows
             if (r["pretrain_seconds"] or 0) >= 0.05
-        ]  # type: ignore[operator]
+        ]
         if costs:
             text += " Init cost: " + ", ".join(costs) + "."
         if n < MIN_PAIRS:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -37,10 +39,10 @@ from .checks import (
     generator_seed,
     unknown_name,
 )
-from .models import as_stack
 from .grid import (
     DEFAULT_TIME_POINTS,
     KINDS,
+    Edge,
     check_kinds,
     edges,
     pick_time_points,
@@ -51,11 +53,13 @@ from .jacobian import (
     DEFAULT_PROBES,
     DEFAULT_RTOL,
     DEFAULT_STEPS,
+    METHODS,
     Estimator,
     LocalJacobian,
     check_choice,
     rows_within_budget,
 )
+from .models import Cell, Stack, as_stack
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -90,7 +94,7 @@ def resolve_target(target: Target, num_layers: int, time_steps: int) -> dict[str
 
 def check_tol(tol: object) -> None:
     """Raise a ValueError unless ``tol`` is a number >= 0 (inf too: everything is within it)."""
-    if isinstance(tol, (bool, str, bytes)) or not isinstance(tol, numbers.Real) or not tol >= 0:
+    if isinstance(tol, (bool, str, bytes)) or not isinstance(tol, numbers.Real) or not cast(float, tol) >= 0:
         raise ValueError(f"tol must be >= 0 (a number; inf accepts any gap), got {tol!r}")
 
 
@@ -133,7 +137,7 @@ class EdgeStat:
     @property
     def standard_error(self) -> float:
         """std / sqrt(count): the standard error of :attr:`mean` over its samples x time points."""
-        return self.std / max(self.count, 1) ** 0.5
+        return self.std / float(max(self.count, 1) ** 0.5)
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,10 @@ class StabilityReport:
         label = {"radius": "spectral radius", "norm": "spectral norm", "rms": "rms singular value"}[self.quantity]
         width = max((len(e.module) for e in self.edges), default=0)
         width = max(width, len("part")) if width else 0
-        part = (lambda name: f"{name:<{width}}  ") if width else (lambda name: "")  # noqa: E731
+
+        def part(name: str) -> str:
+            return f"{name:<{width}}  " if width else ""
+
         lines = [
             (f"{label} of local Jacobians: {self.batch_size} samples x {len(self.time_points)} time points "
              f"of T={self.time_steps}, method {self.method}, {self.seconds:.2f} s"),
@@ -257,17 +264,8 @@ def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method:
             "Rescale its weights or input, or measure in float64."
         )
     v = values.double()
-    return EdgeStat(
-        kind,
-        layer,
-        float(v.mean()),
-        float(v.std(correction=0)),
-        float(v.min()),
-        float(v.max()),
-        v.numel(),
-        shape,
-        method,
-    )
+    return EdgeStat(kind=kind, layer=layer, mean=float(v.mean()), std=float(v.std(correction=0)), min=float(v.min()),
+                    max=float(v.max()), count=v.numel(), shape=shape, method=method)
 
 
 AUTO_SCHEDULE = (2, 4, 8)
@@ -278,6 +276,49 @@ MEASURE_RTOL = 5e-3
 """The Arnoldi stop of :func:`measure` (the estimators' own default is 1e-3): enough for
 edge means to well under ``precision`` (on a 4x256 LSTM, median 0.03 % and max 0.2 %
 against dense on the same samples, in half the time of 1e-3; docs/design.md section 3)."""
+MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES)
+"""The estimator of :func:`measure` and ``lsc measure``: dense for small Jacobians, else
+Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
+MEASURE_LEGACY = {"method": "method", "steps": "steps", "rtol": "rtol", "probes": "probes"}
+"""Deprecated keywords of :func:`measure` and the estimator field each sets."""
+
+
+def as_estimator(value: object, default: Estimator) -> Estimator:
+    """``value`` as an estimator: an :class:`~lsc.jacobian.Estimator` as it is, a method name
+    as ``default`` with that method, ``None`` as ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, Estimator):
+        return value
+    if isinstance(value, str):
+        if value not in METHODS:
+            raise unknown_name("method", value, METHODS)
+        return replace(default, method=value)
+    raise TypeError(f"estimator must be an lsc.jacobian.Estimator or a method name ({', '.join(METHODS)}), "
+                    f"got {type(value).__name__}")
+
+
+def estimator_of(
+    estimator: object, default: Estimator, deprecated: Mapping[str, object], legacy: Mapping[str, str], caller: str,
+    counts: Sequence[str] = (),
+) -> Estimator:
+    """The estimator a call chose: ``estimator`` (:func:`as_estimator`), or ``default`` with
+    the fields that the deprecated keywords in ``deprecated`` (``legacy``: keyword -> field)
+    set; those named in ``counts`` are checked as counts first, under their own names. Any
+    other keyword is refused."""
+    for name in deprecated:
+        if name not in legacy:
+            raise TypeError(f"{caller} got an unexpected keyword argument {name!r}")
+    if not deprecated:
+        return as_estimator(estimator, default)
+    warnings.warn(f"{caller.rstrip('()')}({', '.join(f'{k}=' for k in deprecated)}) is deprecated: pass "
+                  "estimator=lsc.jacobian.Estimator(...) or a method name", DeprecationWarning, stacklevel=3)
+    if estimator is not None:
+        raise ValueError(f"give the estimator as estimator= or as {', '.join(deprecated)}, not both")
+    for name in counts:
+        if name in deprecated:
+            check_count(deprecated[name], name)
+    return replace(default, **{legacy[k]: v for k, v in deprecated.items()})  # type: ignore[arg-type]
 
 
 def square_keys(seed: int | None, time_point: int, batch: int, size: int, device: torch.device) -> Tensor:
@@ -294,16 +335,13 @@ def measure(
     *,
     kinds: Sequence[str] | None = None,
     target: Target = "auto",
-    method: str = "auto",
     quantity: str = "radius",
-    steps: int = DEFAULT_STEPS,
-    probes: int = DEFAULT_PROBES,
     time_points: int | Sequence[int] | str = DEFAULT_TIME_POINTS,
     seed: int | None = 0,
-    estimator: Estimator | None = None,
+    estimator: Estimator | str | None = None,
     precision: float = DEFAULT_PRECISION,
-    rtol: float = MEASURE_RTOL,
     lengths: Sequence[int] | Tensor | None = None,
+    **deprecated: object,
 ) -> StabilityReport:
     """Measure the local Jacobians of ``model`` on input ``x``.
 
@@ -317,10 +355,7 @@ def measure(
             model, whatever its ``forward`` takes as one tensor.
         kinds: edge kinds to measure (default: all the model has).
         target: the LSC target shown in the table and kept in the report (see module doc).
-        method: ``auto`` | ``dense`` | ``arnoldi`` | ``power`` (see :mod:`lsc.jacobian`).
         quantity: ``radius`` (default) | ``norm`` | ``rms``.
-        steps: the most Krylov steps per estimate; rtol: the Arnoldi stop (relative move of
-            the top Ritz value, :data:`MEASURE_RTOL`); probes: Hutchinson probes (``rms``).
         time_points: steps to measure at: ``"auto"`` (default: 2 evenly spaced steps, then
             4, then 8, until the standard error of every edge mean is at most ``precision``
             of it), a count (evenly spaced), ``"all"`` or a list of step indices.
@@ -328,20 +363,25 @@ def measure(
         seed: seeds start vectors and square sub-matrices (``None``: global RNG). The
             samples (time points, sub-matrices) do not depend on the method, so two
             methods with one seed measure the same Jacobians.
-        estimator: the whole estimator as one value (:class:`lsc.jacobian.Estimator`);
-            when given it replaces ``method``, ``steps``, ``rtol`` and ``probes``.
+        estimator: how each value is estimated (:class:`lsc.jacobian.Estimator`: the
+            method ``auto`` | ``dense`` | ``arnoldi`` | ``power``, the most Krylov steps, the
+            Arnoldi stop ``rtol`` and the Hutchinson probes of ``rms``), or a method name
+            (that method with the other defaults); ``None``: :data:`MEASURE_ESTIMATOR`.
+            The keywords ``method``, ``steps``, ``rtol``, ``probes`` are deprecated
+            spellings of its fields.
         precision: the relative standard error ``time_points="auto"`` stops at (1%).
         lengths: the true length of each sequence of a padded batch: a sample counts only
             at time points inside its length (its states there never saw the padding), and
             time points are chosen within the longest. A ``PackedSequence`` ``x`` gives
             its own lengths.
     """
+    est = estimator_of(estimator, MEASURE_ESTIMATOR, deprecated, MEASURE_LEGACY, "measure()",
+                       counts=("steps", "probes"))
     if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
         found = parts.find(model, x)
         reports = [
-            measure(p.module, p.inputs, kinds=kinds, target=target, method=method, quantity=quantity, steps=steps,
-                    probes=probes, time_points=time_points, seed=seed, estimator=estimator, precision=precision,
-                    rtol=rtol, lengths=p.lengths if lengths is None else lengths)
+            measure(p.module, p.inputs, kinds=kinds, target=target, quantity=quantity, time_points=time_points,
+                    seed=seed, estimator=est, precision=precision, lengths=p.lengths if lengths is None else lengths)
             for p in found
         ]
         return _joined(reports, [p.name for p in found])
@@ -350,11 +390,7 @@ def measure(
             raise ValueError("a PackedSequence carries its own lengths: pass lengths=None")
         x, lengths = pad_packed_sequence(x, batch_first=as_stack(model).batch_first)
     start = time.perf_counter()
-    check_choice(method, quantity)
-    steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
-    est = estimator if estimator is not None else Estimator(method, steps, rtol, probes)
-    if not isinstance(est, Estimator):
-        raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
+    check_choice(est.method, quantity)
     if check_number(precision, "precision") <= 0:
         raise ValueError(f"precision must be a number > 0, got {precision!r}")
     check_seed(seed)
@@ -366,7 +402,8 @@ def measure(
     span = T if valid is None else int(valid.max())  # time points inside the longest sequence
     auto = isinstance(time_points, str) and time_points == "auto"
     rounds = [pick_time_points(span, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(span, time_points)]
-    sampler = _Sampler(stack, xb, kinds, quantity, est, estimator_generator(seed, stack.device), seed, valid)
+    sampler = _Sampler(stack=stack, xb=xb, kinds=kinds, quantity=quantity, est=est,
+                       gen=estimator_generator(seed, stack.device), seed=seed, lengths=valid)
     times: list[int] = []
     for picks in rounds:
         new = [t for t in picks if t not in times]
@@ -382,8 +419,9 @@ def measure(
         for e, J, v in zip(sampler.found, sampler.shapes, sampler.values)
     ]
     seconds = time.perf_counter() - start
-    return StabilityReport(stats, est.method, quantity, goal, stack.num_layers, T, tuple(sorted(times)), B, est.steps,
-                           seed, seconds, est.rtol, est.probes)
+    return StabilityReport(edges=stats, method=est.method, quantity=quantity, target=goal, num_layers=stack.num_layers,
+                           time_steps=T, time_points=tuple(sorted(times)), batch_size=B, steps=est.steps, seed=seed,
+                           seconds=seconds, rtol=est.rtol, probes=est.probes)
 
 
 def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> StabilityReport:
@@ -418,14 +456,17 @@ class _Sampler:
     """Per-edge values of the chosen quantity, added time point by time point (of a padded
     batch, only the samples whose length covers the time point)."""
 
-    def __init__(self, stack, xb, kinds, quantity, est, gen, seed, lengths=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, stack: Stack, xb: Tensor, kinds: Sequence[str], quantity: str, est: Estimator,
+        gen: torch.Generator | None, seed: int | None, lengths: Tensor | None = None,
+    ) -> None:
         self.stack, self.xb, self.kinds, self.quantity, self.est = stack, xb, kinds, quantity, est
         self.gen, self.seed, self.lengths = gen, seed, lengths
-        size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
+        size = max([cast(Cell, c).state_size for c in stack.cells] + [stack.input_size or 0])
         element = xb.element_size() if xb.is_floating_point() else 4
         self.per_call = max(1, rows_within_budget(size, est.steps, element) // xb.shape[0])
-        self.found: list = []
-        self.shapes: list = []
+        self.found: list[Edge] = []
+        self.shapes: list[LocalJacobian] = []
         self.values: list[list[Tensor]] = []
 
     @torch.no_grad()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -77,10 +78,11 @@ def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> S
             pre.generator.set_state(blob["generator"])  # type: ignore[arg-type]
         p = dict(blob["progress"])  # type: ignore[call-overload]
         progress = Progress(**{**p, "ema": {(k, int(layer)): float(v) for k, layer, v in p["ema"]}})
-        optimizer = make_optimizer(pre.optimizer, pre.params, progress.lr)
+        optimizer = make_optimizer(pre.config.optimizer, pre.params, progress.lr)
         optimizer.load_state_dict(blob["optimizer"])  # type: ignore[arg-type]
-        history = tuple(StepRecord.from_row(row) for row in blob["history"])  # type: ignore[union-attr]
+        history = tuple(StepRecord.from_row(row) for row in cast(list[Mapping[str, object]], blob["history"]))
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:
         raise DamagedFileError(path, f"its contents do not fit ({str(exc).splitlines()[0][:200]})") from None
-    return State(progress, optimizer, blob["best"], history, int(blob["position"]),  # type: ignore[arg-type, call-overload]
-                 float(blob["seconds"]), str(blob["stopped"]), str(blob["message"]))  # type: ignore[arg-type]
+    return State(progress=progress, optimizer=optimizer, best=cast(Mapping[str, Tensor] | None, blob["best"]),
+                 history=history, position=int(cast(int, blob["position"])), seconds=float(cast(float, blob["seconds"])),
+                 stopped=str(blob["stopped"]), message=str(blob["message"]))

@@ -9,10 +9,11 @@ the entries of weight tensors (its ``wshuff``). They are offered here so ablatio
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 
-from ..models import Stack
+from ..models import Cell, Stack
 
 
 @torch.no_grad()
@@ -26,7 +27,7 @@ def rescale_towards_target(
     for (kind, layer), mean in means.items():
         if kind not in goal or mean <= 0 or kind == "decoder":
             continue
-        cell = stack.cells[layer]
+        cell = cast(Cell, stack.cells[layer])
         if not all(p.requires_grad for p in cell.parameters()):
             continue  # a (partly) frozen layer is left as it is
         factor = min(max(goal[kind] / mean, clip[0]), clip[1])

@@ -4,9 +4,10 @@ each batch validated and put batch-first on the model's device."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..checks import NonFiniteError
@@ -147,7 +148,7 @@ def _noise(stack: Stack, batch: int, time_steps: int, generator: torch.Generator
     dev = generator.device if generator is not None else stack.device
     while True:
         if stack.takes_tokens:
-            vocab = stack.encoder.num_embeddings  # type: ignore[union-attr]
+            vocab = cast(nn.Embedding, stack.encoder).num_embeddings
             x = torch.randint(0, vocab, (batch, time_steps), generator=generator, device=dev)
         elif stack.input_size is None:
             raise ValueError("the model's input size is unknown (a custom encoder): pass data instead of None")

@@ -19,6 +19,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -32,11 +33,14 @@ from ..runio import NoStep, interrupts_deferred, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 
+if TYPE_CHECKING:
+    from .config import PretrainConfig
+
 PRETRAINING_ESTIMATOR = Estimator("arnoldi", 20, 1e-2)
 """Pre-training's default estimator: Arnoldi, at most 20 steps, stopping at 1% (a step needs
 a gradient more than a precise value; the final report is measured with :func:`lsc.measure`)."""
 TIME_KRYLOV_STEPS = 40
-"""The Krylov budget of the time edges in pre-training (``krylov_steps=None``). Pre-training
+"""The Krylov budget of the time edges in pre-training (``PretrainConfig.time_krylov_steps``). Pre-training
 drives its own estimate to the target, so a bias of the estimate is a bias of the result:
 20 steps read the time edges of a pre-trained 4x256 LSTM 1-2.5 % low, so their true radii
 settled above target; 40 steps (stopping at 1 %) read them within 0.25 %. Other edges keep
@@ -79,10 +83,15 @@ class StepRecord(Mapping[str, object]):
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, object]) -> "StepRecord":
-        radii = {edge_key(k): float(v) for k, v in row["radii"].items()}  # type: ignore[union-attr]
-        return cls(int(row["step"]), float(row["loss"]), radii, float(row["worst_gap"]),  # type: ignore[arg-type]
-                   row["smoothed_gap"], tuple(row["times"]), float(row["seconds"]), float(row["lr"]))  # type: ignore[arg-type]
+    def from_row(cls, row: Mapping[str, object]) -> StepRecord:
+        def number(key: str) -> float:  # a JSON number
+            return float(cast(float, row[key]))
+
+        radii = {edge_key(k): float(v) for k, v in cast(Mapping[str, float], row["radii"]).items()}
+        smoothed = row["smoothed_gap"]
+        return cls(step=int(number("step")), loss=number("loss"), radii=radii, worst_gap=number("worst_gap"),
+                   smoothed_gap=None if smoothed is None else float(cast(float, smoothed)),
+                   times=tuple(cast(Sequence[int], row["times"])), seconds=number("seconds"), lr=number("lr"))
 
     def __getitem__(self, key: str) -> object:
         return self.row()[key]
@@ -213,7 +222,9 @@ class State:
 
 @dataclass(frozen=True)
 class Pretrainer:
-    """The parts of a pre-training run that do not change from step to step."""
+    """The parts of a pre-training run that do not change from step to step: the model, its
+    stack and trainable parameters, the stopping rule, the edges, the settings (:class:`~.config.PretrainConfig`:
+    optimiser, time points, estimators, objective, heuristics) and the generator."""
 
     model: nn.Module
     stack: Stack
@@ -221,26 +232,19 @@ class Pretrainer:
     rule: Rule
     kinds: tuple[str, ...]
     edges: tuple[EdgeKey, ...]  # every edge measured, in grid order (the decoder too)
-    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam"
-    time_points: int = 1
-    edges_per_step: int | None = None
-    estimator: Estimator = PRETRAINING_ESTIMATOR
-    time_estimator: Estimator | None = None  # the time edges' (None: ``estimator``)
-    objective: str = "mean"
-    spectrum: int | str = "auto"
-    rescale: bool | str = "auto"
-    shuffle: float = 0.0
+    config: PretrainConfig
     generator: torch.Generator | None = None
     ddp: bool = False
     elapsed: Callable[[], float] = lambda: 0.0
 
     def init(self, lr: float) -> State:
         """The state before the first step."""
-        return State(Progress(lr=lr), make_optimizer(self.optimizer, self.params, lr))
+        return State(Progress(lr=lr), make_optimizer(self.config.optimizer, self.params, lr))
 
     def measure(self, xb: Tensor, step: int) -> Measured:
-        args = (self.stack, xb, self.rule.goal, self.kinds, self.time_points, self.edges_per_step, self.estimator,
-                self.generator, self.objective, self.spectrum, self.time_estimator)
+        cfg = self.config
+        args = (self.stack, xb, self.rule.goal, self.kinds, cfg.time_points, cfg.edges_per_step, cfg.edge_estimator,
+                self.generator, cfg.objective, cfg.spectrum, cfg.time_estimator)
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)
@@ -254,9 +258,9 @@ class Pretrainer:
             raise NonFiniteError(f"the radius loss became {measured.loss_value} at step {progress.step}: the radii ran away")
         verdict = judge(self.rule, progress, measured.radii)
         worst_now = max(abs(m - self.rule.goal[k[0]]) for k, m in measured.radii.items())
-        record = StepRecord(progress.step, measured.loss_value, measured.radii, worst_now,
-                            verdict.worst if math.isfinite(verdict.worst) else None, measured.times,
-                            round(self.elapsed(), 4), progress.lr)
+        record = StepRecord(step=progress.step, loss=measured.loss_value, radii=measured.radii, worst_gap=worst_now,
+                            smoothed_gap=verdict.worst if math.isfinite(verdict.worst) else None,
+                            times=measured.times, seconds=round(self.elapsed(), 4), lr=progress.lr)
         with interrupts_deferred():
             snapshot = copy.deepcopy(self.model.state_dict()) if verdict.improved else None
             optimizer = state.optimizer
@@ -264,7 +268,7 @@ class Pretrainer:
                 # stuck, or thrown off (a saturated gate passes no gradient back): return to
                 # the best weights and go on with half the step size and fresh moments
                 self.model.load_state_dict(state.best)  # type: ignore[arg-type]
-                optimizer = make_optimizer(self.optimizer, self.params, progress.lr * 0.5)
+                optimizer = make_optimizer(self.config.optimizer, self.params, progress.lr * 0.5)
             elif not verdict.converged:
                 self._update(optimizer, measured)
             new = replace(state, progress=advance(progress, verdict), optimizer=optimizer,
@@ -275,14 +279,15 @@ class Pretrainer:
         if not isinstance(optimizer, NoStep):  # "none": the heuristics below are the whole update
             optimizer.zero_grad(set_to_none=True)
             assert measured.loss is not None
-            measured.loss.backward()
+            torch.autograd.backward(measured.loss)
             if self.ddp:
                 _dist.all_reduce_grads(self.params, average=True)
             optimizer.step()
-        if self.rescale:
-            radii = measured.radii if self.rescale is True else {
+        rescale, shuffle = self.config.rescale, self.config.shuffle
+        if rescale:
+            radii = measured.radii if rescale is True else {
                 (kind, layer): m for (kind, layer), m in measured.radii.items()
                 if getattr(self.stack.cells[layer], "diagonal_recurrence", False)}
             rescale_towards_target(self.stack, radii, self.rule.goal)
-        if self.shuffle:
-            shuffle_weights(self.stack, self.shuffle, self.generator)
+        if shuffle:
+            shuffle_weights(self.stack, shuffle, self.generator)

@@ -22,45 +22,8 @@ from .options import (
 )
 
 
-def add_command(sub: Any) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a stacked RNN on a task (optionally after LSC pre-training)",
-        description="Build a stacked RNN for --task, optionally initialise it (--init) and pre-train it to the "
-        "Local Stability Condition (--pretrain), train it with a progress bar per epoch and print the validation "
-        "and test metric. With --out DIR: DIR/config.json, DIR/metrics.jsonl (one row per epoch), DIR/best.pt "
-        "(lsc.load), DIR/result.json, DIR/pretrain.json and a checkpoint; running the same command again resumes.",
-    )
-    g = p.add_argument_group("task")
-    g.add_argument("--task", required=True, help=f"task name: {', '.join(task_registry.available())} (see `lsc tasks`)")
-    g.add_argument("--data", default=None, help="data directory or file for the task (default: $LSC_DATA/<folder>)")
-    g.add_argument(
-        "--task-option",
-        "-o",
-        action="append",
-        type=parse_option,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a task option, repeatable, e.g. -o delay=20 -o layout=reference (see `lsc tasks --json`)",
-    )
-    g.add_argument(
-        "--time-repeat",
-        type=positive_int,
-        default=None,
-        help="repeat every step this many times (the reference uses 2)",
-    )
-    g = p.add_argument_group("model")
-    g.add_argument("--cell", default="gru", help=f"cell kind: {', '.join(cell_names())} (default gru)")
-    g.add_argument("--layers", type=positive_int, default=2, help="stacked layers (default 2)")
-    g.add_argument("--width", type=positive_int, default=128, help="hidden width of every layer (default 128)")
-    g.add_argument(
-        "--dtype", choices=("float32", "float64"), default="float32", help="parameter dtype (default float32)"
-    )
-    g.add_argument(
-        "--embedding", type=positive_int, default=None, help="embedding size for token tasks (default: --width)"
-    )
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
-    init_options(g)
+def _pretraining_options(p: argparse.ArgumentParser) -> None:
+    """The ``--pretrain*`` options: pre-training before training."""
     g = p.add_argument_group("pre-training (before training)")
     g.add_argument(
         "--pretrain",
@@ -100,6 +63,48 @@ def add_command(sub: Any) -> None:
     g.add_argument(
         "--pretrain-optimizer", default="adam", help=f"pre-training optimiser: {', '.join(OPTIMIZERS)} (default adam)"
     )
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a stacked RNN on a task (optionally after LSC pre-training)",
+        description="Build a stacked RNN for --task, optionally initialise it (--init) and pre-train it to the "
+        "Local Stability Condition (--pretrain), train it with a progress bar per epoch and print the validation "
+        "and test metric. With --out DIR: DIR/config.json, DIR/metrics.jsonl (one row per epoch), DIR/best.pt "
+        "(lsc.load), DIR/result.json, DIR/pretrain.json and a checkpoint; running the same command again resumes.",
+    )
+    g = p.add_argument_group("task")
+    g.add_argument("--task", required=True, help=f"task name: {', '.join(task_registry.available())} (see `lsc tasks`)")
+    g.add_argument("--data", default=None, help="data directory or file for the task (default: $LSC_DATA/<folder>)")
+    g.add_argument(
+        "--task-option",
+        "-o",
+        action="append",
+        type=parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task option, repeatable, e.g. -o delay=20 -o layout=reference (see `lsc tasks --json`)",
+    )
+    g.add_argument(
+        "--time-repeat",
+        type=positive_int,
+        default=None,
+        help="repeat every step this many times (the reference uses 2)",
+    )
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", default="gru", help=f"cell kind: {', '.join(cell_names())} (default gru)")
+    g.add_argument("--layers", type=positive_int, default=2, help="stacked layers (default 2)")
+    g.add_argument("--width", type=positive_int, default=128, help="hidden width of every layer (default 128)")
+    g.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float32", help="parameter dtype (default float32)"
+    )
+    g.add_argument(
+        "--embedding", type=positive_int, default=None, help="embedding size for token tasks (default: --width)"
+    )
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
+    init_options(g)
+    _pretraining_options(p)
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, default=5, help="epochs (default 5)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")

@@ -341,6 +341,7 @@ class _Job:
         self.input_key, self.pretrain_options = config.input_key, dict(config.pretrain_options)
         self.source, self.loss, self.optimizer = source, loss, optimizer
         self.forward, self.make_model = forward, make_model
+        self.call = _parts.caller(config.input_key, forward)  # the one way lsc runs a model on an item
         if held_out is not None:
             self.eval_items = held_out.whole()
         else:
@@ -348,9 +349,7 @@ class _Job:
             self.eval_items = [next(stream) for _ in range(EVAL_BATCHES)]
 
     def _output(self, model: nn.Module, item: object) -> object:
-        if self.forward is not None:
-            return self.forward(model, item)
-        return model(_parts.input_of(item, self.input_key))
+        return self.call(model, item)
 
     def _loss(self, model: nn.Module, item: object) -> Tensor:
         value = self.loss(self._output(model, item), item)

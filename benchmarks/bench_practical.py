@@ -95,7 +95,7 @@ def training_step_seconds(name: str, repeats: int = 5) -> float:
 def worst_gaps(part: nn.Module, inputs, target, kinds) -> tuple[float, float]:
     """The worst |gap| of a dense measurement on fresh data: over every edge, over the time edges."""
     x = inputs(torch.Generator().manual_seed(99))
-    check = lsc.measure(part, x, method="dense", target=target, kinds=kinds, seed=7)
+    check = lsc.measure(part, x, estimator="dense", target=target, kinds=kinds, seed=7)
     gaps = [(e.kind, abs(g)) for e, g in zip(check.edges, check.gaps()) if g is not None]
     return max(g for _, g in gaps), max(g for k, g in gaps if k == "time")
 
@@ -122,7 +122,7 @@ def main() -> None:
         secs = time.perf_counter() - t0
         line = f"  measure: {secs:.2f} s = {secs / step:.1f} training steps, {len(rep.edges)} edges"
         if not args.skip_dense:
-            dense = lsc.measure(part, x, method="dense", time_points=list(rep.time_points))
+            dense = lsc.measure(part, x, estimator="dense", time_points=list(rep.time_points))
             errs = [abs(a.mean - b.mean) / b.mean for a, b in zip(rep.edges, dense.edges) if b.mean > 0]
             line += f"; edge means vs dense: median {100 * statistics.median(errs):.2f} %, max {100 * max(errs):.2f} %"
         print(line, flush=True)

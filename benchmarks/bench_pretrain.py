@@ -37,7 +37,7 @@ def case(name: str):
 
 def dense_step_seconds(name: str, kinds, steps: int) -> float:
     model, data, opts, _ = case(name)
-    res = lsc.pretrain(model, data, kinds=kinds, method="dense", max_steps=steps, tol=0.0, progress=False, **opts)
+    res = lsc.pretrain(model, data, kinds=kinds, estimator="dense", max_steps=steps, tol=0.0, progress=False, **opts)
     return res.seconds / res.steps
 
 
@@ -58,7 +58,7 @@ def main() -> None:
         model, data, opts, shape = case(name)
         res = lsc.pretrain(model, data, kinds=kinds, tol=0.02, max_seconds=args.budget, progress=False, **opts)
         x = torch.randn(*shape)
-        check = lsc.measure(model, x, method="dense", target=res.target, kinds=list(res.target), seed=11)
+        check = lsc.measure(model, x, estimator="dense", target=res.target, kinds=list(res.target), seed=11)
         worst = max(abs(g) for g in check.gaps() if g is not None)
         per_step = res.seconds / max(res.steps, 1)
         dense = dense_step_seconds(name, kinds, args.dense_steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -14,9 +15,15 @@ from torch import nn
 
 import lsc
 from lsc.checks import NonFiniteError
+from lsc.condition import MEASURE_ESTIMATOR
 from lsc.grid import pick_time_points
 from lsc.jacobian import Estimator
 from lsc.models import ElmanCell, Stack, StackedRNN
+
+
+def est(**fields) -> Estimator:
+    """measure's own estimator with some fields changed."""
+    return dataclasses.replace(MEASURE_ESTIMATOR, **fields)
 
 
 def small_lstm(**kw) -> StackedRNN:
@@ -56,12 +63,12 @@ def test_user_lstm_measures_like_the_equivalent_stacked_rnn():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(cell, name).copy_(getattr(user, f"{name}_l{l}"))
     x = torch.randn(16, 30, 8)
-    a = lsc.measure(user, x, method="arnoldi")
-    b = lsc.measure(ours, x, method="arnoldi")
+    a = lsc.measure(user, x, estimator="arnoldi")
+    b = lsc.measure(ours, x, estimator="arnoldi")
     assert [(e.kind, e.layer) for e in a.edges] == [(e.kind, e.layer) for e in b.edges]
     for ea, eb in zip(a.edges, b.edges):
         assert ea.mean == pytest.approx(eb.mean, rel=1e-3)
-    dense = lsc.measure(user, x, method="dense")
+    dense = lsc.measure(user, x, estimator="dense")
     for ea, ed in zip(a.edges, dense.edges):
         assert ea.mean == pytest.approx(ed.mean, rel=0.02)
 
@@ -97,7 +104,7 @@ def test_radius_of_a_scaled_orthogonal_linear_recurrence_is_exact():
     with torch.no_grad():
         cell.weight_hh.copy_(0.5 * torch.linalg.qr(torch.randn(60, 60))[0])
     model = Stack([cell])
-    report = lsc.measure(model, torch.randn(4, 10, 3), kinds=["time"], method="dense")
+    report = lsc.measure(model, torch.randn(4, 10, 3), kinds=["time"], estimator="dense")
     assert report.edges[0].mean == pytest.approx(0.5, abs=1e-5)
     assert report.satisfies(0.5, tol=1e-4)
     assert not report.satisfies(1.0)
@@ -239,8 +246,8 @@ def test_token_models_measure_the_encoder_at_the_embedding():
 
 def test_measurement_is_deterministic_given_seed():
     model, x = small_lstm(), torch.randn(4, 12, 8)
-    a = lsc.measure(model, x, method="arnoldi", seed=1).to_dict()
-    b = lsc.measure(model, x, method="arnoldi", seed=1).to_dict()
+    a = lsc.measure(model, x, estimator="arnoldi", seed=1).to_dict()
+    b = lsc.measure(model, x, estimator="arnoldi", seed=1).to_dict()
     a.pop("seconds"), b.pop("seconds")
     assert a == b
 
@@ -267,7 +274,7 @@ def test_bad_input_gets_clear_errors():
         (lambda: lsc.measure(model, x, target=0), ValueError, "> 0"),
         (lambda: lsc.measure(model, x, target=-0.5), ValueError, "> 0"),
         (lambda: lsc.measure(model, x, kinds=["depht"]), ValueError, "Did you mean 'depth'"),
-        (lambda: lsc.measure(model, x, method="eig"), ValueError, "unknown method"),
+        (lambda: lsc.measure(model, x, estimator="eig"), ValueError, "unknown method"),
         (lambda: lsc.measure(nn.Linear(8, 8), x), TypeError, "found no recurrence in a Linear"),
         (lambda: lsc.measure(nn.LSTM(8, 8), x.tolist()), TypeError, "torch.Tensor"),
         (lambda: lsc.measure(nn.LSTM(8, 8, batch_first=True), x, kinds=["depth"]), ValueError, "one layer"),
@@ -317,9 +324,9 @@ def test_custom_model_with_its_own_encoder():
 def test_measurement_in_bounded_memory_matches_one_call(monkeypatch):
     model, x = small_lstm(), torch.randn(4, 12, 8)
     kinds = ["time", "depth"]  # square edges: no random sub-matrix, so dense values are exact
-    whole = lsc.measure(model, x, method="dense", time_points="all", kinds=kinds)
+    whole = lsc.measure(model, x, estimator="dense", time_points="all", kinds=kinds)
     monkeypatch.setattr("lsc.jacobian.MEMORY_BUDGET", 1)  # one time point per estimator call
-    parts = lsc.measure(model, x, method="dense", time_points="all", kinds=kinds)
+    parts = lsc.measure(model, x, estimator="dense", time_points="all", kinds=kinds)
     for a, b in zip(whole.edges, parts.edges):
         assert a.mean == pytest.approx(b.mean, rel=1e-6) and a.count == b.count == 4 * 12
 
@@ -345,11 +352,11 @@ def test_auto_time_points_add_samples_until_every_edge_mean_is_precise():
     error of every edge mean is within ``precision`` of it; the pooled values are the same
     as measuring those steps directly."""
     model, x = small_lstm(), torch.randn(6, 40, 8, generator=torch.Generator().manual_seed(0))
-    loose = lsc.measure(model, x, method="dense", precision=1e6)
+    loose = lsc.measure(model, x, estimator="dense", precision=1e6)
     assert loose.time_points == pick_time_points(40, 2)
-    strict = lsc.measure(model, x, method="dense", precision=1e-9)
+    strict = lsc.measure(model, x, estimator="dense", precision=1e-9)
     assert set(strict.time_points) == set(pick_time_points(40, 2) + pick_time_points(40, 4) + pick_time_points(40, 8))
-    direct = lsc.measure(model, x, method="dense", time_points=list(strict.time_points))
+    direct = lsc.measure(model, x, estimator="dense", time_points=list(strict.time_points))
     for a, b in zip(strict.edges, direct.edges):
         assert a.count == b.count == 6 * len(strict.time_points)
         assert a.mean == pytest.approx(b.mean, rel=1e-6)  # float32: the trajectories run in other segments
@@ -360,10 +367,8 @@ def test_two_methods_with_one_seed_measure_the_same_samples():
     encoder sub-matrix of every sample, so their means agree to the estimator's accuracy."""
     model, x = small_lstm(), torch.randn(8, 20, 8, generator=torch.Generator().manual_seed(1))
     kinds = ["encoder"]
-    dense = lsc.measure(model, x, method="dense", kinds=kinds, time_points=[5, 19])
-    krylov = lsc.measure(
-        model, x, method="arnoldi", steps=64, kinds=kinds, time_points=[5, 19], estimator=Estimator("arnoldi", 64, 0.0)
-    )
+    dense = lsc.measure(model, x, estimator="dense", kinds=kinds, time_points=[5, 19])
+    krylov = lsc.measure(model, x, kinds=kinds, time_points=[5, 19], estimator=Estimator("arnoldi", 64, 0.0))
     assert krylov.edges[0].mean == pytest.approx(dense.edges[0].mean, rel=1e-6)
 
 
@@ -380,7 +385,7 @@ def test_report_records_its_grid_options_and_time():
         "radius",
     )
     assert 0 < report.seconds <= elapsed
-    other = lsc.measure(model, x, time_points=[2, 9], steps=7, seed=5, method="arnoldi")
+    other = lsc.measure(model, x, time_points=[2, 9], estimator=est(method="arnoldi", steps=7), seed=5)
     assert (other.steps, other.seed, other.method) == (7, 5, "arnoldi")
     seeded = lsc.measure(model, x, time_points=[2, 9], seed=0)  # the default seed is 0
     assert [e.mean for e in seeded.edges] == [e.mean for e in report.edges]
@@ -388,10 +393,14 @@ def test_report_records_its_grid_options_and_time():
 
 def test_measure_names_a_bad_count():
     model, x = small_lstm(), torch.randn(2, 6, 8)
-    with pytest.raises(ValueError, match=r"^steps must be an integer >= 1, got 0"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"^steps must be an integer >= 1, got 0"):
         lsc.measure(model, x, steps=0)
-    with pytest.raises(ValueError, match=r"^probes must be an integer >= 1, got 0"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"^probes must be an integer >= 1, got 0"):
         lsc.measure(model, x, probes=0)
+    with pytest.raises(ValueError, match=r"^steps and probes must be >= 1 \(integers\), got steps=0, probes=8"):
+        lsc.measure(model, x, estimator=est(steps=0))
+    with pytest.raises(TypeError, match=r"estimator must be an lsc\.jacobian\.Estimator or a method name"):
+        lsc.measure(model, x, estimator=3)
 
 
 def test_norms_and_rms_use_the_whole_jacobian():
@@ -400,8 +409,8 @@ def test_norms_and_rms_use_the_whole_jacobian():
     stack, xb = lsc.grid.prepare(model, x)
     found = lsc.grid.edges(stack, lsc.grid.trajectory(stack, xb, (2, 5)), lsc.KINDS)
     dense = {(e.kind, e.layer): e.jacobian.dense() for e in found}
-    norm = lsc.measure(model, x, quantity="norm", method="dense", time_points=[2, 5])
-    rms = lsc.measure(model, x, quantity="rms", method="dense", time_points=[2, 5])
+    norm = lsc.measure(model, x, quantity="norm", estimator="dense", time_points=[2, 5])
+    rms = lsc.measure(model, x, quantity="rms", estimator="dense", time_points=[2, 5])
     for e_norm, e_rms in zip(norm.edges, rms.edges):
         M = dense[(e_norm.kind, e_norm.layer)]
         assert e_norm.shape == e_rms.shape == tuple(M.shape[1:])
@@ -412,22 +421,37 @@ def test_norms_and_rms_use_the_whole_jacobian():
     assert norm.edge("encoder", 0).shape == (32, 8)
 
 
-def test_method_steps_and_probes_reach_the_estimator():
+def test_the_estimators_method_steps_and_probes_reach_the_measurement():
     model, x = small_lstm(), torch.randn(4, 6, 8)
     times = [2, 5]
-    dense = lsc.measure(model, x, method="dense", time_points=times)
+    dense = lsc.measure(model, x, estimator="dense", time_points=times)
     crude = lsc.measure(
-        model, x, method="arnoldi", steps=1, time_points=times
+        model, x, estimator=est(method="arnoldi", steps=1), time_points=times
     )  # one Krylov vector: a Rayleigh quotient
-    full = lsc.measure(model, x, method="arnoldi", steps=32, time_points=times)
+    full = lsc.measure(model, x, estimator=est(method="arnoldi", steps=32), time_points=times)
     for d, c, f in zip(dense.edges, crude.edges, full.edges):
         assert c.method == f.method == "arnoldi" and d.method == "dense"
         assert f.mean == pytest.approx(d.mean, rel=1e-3)
         assert abs(c.mean - d.mean) > 1e-2 * d.mean, (d.kind, d.layer)
-    exact = lsc.measure(model, x, quantity="rms", method="arnoldi", probes=64, time_points=times)
-    sampled = lsc.measure(model, x, quantity="rms", method="arnoldi", probes=2, time_points=times)
-    dense_rms = lsc.measure(model, x, quantity="rms", method="dense", time_points=times)
+    exact = lsc.measure(model, x, quantity="rms", estimator=est(method="arnoldi", probes=64), time_points=times)
+    sampled = lsc.measure(model, x, quantity="rms", estimator=est(method="arnoldi", probes=2), time_points=times)
+    dense_rms = lsc.measure(model, x, quantity="rms", estimator="dense", time_points=times)
     for e, s, d in zip(exact.edges, sampled.edges, dense_rms.edges):
         assert e.method == "exact" and s.method == "hutchinson"  # every edge has a side of 8 or more
         assert e.mean == pytest.approx(d.mean, rel=1e-5)
         assert s.mean != pytest.approx(d.mean, rel=1e-5)  # two Gaussian probes: an estimate
+
+
+def test_the_old_estimator_keywords_warn_and_mean_the_estimator():
+    """method=, steps=, rtol=, probes= are deprecated spellings of the estimator's fields:
+    they warn, measure the same, and are refused beside estimator=."""
+    model, x = small_lstm(), torch.randn(2, 6, 8)
+    with pytest.warns(DeprecationWarning, match=r"measure\(method=, steps=, rtol=, probes=\) is deprecated"):
+        old = lsc.measure(model, x, method="arnoldi", steps=7, rtol=0.0, probes=3)
+    new = lsc.measure(model, x, estimator=Estimator("arnoldi", 7, 0.0, 3))
+    assert old.to_dict()["edges"] == new.to_dict()["edges"] and (old.steps, old.rtol, old.probes) == (7, 0.0, 3)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not both"):
+        lsc.measure(model, x, estimator="dense", method="dense")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tol'"):
+        lsc.measure(model, x, tol=0.1)
+    assert lsc.measure(model, x, estimator="dense").method == "dense"  # a name: measure's estimator with that method

@@ -36,7 +36,7 @@ from torch import nn
 import lsc
 from lsc.cli import main
 from lsc.grid import KINDS
-from lsc.jacobian import METHODS, QUANTITIES
+from lsc.jacobian import METHODS, QUANTITIES, Estimator
 from lsc.models import FFN, StackedRNN
 
 LSC_DIR = Path(lsc.__file__).resolve().parent
@@ -445,10 +445,13 @@ MEASURE_TABLE = {
     "kinds": (GOOD_KINDS, BAD_KINDS),
     "target": (GOOD_TARGETS, BAD_TARGETS),
     "time_points": (GOOD_TIME_POINTS, BAD_TIME_POINTS),
-    "method": (st.sampled_from(METHODS), st.sampled_from(["Dense", "arnold", "", None, 3, ["dense"]])),
+    "estimator": (
+        st.none()
+        | st.sampled_from(METHODS)
+        | st.builds(Estimator, st.sampled_from(METHODS), STEP_COUNTS, st.sampled_from([1e-3, 0.0]), st.integers(1, 10)),
+        st.sampled_from(["Dense", "arnold", "", 3, ["dense"], {"method": "dense"}]),
+    ),
     "quantity": (st.sampled_from(QUANTITIES), st.sampled_from(["Radius", "spectral", "", None, 1])),
-    "steps": (STEP_COUNTS, BAD_COUNTS),
-    "probes": (st.integers(1, 10) | st.just(10**30), BAD_COUNTS),
     "seed": (GOOD_SEEDS, BAD_SEEDS),
 }
 
@@ -485,7 +488,7 @@ def test_measure_gives_finite_numbers_or_an_lsc_error(case):
 )
 def test_report_methods_take_bad_targets_and_tolerances(spec, target, tol):
     """A good report's satisfies/gaps/table, asked with random targets and tolerances."""
-    report = lsc.measure(build_model(spec), build_input(data_for(spec)), method="dense")
+    report = lsc.measure(build_model(spec), build_input(data_for(spec)), estimator="dense")
     assert_finite_report(report)
     verdict = lsc_call(report.satisfies, target, tol)
     assert verdict in (None, True, False)
@@ -502,7 +505,7 @@ def test_report_methods_take_bad_targets_and_tolerances(spec, target, tol):
     target=GOOD_TARGETS | BAD_TARGETS,
     tol=st.one_of(NUMBERS, NOT_NUMBERS, st.floats(0, 1)),
     options=st.fixed_dictionaries(
-        {}, optional={"kinds": GOOD_KINDS, "time_points": GOOD_TIME_POINTS, "method": st.sampled_from(METHODS)}
+        {}, optional={"kinds": GOOD_KINDS, "time_points": GOOD_TIME_POINTS, "estimator": st.sampled_from(METHODS)}
     ),
 )
 def test_check_lsc_gives_finite_gaps_or_an_lsc_error(spec, target, tol, options):
@@ -558,9 +561,12 @@ PRETRAIN_TABLE = {
     "time_points": (st.integers(1, 5) | st.just(10**30), BAD_COUNTS | st.sampled_from(["all", [0, 1]])),
     "target": (GOOD_TARGETS, BAD_TARGETS),
     "kinds": (GOOD_KINDS, BAD_KINDS),
-    "method": (st.sampled_from(METHODS), st.sampled_from(["Arnoldi", None, 3])),
-    "krylov_steps": (st.integers(1, 6), BAD_COUNTS),
-    "rtol": (st.sampled_from([1e-2, 0.0]), st.sampled_from([-1, NAN, "a", None, INF])),
+    "estimator": (
+        st.sampled_from(METHODS)
+        | st.builds(Estimator, st.sampled_from(METHODS), st.integers(1, 6), st.sampled_from([1e-2, 0.0])),
+        st.sampled_from(["Arnoldi", "", 3, ("arnoldi", 20)]),
+    ),
+    "time_krylov_steps": (st.none() | st.integers(1, 6), BAD_COUNTS),
     "seed": (GOOD_SEEDS, st.sampled_from([2**64, 2**70, -(2**70), 2.5, True, NAN, "a"])),
     "edges_per_step": (st.none() | st.integers(1, 3), BAD_COUNTS),
     "plateau": (st.none() | st.integers(1, 2), BAD_COUNTS),

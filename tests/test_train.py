@@ -152,7 +152,7 @@ def test_another_run_in_the_same_directory_is_refused(tmp_path):
     task = tiny_copy()
     lsc.train(tiny_model(task), task, epochs=1, lr=1e-2, batch_size=32, out=tmp_path)
     stamp = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    with pytest.raises(ValueError, match=r"another run \(different train\.lr\)"):
+    with pytest.raises(ValueError, match=r"another run \(different train\.lr 0\.01 -> 0\.001\)"):
         lsc.train(tiny_model(task), task, epochs=2, lr=1e-3, batch_size=32, out=tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamp  # nothing touched
 
@@ -514,9 +514,9 @@ def test_lsc_train_passes_the_references_pretraining_options(tmp_path, monkeypat
     seen = {}
     real = lsc.job.pretrain
 
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
+    def spy(model, data, config, **kwargs):
+        seen.update(vars(config))
+        return real(model, data, config, **kwargs)
 
     monkeypatch.setattr(lsc.job, "pretrain", spy)
     argv = [
@@ -568,6 +568,6 @@ def test_lsc_train_passes_the_references_pretraining_options(tmp_path, monkeypat
         )
         == 0
     )
-    assert seen["kinds"] == ["time", "depth", "decoder"]
+    assert seen["kinds"] == ("time", "depth", "decoder")
     report = json.loads((tmp_path / "c" / "pretrain.json").read_text())
     assert report["target"]["decoder"] == 1.0

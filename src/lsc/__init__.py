@@ -2,7 +2,8 @@
 
 Measure the spectral radius of every local Jacobian of a network (across time and
 depth) with :func:`measure`, and pre-train the network so every radius sits at a
-target with :func:`pretrain`; see ``README.md`` and ``docs/design.md``.
+target with :func:`pretrain` (its settings: :class:`PretrainConfig`); train it on a task
+with :func:`train` (:class:`TrainConfig`); see ``README.md`` and ``docs/design.md``.
 """
 
 from . import analysis, init, jacobian, models, tasks
@@ -12,8 +13,8 @@ from .grid import KINDS
 from .models.io import load, save
 from .monitor import Monitor
 from .parts import view
-from .pretraining import PretrainResult, pretrain
-from .train import TrainResult, train
+from .pretraining import PretrainConfig, PretrainResult, pretrain
+from .train import TrainConfig, TrainResult, train
 from .version import __version__
 
 __all__ = [
@@ -22,8 +23,10 @@ __all__ = [
     "Comparison",
     "EdgeStat",
     "Monitor",
+    "PretrainConfig",
     "PretrainResult",
     "StabilityReport",
+    "TrainConfig",
     "TrainResult",
     "__version__",
     "analysis",

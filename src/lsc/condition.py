@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,7 @@ from .checks import (
 from .grid import (
     DEFAULT_TIME_POINTS,
     KINDS,
+    Edge,
     check_kinds,
     edges,
     pick_time_points,
@@ -51,12 +52,13 @@ from .jacobian import (
     DEFAULT_PROBES,
     DEFAULT_RTOL,
     DEFAULT_STEPS,
+    METHODS,
     Estimator,
     LocalJacobian,
     check_choice,
     rows_within_budget,
 )
-from .models import as_stack
+from .models import Stack, as_stack
 
 Target = float | str | Mapping[str, float]
 DEFAULT_TOL = 0.05
@@ -264,15 +266,15 @@ def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method:
         )
     v = values.double()
     return EdgeStat(
-        kind,
-        layer,
-        float(v.mean()),
-        float(v.std(correction=0)),
-        float(v.min()),
-        float(v.max()),
-        v.numel(),
-        shape,
-        method,
+        kind=kind,
+        layer=layer,
+        mean=float(v.mean()),
+        std=float(v.std(correction=0)),
+        min=float(v.min()),
+        max=float(v.max()),
+        count=v.numel(),
+        shape=shape,
+        method=method,
     )
 
 
@@ -284,6 +286,59 @@ MEASURE_RTOL = 5e-3
 """The Arnoldi stop of :func:`measure` (the estimators' own default is 1e-3): enough for
 edge means to well under ``precision`` (on a 4x256 LSTM, median 0.03 % and max 0.2 %
 against dense on the same samples, in half the time of 1e-3; docs/design.md section 3)."""
+MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES)
+"""The estimator of :func:`measure` and ``lsc measure``: dense for small Jacobians, else
+Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
+MEASURE_LEGACY = {"method": "method", "steps": "steps", "rtol": "rtol", "probes": "probes"}
+"""Deprecated keywords of :func:`measure` and the estimator field each sets."""
+
+
+def as_estimator(value: object, default: Estimator) -> Estimator:
+    """``value`` as an estimator: an :class:`~lsc.jacobian.Estimator` as it is, a method name
+    as ``default`` with that method, ``None`` as ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, Estimator):
+        return value
+    if isinstance(value, str):
+        if value not in METHODS:
+            raise unknown_name("method", value, METHODS)
+        return replace(default, method=value)
+    raise TypeError(
+        f"estimator must be an lsc.jacobian.Estimator or a method name ({', '.join(METHODS)}), "
+        f"got {type(value).__name__}"
+    )
+
+
+def estimator_of(
+    estimator: object,
+    default: Estimator,
+    deprecated: Mapping[str, object],
+    legacy: Mapping[str, str],
+    caller: str,
+    counts: Sequence[str] = (),
+) -> Estimator:
+    """The estimator a call chose: ``estimator`` (:func:`as_estimator`), or ``default`` with
+    the fields that the deprecated keywords in ``deprecated`` (``legacy``: keyword -> field)
+    set; those named in ``counts`` are checked as counts first, under their own names. Any
+    other keyword is refused."""
+    for name in deprecated:
+        if name not in legacy:
+            raise TypeError(f"{caller} got an unexpected keyword argument {name!r}")
+    if not deprecated:
+        return as_estimator(estimator, default)
+    warnings.warn(
+        f"{caller.rstrip('()')}({', '.join(f'{k}=' for k in deprecated)}) is deprecated: pass "
+        "estimator=lsc.jacobian.Estimator(...) or a method name",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if estimator is not None:
+        raise ValueError(f"give the estimator as estimator= or as {', '.join(deprecated)}, not both")
+    for name in counts:
+        if name in deprecated:
+            check_count(deprecated[name], name)
+    return replace(default, **{legacy[k]: v for k, v in deprecated.items()})  # type: ignore[arg-type]
 
 
 def square_keys(seed: int | None, time_point: int, batch: int, size: int, device: torch.device) -> Tensor:
@@ -304,16 +359,13 @@ def measure(
     *,
     kinds: Sequence[str] | None = None,
     target: Target = "auto",
-    method: str = "auto",
     quantity: str = "radius",
-    steps: int = DEFAULT_STEPS,
-    probes: int = DEFAULT_PROBES,
     time_points: int | Sequence[int] | str = DEFAULT_TIME_POINTS,
     seed: int | None = 0,
-    estimator: Estimator | None = None,
+    estimator: Estimator | str | None = None,
     precision: float = DEFAULT_PRECISION,
-    rtol: float = MEASURE_RTOL,
     lengths: Sequence[int] | Tensor | None = None,
+    **deprecated: object,
 ) -> StabilityReport:
     """Measure the local Jacobians of ``model`` on input ``x``.
 
@@ -327,10 +379,7 @@ def measure(
             model, whatever its ``forward`` takes as one tensor.
         kinds: edge kinds to measure (default: all the model has).
         target: the LSC target shown in the table and kept in the report (see module doc).
-        method: ``auto`` | ``dense`` | ``arnoldi`` | ``power`` (see :mod:`lsc.jacobian`).
         quantity: ``radius`` (default) | ``norm`` | ``rms``.
-        steps: the most Krylov steps per estimate; rtol: the Arnoldi stop (relative move of
-            the top Ritz value, :data:`MEASURE_RTOL`); probes: Hutchinson probes (``rms``).
         time_points: steps to measure at: ``"auto"`` (default: 2 evenly spaced steps, then
             4, then 8, until the standard error of every edge mean is at most ``precision``
             of it), a count (evenly spaced), ``"all"`` or a list of step indices.
@@ -338,64 +387,78 @@ def measure(
         seed: seeds start vectors and square sub-matrices (``None``: global RNG). The
             samples (time points, sub-matrices) do not depend on the method, so two
             methods with one seed measure the same Jacobians.
-        estimator: the whole estimator as one value (:class:`lsc.jacobian.Estimator`);
-            when given it replaces ``method``, ``steps``, ``rtol`` and ``probes``.
+        estimator: how each value is estimated (:class:`lsc.jacobian.Estimator`: the
+            method ``auto`` | ``dense`` | ``arnoldi`` | ``power``, the most Krylov steps, the
+            Arnoldi stop ``rtol`` and the Hutchinson probes of ``rms``), or a method name
+            (that method with the other defaults); ``None``: :data:`MEASURE_ESTIMATOR`.
+            The keywords ``method``, ``steps``, ``rtol``, ``probes`` are deprecated
+            spellings of its fields.
         precision: the relative standard error ``time_points="auto"`` stops at (1%).
         lengths: the true length of each sequence of a padded batch: a sample counts only
             at time points inside its length (its states there never saw the padding), and
             time points are chosen within the longest. A ``PackedSequence`` ``x`` gives
             its own lengths.
     """
+    est = estimator_of(
+        estimator, MEASURE_ESTIMATOR, deprecated, MEASURE_LEGACY, "measure()", counts=("steps", "probes")
+    )
+    settings = _Settings(kinds, target, quantity, time_points, seed, est, precision)
     if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
         found = parts.find(model, x)
-        reports = [
-            measure(
-                p.module,
-                p.inputs,
-                kinds=kinds,
-                target=target,
-                method=method,
-                quantity=quantity,
-                steps=steps,
-                probes=probes,
-                time_points=time_points,
-                seed=seed,
-                estimator=estimator,
-                precision=precision,
-                rtol=rtol,
-                lengths=p.lengths if lengths is None else lengths,
-            )
-            for p in found
-        ]
+        reports = [_measure(p.module, p.inputs, settings, p.lengths if lengths is None else lengths) for p in found]
         return _joined(reports, [p.name for p in found])
+    return _measure(model, x, settings, lengths)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`measure`'s settings, passed on to each part."""
+
+    kinds: Sequence[str] | None
+    target: Target
+    quantity: str
+    time_points: int | Sequence[int] | str
+    seed: int | None
+    est: Estimator
+    precision: float
+
+
+def _measure(model: nn.Module, x: Tensor, s: _Settings, lengths: Sequence[int] | Tensor | None) -> StabilityReport:
+    """:func:`measure` of a model lsc sees as one stack."""
     if isinstance(x, PackedSequence):
         if lengths is not None:
             raise ValueError("a PackedSequence carries its own lengths: pass lengths=None")
         x, lengths = pad_packed_sequence(x, batch_first=as_stack(model).batch_first)
     start = time.perf_counter()
-    check_choice(method, quantity)
-    steps, probes = check_count(steps, "steps"), check_count(probes, "probes")
-    est = estimator if estimator is not None else Estimator(method, steps, rtol, probes)
-    if not isinstance(est, Estimator):
-        raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
-    if check_number(precision, "precision") <= 0:
-        raise ValueError(f"precision must be a number > 0, got {precision!r}")
-    check_seed(seed)
+    est, quantity = s.est, s.quantity
+    check_choice(est.method, quantity)
+    if check_number(s.precision, "precision") <= 0:
+        raise ValueError(f"precision must be a number > 0, got {s.precision!r}")
+    check_seed(s.seed)
     stack, xb = prepare(model, x)
-    kinds = check_kinds(stack, kinds)
+    kinds = check_kinds(stack, s.kinds)
     B, T = xb.shape[0], xb.shape[1]
-    goal = resolve_target(target, stack.num_layers, T)
+    goal = resolve_target(s.target, stack.num_layers, T)
     valid = _lengths(lengths, B, T)
     span = T if valid is None else int(valid.max())  # time points inside the longest sequence
-    auto = isinstance(time_points, str) and time_points == "auto"
-    rounds = [pick_time_points(span, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(span, time_points)]
-    sampler = _Sampler(stack, xb, kinds, quantity, est, estimator_generator(seed, stack.device), seed, valid)
+    auto = isinstance(s.time_points, str) and s.time_points == "auto"
+    rounds = [pick_time_points(span, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(span, s.time_points)]
+    sampler = _Sampler(
+        stack=stack,
+        xb=xb,
+        kinds=kinds,
+        quantity=quantity,
+        est=est,
+        gen=estimator_generator(s.seed, stack.device),
+        seed=s.seed,
+        lengths=valid,
+    )
     times: list[int] = []
     for picks in rounds:
         new = [t for t in picks if t not in times]
         sampler.add(new)
         times += new
-        if sampler.precise(precision):
+        if sampler.precise(s.precision):
             break
     if any(sum(part.numel() for part in v) == 0 for v in sampler.values):
         raise ValueError(
@@ -406,21 +469,20 @@ def measure(
         _stat(e.kind, e.layer, torch.cat(v), J.shape, est.resolve(J, quantity))
         for e, J, v in zip(sampler.found, sampler.shapes, sampler.values)
     ]
-    seconds = time.perf_counter() - start
     return StabilityReport(
-        stats,
-        est.method,
-        quantity,
-        goal,
-        stack.num_layers,
-        T,
-        tuple(sorted(times)),
-        B,
-        est.steps,
-        seed,
-        seconds,
-        est.rtol,
-        est.probes,
+        edges=stats,
+        method=est.method,
+        quantity=quantity,
+        target=goal,
+        num_layers=stack.num_layers,
+        time_steps=T,
+        time_points=tuple(sorted(times)),
+        batch_size=B,
+        steps=est.steps,
+        seed=s.seed,
+        seconds=time.perf_counter() - start,
+        rtol=est.rtol,
+        probes=est.probes,
     )
 
 
@@ -457,14 +519,24 @@ class _Sampler:
     """Per-edge values of the chosen quantity, added time point by time point (of a padded
     batch, only the samples whose length covers the time point)."""
 
-    def __init__(self, stack, xb, kinds, quantity, est, gen, seed, lengths=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        stack: Stack,
+        xb: Tensor,
+        kinds: Sequence[str],
+        quantity: str,
+        est: Estimator,
+        gen: torch.Generator | None,
+        seed: int | None,
+        lengths: Tensor | None = None,
+    ) -> None:
         self.stack, self.xb, self.kinds, self.quantity, self.est = stack, xb, kinds, quantity, est
         self.gen, self.seed, self.lengths = gen, seed, lengths
         size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
         element = xb.element_size() if xb.is_floating_point() else 4
         self.per_call = max(1, rows_within_budget(size, est.steps, element) // xb.shape[0])
-        self.found: list[Any] = []
-        self.shapes: list[Any] = []
+        self.found: list[Edge] = []
+        self.shapes: list[LocalJacobian] = []
         self.values: list[list[Tensor]] = []
 
     @torch.no_grad()

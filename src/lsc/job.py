@@ -34,8 +34,9 @@ from .files import write_atomic
 from .grid import available_kinds
 from .init import registry as init_registry
 from .models import as_stack
-from .pretraining import DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
+from .pretraining import DEFAULT_KINDS, PretrainConfig, PretrainResult, history_jsonl, pretrain
 from .rundir import hold_directory, remove_run_files
+from .settings import default_of, same_as, setting, setting_field, spelt, unspelt
 from .tasks import Task
 from .train import (
     BEST,
@@ -43,6 +44,7 @@ from .train import (
     CONFIG,
     METRICS,
     RESULT,
+    TrainConfig,
     TrainResult,
     check_compatible,
     train,
@@ -64,39 +66,69 @@ class TrainJob:
     ``pretrain`` is a target in its text form (``"0.5"``, ``"unbalanced"``,
     ``"time=0.9,depth=0.5"``; :func:`lsc.condition.parse_target`) or ``None`` for no
     pre-training; ``init`` a name of :func:`lsc.init.available` whose horizon options
-    default to the task's sequence length.
+    default to the task's sequence length. The ``pretrain_*`` fields are settings of
+    :class:`~lsc.pretraining.PretrainConfig` and the training fields those of
+    :class:`~lsc.train.TrainConfig`, with their defaults (a job trains 5 epochs, where
+    :func:`lsc.train` trains 10); :meth:`pretrain_config` and :meth:`train_config` build them.
     """
 
     task: str
     task_options: Mapping[str, object] = field(default_factory=dict)
-    cell: str = "gru"
-    layers: int = 2
-    width: int = 128
-    embedding: int | None = None
-    dropout: float = 0.0
-    dtype: str = "float32"
+    cell: str = setting("gru", "cell kind")
+    layers: int = setting(2, "stacked layers")
+    width: int = setting(128, "hidden width of every layer")
+    embedding: int | None = setting(None, "embedding size for token tasks (none: the width)")
+    dropout: float = setting(0.0, "dropout between layers")
+    dtype: str = setting("float32", "parameter dtype", choices=("float32", "float64"))
     init: str | None = None
     init_options: Mapping[str, object] = field(default_factory=dict)
     pretrain: str | None = None
-    pretrain_kinds: Sequence[str] | None = None
-    pretrain_steps: int = 1000
-    pretrain_seconds: float | None = None
-    pretrain_tol: float = 0.02
-    pretrain_rescale: str = "auto"
-    pretrain_shuffle: float = 0.0
-    pretrain_optimizer: str = "adam"
-    pretrain_decoder: bool = False
-    epochs: int = 5
-    lr: float = 1e-3
-    batch_size: int = 64
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    clip: float | None = None
-    schedule: str | None = None
-    patience: int | None = None
-    seed: int = 0
+    pretrain_kinds: Sequence[str] | None = same_as(PretrainConfig, "kinds")
+    pretrain_steps: int = same_as(PretrainConfig, "max_steps")
+    pretrain_seconds: float | None = same_as(PretrainConfig, "max_seconds")
+    pretrain_tol: float = same_as(PretrainConfig, "tol")
+    pretrain_rescale: str = same_as(
+        PretrainConfig,
+        "rescale",
+        default=spelt(default_of(PretrainConfig, "rescale")),
+        choices=[spelt(c) for c in setting_field(PretrainConfig, "rescale").metadata["choices"]],
+    )
+    pretrain_shuffle: float = same_as(PretrainConfig, "shuffle")
+    pretrain_optimizer: str = same_as(PretrainConfig, "optimizer")
+    pretrain_decoder: bool = setting(
+        False,
+        "also pre-train the decoder edge to 1 when the model has at most 100 outputs "
+        "(the reference's choice; in the loss, not in the stopping rule)",
+    )
+    epochs: int = same_as(TrainConfig, "epochs", default=5)
+    lr: float = same_as(TrainConfig, "lr")
+    batch_size: int = same_as(TrainConfig, "batch_size")
+    optimizer: str = same_as(TrainConfig, "optimizer")
+    weight_decay: float = same_as(TrainConfig, "weight_decay")
+    clip: float | None = same_as(TrainConfig, "clip")
+    schedule: str | None = same_as(TrainConfig, "schedule")
+    patience: int | None = same_as(TrainConfig, "patience")
+    seed: int = same_as(TrainConfig, "seed")
     device: str = "cpu"
-    amp: str | None = None
+    amp: str | None = same_as(TrainConfig, "amp")
+
+    def pretrain_config(self, target: Target, kinds: Sequence[str] | None) -> PretrainConfig:
+        """The job's pre-training settings, to ``target`` on the edge ``kinds``."""
+        return PretrainConfig(
+            target=target,
+            kinds=None if kinds is None else tuple(kinds),
+            tol=self.pretrain_tol,
+            max_steps=self.pretrain_steps,
+            max_seconds=self.pretrain_seconds,
+            seed=self.seed,
+            rescale=cast(bool | str, unspelt(self.pretrain_rescale)),
+            shuffle=self.pretrain_shuffle,
+            optimizer=self.pretrain_optimizer,
+        )
+
+    def train_config(self) -> TrainConfig:
+        """The job's training settings."""
+        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
     def record(self) -> dict[str, object]:
         """What ``config.json`` records of the job beyond :func:`lsc.train`'s own settings
@@ -125,16 +157,28 @@ class TrainJob:
     def _faithful(self) -> dict[str, object]:
         """The reference's pre-training options where they differ from the defaults (a
         directory written before they existed still matches its own job)."""
-        given = {
-            "pretrain_rescale": (self.pretrain_rescale, "auto"),
-            "pretrain_shuffle": (self.pretrain_shuffle, 0.0),
-            "pretrain_optimizer": (self.pretrain_optimizer, "adam"),
-            "pretrain_decoder": (self.pretrain_decoder, False),
-        }
-        return {k: v for k, (v, default) in given.items() if v != default}
+        given = ("pretrain_rescale", "pretrain_shuffle", "pretrain_optimizer", "pretrain_decoder")
+        return {k: getattr(self, k) for k in given if getattr(self, k) != default_of(TrainJob, k)}
 
     def to_dict(self) -> dict[str, object]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The job as JSON-ready values (``TrainJob(**job.to_dict())`` builds the same job)."""
+        out: dict[str, object] = json.loads(json.dumps(asdict(self), default=str))
+        return out
+
+
+TRAIN_FIELDS = (
+    "epochs",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "weight_decay",
+    "clip",
+    "schedule",
+    "patience",
+    "seed",
+    "amp",
+)
+"""The job's fields that are :class:`~lsc.train.TrainConfig` settings."""
 
 
 @dataclass(frozen=True)
@@ -182,17 +226,36 @@ def run_job(
     the job's own files from ``out`` first; ``say`` receives one-line progress messages;
     ``on_epoch`` every finished epoch's metrics row."""
     target = parse_target(job.pretrain) if job.pretrain is not None else None
+    job.train_config()  # the training settings are checked before any work, not after pre-training
     task, model = build(job)
     folder = Path(out) if out is not None else None
     main = _dist.is_main()
     with hold_directory(folder if main else None):  # one run per directory, found writable before any work
         if folder is not None and force:
             remove_run_files(folder, FILES)
-        return _run_held(job, folder, task, model, target, main, progress, say or (lambda _: None), on_epoch)
+        return _run_held(
+            job,
+            folder,
+            task,
+            model,
+            target=target,
+            main=main,
+            progress=progress,
+            say=say or (lambda _: None),
+            on_epoch=on_epoch,
+        )
 
 
 def _run_held(
-    job: TrainJob, folder: Path | None, task: Task, model: nn.Module, target, main: bool, progress, say, on_epoch
+    job: TrainJob,
+    folder: Path | None,
+    task: Task,
+    model: nn.Module,
+    target: Target | None,
+    main: bool,
+    progress: bool | None,
+    say: Callable[[str], None],
+    on_epoch: Callable[[dict[str, object]], None] | None,
 ) -> JobResult:
     resuming = folder is not None and (folder / CHECKPOINT).exists()
     pre, summary = None, None
@@ -201,8 +264,9 @@ def _run_held(
         # all but the budgets must match for an interrupted pre-training to resume, the training
         # settings too: a changed lr is refused now, not after the pre-training it would resume
         budgets = ("pretrain_steps", "pretrain_seconds")
+        cli = cast(dict[str, object], job.record()["cli"])
         resume = {
-            "cli": {k: v for k, v in cast("dict[str, object]", job.record()["cli"]).items() if k not in budgets},
+            "cli": {k: v for k, v in cli.items() if k not in budgets},
             "train": {
                 "lr": job.lr,
                 "batch_size": job.batch_size,
@@ -215,18 +279,10 @@ def _run_held(
         pre = pretrain(
             model,
             task.inputs(32, seed=job.seed),
-            target=target,
-            kinds=pretrain_kinds(job, model),
-            tol=job.pretrain_tol,
-            max_steps=job.pretrain_steps,
-            max_seconds=job.pretrain_seconds,
-            seed=job.seed,
-            rescale={"on": True, "off": False}.get(job.pretrain_rescale, job.pretrain_rescale),
-            shuffle=job.pretrain_shuffle,
-            optimizer=job.pretrain_optimizer,
+            job.pretrain_config(target, pretrain_kinds(job, model)),
             checkpoint=None if folder is None else folder / PRETRAIN_DIR,
             progress=progress,
-            config=resume,
+            extra=resume,
         )
         if pre.stopped == "interrupted":
             say("interrupted during pre-training; run the same command again to resume")
@@ -250,22 +306,7 @@ def _run_held(
         check = json.loads((folder / INIT).read_text()) if (folder / INIT).exists() else None
         say(f"resuming from {folder / CHECKPOINT}")
     result = train(
-        model,
-        task,
-        epochs=job.epochs,
-        lr=job.lr,
-        batch_size=job.batch_size,
-        optimizer=job.optimizer,
-        weight_decay=job.weight_decay,
-        clip=job.clip,
-        schedule=job.schedule,
-        patience=job.patience,
-        seed=job.seed,
-        out=folder,
-        progress=progress,
-        callback=on_epoch,
-        config=job.record(),
-        amp=job.amp,
+        model, task, job.train_config(), out=folder, progress=progress, callback=on_epoch, extra=job.record()
     )
     return JobResult(result, pre, summary, check)
 
@@ -292,7 +333,7 @@ def pretrain_kinds(job: TrainJob, model: nn.Module) -> list[str] | None:
     return [k for k in (kinds or DEFAULT_KINDS) if k in have] + ["decoder"]
 
 
-def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> dict[str, object]:
+def check_init(model: nn.Module, task: Task, job: TrainJob, target: Target | None) -> dict[str, object]:
     """The radii of the weights training starts from: :func:`lsc.measure` with the dense
     method (Arnoldi above :data:`DENSE_CHECK_STATES` states) on a batch of the task's
     inputs that pre-training did not draw (its own seed), every edge's mean, and for a
@@ -309,9 +350,9 @@ def check_init(model: nn.Module, task: Task, job: TrainJob, target: object) -> d
         report = measure(
             model,
             x,
-            method=method,
+            estimator=method,
             kinds=kinds,
-            target=cast("Target", target if target is not None else "auto"),
+            target=target if target is not None else "auto",
             seed=job.seed,
         )
     except NonFiniteError as exc:  # an init that does not run: said in init.json, the training will say the rest

@@ -12,7 +12,7 @@ recurrent parts (:mod:`lsc.parts`), or it is a stack itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import lightning.pytorch as pl
 from torch import Tensor
@@ -31,8 +31,9 @@ class LSCCallback(pl.Callback):
     every: log the radii every ``every`` optimiser steps (and at step 0); ``None``: never.
     pretrain: pre-train at ``on_fit_start`` (default ``True``).
     data: pre-training inputs (a tensor or re-iterable; default ``batch``).
-    pretrain_options: more keyword arguments for :func:`lsc.pretrain` (``max_steps``,
-        ``tol``, ``part`` ...).
+    pretrain_options: more keyword arguments for :func:`lsc.pretrain`: its settings
+        (``config=lsc.PretrainConfig(...)``, or by name: ``max_steps``, ``tol`` ...) and
+        its other options (``part`` ...).
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class LSCCallback(pl.Callback):
         kinds: list[str] | None = None,
         every: int | None = 100,
         pretrain: bool = True,
-        data: object = None,
+        data: Tensor | Iterable[object] | None = None,
         pretrain_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.batch, self.target, self.kinds, self.every = batch, target, kinds, every
@@ -59,7 +60,7 @@ class LSCCallback(pl.Callback):
             options = {"progress": False, **self.pretrain_options}
             self.result = pretrain(
                 pl_module,
-                cast("Tensor | Iterable[object]", self.data if self.data is not None else batch),  # data or a batch
+                self.data if self.data is not None else batch,  # data or a batch
                 target=self.target,
                 kinds=self.kinds,
                 **options,

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed as _dist
-from .checks import NonFiniteError, check_positive, unknown_name
+from .checks import NonFiniteError, check_number, check_positive, unknown_name
 from .distributed import select_device
 from .files import DamagedFileError, read_state, require, write_atomic, write_state
 from .models import StackedRNN
@@ -49,6 +49,7 @@ from .models.io import describe, save
 from .optimizers import OPTIMIZERS, make_optimizer
 from .progress import progress_bar
 from .rundir import hold_directory
+from .settings import names, overridden, setting
 from .tasks import Task
 from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally
@@ -84,7 +85,10 @@ class TrainResult:
     def line(self) -> str:
         """``val accuracy 0.9120 · test accuracy 0.9050 (best epoch 7 of 8, 151.2 s)``."""
         fmt = {"accuracy": "{:.4f}", "perplexity": "{:.2f}", "mse": "{:.4g}"}[self.metric]
-        show = lambda v: "n/a" if v is None else fmt.format(v)  # noqa: E731
+
+        def show(v: float | None) -> str:
+            return "n/a" if v is None else fmt.format(v)
+
         return (
             f"val {self.metric} {show(self.val)} · test {self.metric} {show(self.test)} "
             f"(best epoch {self.best_epoch} of {self.epochs}, {self.seconds:.1f} s)"
@@ -202,51 +206,116 @@ def evaluate(
     return {"loss": tally.loss(), task.metric: tally.metric(task.objective)}
 
 
+TRAIN_OPTIMIZERS = tuple(k for k in OPTIMIZERS if k != "none")
+"""The optimisers training takes (``none``, no step, is for pre-training's heuristics)."""
+AMP = ("bf16",)
+KEYWORDS = ("device", "out", "max_length", "progress", "callback", "distributed", "extra")
+"""The keywords of :func:`train` that are no settings (where it runs and writes)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`train` trains (see the module docstring). Frozen; every value is checked
+    when the config is made, a bad one is a ValueError naming its field.
+
+    Attributes (each field's help line says the rest):
+        optimizer: a name of :data:`TRAIN_OPTIMIZERS` (``adabelief``,
+            ``adabelief-lookahead``: the reference's, the ``optimizers`` extra).
+        clip: rescale the gradient to at most this norm (``None``: no clipping).
+        schedule: ``None`` or ``"cosine"`` (lr to 0.1 lr over the run, per step).
+        patience: stop after this many epochs without a better validation metric (``None``: never).
+        seed: seeds each epoch's shuffle and dropout (seed, epoch).
+        amp: ``"bf16"``: forward passes under ``torch.autocast`` in bfloat16 (cpu, or a cuda
+            device that supports it); the loss is taken in float32. ``None``: off.
+    """
+
+    epochs: int = setting(10, "epochs")
+    lr: float = setting(1e-3, "learning rate")
+    batch_size: int = setting(64, "batch size")
+    optimizer: str = setting("adam", "optimiser", choices=TRAIN_OPTIMIZERS)
+    weight_decay: float = setting(0.0, "weight decay")
+    clip: float | None = setting(None, "clip the gradient norm to this value (none: no clipping)")
+    schedule: str | None = setting(
+        None, "learning-rate schedule (cosine: lr to 0.1 lr over the run)", choices=(None, *SCHEDULES)
+    )
+    patience: int | None = setting(None, "early stopping after this many epochs without a better validation metric")
+    seed: int = setting(0, "seed of each epoch's shuffle and dropout")
+    eval_batch_size: int | None = setting(None, "batch size of validation and test (none: batch_size)")
+    test_every_epoch: bool = setting(True, "measure the test split every epoch (else only at the end)")
+    amp: str | None = setting(
+        None, "mixed precision: bf16 autocast of the forward passes on cpu/cuda", choices=(None, *AMP)
+    )
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("patience", 1 if self.patience is None else self.patience),
+            ("eval_batch_size", 1 if self.eval_batch_size is None else self.eval_batch_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_positive(self.lr, "lr")
+        if self.clip is not None:
+            check_positive(self.clip, "clip")
+        if check_number(self.weight_decay, "weight_decay") < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer not in TRAIN_OPTIMIZERS:
+            raise unknown_name("optimizer", self.optimizer, TRAIN_OPTIMIZERS)
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise unknown_name("schedule", self.schedule, SCHEDULES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.amp is not None and self.amp not in AMP:
+            raise unknown_name("amp", self.amp, AMP)
+
+    def record(self, device: torch.device, world_size: int | None) -> dict[str, object]:
+        """The ``train`` entry of ``config.json``: the settings, the device and (distributed)
+        the world size; ``amp`` only when on."""
+        out: dict[str, object] = {}
+        for name in names(self):
+            if name != "amp":
+                out[name] = getattr(self, name)
+            if name == "seed":
+                out["device"] = str(device)
+        if world_size is not None:
+            out["world_size"] = world_size
+        if self.amp is not None:
+            out["amp"] = self.amp
+        return out
+
+
 def train(
     model: nn.Module,
     task: Task,
+    config: TrainConfig | None = None,
     *,
-    epochs: int = 10,
-    lr: float = 1e-3,
-    batch_size: int = 64,
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    clip: float | None = None,
-    schedule: str | None = None,
-    patience: int | None = None,
-    seed: int = 0,
     device: str | torch.device | None = None,
     out: str | Path | None = None,
-    eval_batch_size: int | None = None,
-    test_every_epoch: bool = True,
     max_length: int | None = None,
     progress: bool | None = None,
     callback: Callable[[dict[str, object]], None] | None = None,
-    config: Mapping[str, object] | None = None,
     distributed: bool | None = None,
-    amp: str | None = None,
+    extra: Mapping[str, object] | None = None,
+    **settings: object,
 ) -> TrainResult:
     """Train ``model`` on ``task`` in place and return a :class:`TrainResult`.
+
+    ``train(model, task, epochs=8, lr=2e-3)`` is ``train(model, task, TrainConfig(epochs=8, lr=2e-3))``.
 
     Args:
         model: a module mapping (B, T, F) floats (or (B, T) tokens) to (B, T, outputs),
             e.g. ``task.model("gru", layers=2, width=128)``.
         task: from :func:`lsc.tasks.get`.
-        epochs, lr, batch_size: the usual; ``optimizer``: a name of :data:`lsc.optimizers.OPTIMIZERS`
-            (``adam``, ``adamw``, ``sgd``, ``rmsprop``, ``adabelief``, ``adabelief-lookahead``).
-        clip: rescale the gradient to at most this norm (``None``: no clipping).
-        schedule: ``None`` or ``"cosine"`` (lr to 0.1 lr over the run).
-        patience: stop after this many epochs without a better validation metric.
-        seed: seeds each epoch's shuffle and dropout (seed, epoch).
+        config: the settings (:class:`TrainConfig`; ``None``: its defaults).
+        **settings: settings by name, in place of ``config``'s (a name that is no field of
+            :class:`TrainConfig` is refused, naming the fields).
         device: where to train (default: where the model is).
         out: a directory for config.json, metrics.jsonl, best.pt, result.json and a
             checkpoint; a later call with the same directory and settings resumes.
-        eval_batch_size: batch size for validation/test (default: ``batch_size``).
-        test_every_epoch: measure the test split every epoch (else only at the end).
         max_length: the model's trained window, if it has one (see :func:`check_compatible`).
         progress: a tqdm bar per epoch (default: when stderr is a terminal).
         callback: called with every finished epoch's metrics row.
-        config: extra JSON entries for config.json (they must match to resume).
         distributed: data-parallel over the initialised process group (``None``: when one
             of more than one process is active, e.g. under torchrun). Every global batch of
             ``batch_size`` is split across the ranks in the same seeded order, gradients
@@ -254,123 +323,107 @@ def train(
             metrics are reduced over ranks, early stopping is decided on them (all ranks
             stop together), and only rank 0 writes ``out`` and progress. Checkpoints hold
             the plain model, so a run resumes with any number of processes.
-        amp: ``"bf16"``: forward passes under ``torch.autocast`` in bfloat16 (cpu, or a
-            cuda device that supports it); the loss is taken in float32. ``None``: off.
+        extra: more JSON entries for config.json (they must match to resume).
     """
-    _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size)
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(
+            f"config must be an lsc.TrainConfig, got {type(config).__name__} (more entries for "
+            "config.json go in extra=)"
+        )
+    cfg = overridden(config if config is not None else TrainConfig(), settings, "train()", KEYWORDS)
     if device is not None:
         model.to(select_device(device))
     ddp = _dist.resolve(distributed)
     main = not ddp or _dist.is_main()
-    autocast = _autocast(amp, _where(model)[0])
+    autocast = _autocast(cfg.amp, _where(model)[0])
     check_compatible(model, task, max_length=max_length)
     dev, dtype = _where(model)
     params = tuple(p for p in model.parameters() if p.requires_grad)
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere)")
-    settings = {
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "weight_decay": weight_decay,
-        "clip": clip,
-        "schedule": schedule,
-        "patience": patience,
-        "seed": seed,
-        "device": str(dev),
-        "eval_batch_size": eval_batch_size,
-        "test_every_epoch": test_every_epoch,
-    }
-    if ddp:
-        settings["world_size"] = _dist.world_size()
-    if amp is not None:
-        settings["amp"] = amp
     from .version import __version__
 
-    cfg = {
+    record = {
         "lsc": __version__,
         "task": task.describe(),
         "model": _describe(model),
-        "train": settings,
-        **dict(config or {}),
+        "train": cfg.record(dev, _dist.world_size() if ddp else None),
+        **dict(extra or {}),
     }
     folder = Path(out) if out is not None else None
     with hold_directory(folder if main else None):  # one run per directory, found writable before any work
-        opt = make_optimizer(optimizer, params, lr, weight_decay=weight_decay)
-        per_epoch = task.train.num_batches(batch_size)
+        opt = make_optimizer(cfg.optimizer, params, cfg.lr, weight_decay=cfg.weight_decay)
+        per_epoch = task.train.num_batches(cfg.batch_size)
         trainer = _Trainer(
-            model,
-            task,
-            opt,
-            _cosine(opt, epochs * per_epoch) if schedule == "cosine" else None,
-            params,
-            batch_size,
-            eval_batch_size or batch_size,
-            clip,
-            _carries(model, task),
-            dev,
-            dtype,
-            ddp,
-            autocast,
-            seed,
-            epochs,
-            per_epoch,
-            test_every_epoch,
-            progress if main else False,
-            folder if main else None,
+            model=model,
+            task=task,
+            config=cfg,
+            opt=opt,
+            params=params,
+            carry=_carries(model, task),
+            dev=dev,
+            dtype=dtype,
+            ddp=ddp,
+            autocast=autocast,
+            per_epoch=per_epoch,
+            progress=progress if main else False,
+            folder=folder if main else None,
+            sched=_cosine(opt, cfg.epochs * per_epoch) if cfg.schedule == "cosine" else None,
         )
-        run, best_state = trainer.resume(_resume_state(folder, cfg, model) if folder is not None else None)
+        run, best_state = trainer.resume(_resume_state(folder, record, model) if folder is not None else None)
         if folder is not None and main:
-            write_atomic(folder / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
+            write_atomic(folder / CONFIG, json.dumps(record, indent=2, default=str) + "\n")
+        return trainer.fit(run, best_state, callback)
+
+
+@dataclass
+class _Trainer:
+    """What a training run keeps from epoch to epoch: the model, its task, the settings, the
+    optimiser and schedule, and where the run writes."""
+
+    model: nn.Module
+    task: Task
+    config: TrainConfig
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR | None
+    params: tuple[nn.Parameter, ...]
+    carry: bool
+    dev: torch.device
+    dtype: torch.dtype
+    ddp: bool
+    autocast: Callable[[], object]
+    per_epoch: int
+    progress: bool | None
+    folder: Path | None  # where this process writes (None: it does not)
+
+    def fit(
+        self, run: _Run, best_state: dict[str, Tensor], callback: Callable[[dict[str, object]], None] | None
+    ) -> TrainResult:
+        """Epochs until the run stops (the budget, early stopping, divergence, Ctrl-C); the
+        best weights are left in the model."""
+        epochs = self.config.epochs
         start = time.perf_counter() - run.seconds
         try:
             while not run.stopped:
                 if run.epoch >= epochs:
                     run.stopped, run.message = "epochs", f"finished {epochs} epochs"
                     break
-                row = trainer.epoch(run.epoch)
-                improved = run.record(row, task, patience, time.perf_counter() - start)
+                row = self.epoch(run.epoch)
+                improved = run.record(row, self.task, self.config.patience, time.perf_counter() - start)
                 if improved:
-                    best_state = copy.deepcopy(model.state_dict())
-                trainer.save(run, best_state, improved)
+                    best_state = copy.deepcopy(self.model.state_dict())
+                self.save(run, best_state, improved)
                 if callback is not None:
                     callback(row)
         except NonFiniteError as exc:
             run.stopped, run.message = "diverged", f"{exc}; restored the weights of epoch {run.best_epoch}"
-            trainer.save(run, best_state)
+            self.save(run, best_state)
         except KeyboardInterrupt:
             run.stopped = "interrupted"
             run.message = f"interrupted in epoch {run.epoch + 1}; run again with the same out directory to resume"
         run.seconds = time.perf_counter() - start
-        model.load_state_dict(best_state)
-        return trainer.finish(run, best_state)
-
-
-@dataclass
-class _Trainer:
-    """What a training run keeps from epoch to epoch: the model, its task, the optimiser and
-    schedule, and the settings every epoch reads."""
-
-    model: nn.Module
-    task: Task
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.LambdaLR | None
-    params: tuple[nn.Parameter, ...]
-    batch_size: int
-    eval_batch_size: int
-    clip: float | None
-    carry: bool
-    dev: torch.device
-    dtype: torch.dtype
-    ddp: bool
-    autocast: Callable[[], object]
-    seed: int
-    epochs: int
-    per_epoch: int
-    test_every_epoch: bool
-    progress: bool | None
-    folder: Path | None  # where this process writes (None: it does not)
+        self.model.load_state_dict(best_state)
+        return self.finish(run, best_state)
 
     def resume(self, saved: Mapping[str, object] | None) -> tuple[_Run, dict[str, Tensor]]:
         """The run so far and its best weights: from ``saved`` (model, optimiser and schedule
@@ -389,7 +442,7 @@ class _Trainer:
                 raise DamagedFileError(
                     path, f"its contents do not fit this run ({str(exc).splitlines()[0][:200]})"
                 ) from None
-            if run.stopped == "epochs" and run.epoch < self.epochs:
+            if run.stopped == "epochs" and run.epoch < self.config.epochs:
                 run.stopped = ""  # more epochs asked for: carry on
         if self.ddp:  # every rank starts from rank 0's weights
             _dist.broadcast_module(self.model)
@@ -404,9 +457,12 @@ class _Trainer:
         dev = self.dev
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             # dropout of this epoch (each rank its own masks)
-            torch.manual_seed(self.seed * 100_003 + epoch + (7_919 * _dist.rank() if self.ddp else 0))
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # shuffle of this epoch
-            bar = progress_bar(self.progress, self.per_epoch, f"epoch {epoch + 1}/{self.epochs}", "batch", leave=True)
+            seed = self.config.seed
+            torch.manual_seed(seed * 100_003 + epoch + (7_919 * _dist.rank() if self.ddp else 0))
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)  # shuffle of this epoch
+            bar = progress_bar(
+                self.progress, self.per_epoch, f"epoch {epoch + 1}/{self.config.epochs}", "batch", leave=True
+            )
             try:
                 tally, norms, clipped = self.train_pass(gen, bar)
             finally:
@@ -420,7 +476,7 @@ class _Trainer:
         }
         val = self.evaluate("val")
         row.update({"val_loss": val["loss"], f"val_{metric}": val[metric]})
-        if self.test_every_epoch:
+        if self.config.test_every_epoch:
             test = self.evaluate("test")
             row.update({"test_loss": test["loss"], f"test_{metric}": test[metric]})
         row.update(
@@ -434,17 +490,18 @@ class _Trainer:
 
     def evaluate(self, split: str) -> dict[str, float]:
         with self.autocast():  # type: ignore[attr-defined]
-            return evaluate(self.model, self.task, split, batch_size=self.eval_batch_size, distributed=self.ddp)
+            size = self.config.eval_batch_size or self.config.batch_size
+            return evaluate(self.model, self.task, split, batch_size=size, distributed=self.ddp)
 
     def train_pass(self, gen: torch.Generator, bar: object | None) -> tuple[Tally, list[float], int]:
         """One pass over the training split; returns (tally, gradient norms, clipped steps).
         With ``ddp`` every rank takes its slice of each global batch; its loss is weighted by
         its share of the batch's loss terms and the gradients summed over ranks, which gives
         the gradient of the global batch's mean loss."""
-        model, task, opt, dev, dtype, clip = self.model, self.task, self.opt, self.dev, self.dtype, self.clip
+        model, task, opt, dev, dtype, clip = self.model, self.task, self.opt, self.dev, self.dtype, self.config.clip
         model.train()
         tally, norms, clipped, states = Tally(), [], 0, None
-        for i, batch in enumerate(task.batches("train", self.batch_size, shuffle=True, generator=gen)):
+        for i, batch in enumerate(task.batches("train", self.config.batch_size, shuffle=True, generator=gen)):
             if not self.ddp:
                 b = batch.to(dev, dtype)
                 with self.autocast():  # type: ignore[attr-defined]  # the forward pass only (a null context without amp)
@@ -453,7 +510,7 @@ class _Trainer:
                 if not torch.isfinite(loss):
                     raise NonFiniteError(f"the training loss became {float(loss)} in batch {i}")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                torch.autograd.backward(loss)
             else:
                 b = _shard(batch).to(dev, dtype)
                 loss, t = None, Tally()
@@ -467,7 +524,7 @@ class _Trainer:
                     raise NonFiniteError(f"the training loss became non-finite in batch {i} (on {int(nbad)} rank(s))")
                 opt.zero_grad(set_to_none=True)
                 if loss is not None and total > 0:
-                    (loss * (t.loss_count / total)).backward()
+                    torch.autograd.backward(loss * (t.loss_count / total))
                 _dist.all_reduce_grads(self.params, average=False)
             # the total norm before clipping; with clip=None nothing is rescaled (max_norm = inf)
             norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf))
@@ -499,7 +556,7 @@ class _Trainer:
         task = self.task
         best = run.history[run.best_epoch - 1] if run.best_epoch else {}
         test_value = best.get(f"test_{task.metric}")
-        if not self.test_every_epoch and run.best_epoch:
+        if not self.config.test_every_epoch and run.best_epoch:
             test_value = self.evaluate("test")[task.metric]
         folder = self.folder
         result = TrainResult(
@@ -524,9 +581,6 @@ class _Trainer:
             write_atomic(folder / METRICS, _metrics(run))
             write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
         return result
-
-
-AMP = ("bf16",)
 
 
 def _autocast(amp: str | None, dev: torch.device) -> Callable[[], object]:
@@ -572,28 +626,6 @@ def _where(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def _validate(epochs, lr, batch_size, optimizer, weight_decay, clip, schedule, patience, seed, eval_batch_size):
-    for name, value in (
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("patience", 1 if patience is None else patience),
-        ("eval_batch_size", 1 if eval_batch_size is None else eval_batch_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    check_positive(lr, "lr")
-    if clip is not None:
-        check_positive(clip, "clip")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if optimizer not in OPTIMIZERS or optimizer == "none":
-        raise unknown_name("optimizer", optimizer, [k for k in OPTIMIZERS if k != "none"])
-    if schedule is not None and schedule not in SCHEDULES:
-        raise unknown_name("schedule", schedule, SCHEDULES)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-
-
 def _cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     """lr * (0.1 + 0.9 * (1 + cos(pi * step / total)) / 2): from lr to 0.1 lr over the run."""
     total = max(total, 1)
@@ -626,7 +658,14 @@ def _save_model(model: nn.Module, path: Path, task: Task, run: _Run) -> None:
 CHECKPOINT_KIND = "train-checkpoint"
 
 
-def _save_checkpoint(path: Path, model: nn.Module, opt, sched, run: _Run, best_state) -> None:
+def _save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR | None,
+    run: _Run,
+    best_state: Mapping[str, Tensor],
+) -> None:
     write_state(
         path,
         CHECKPOINT_KIND,
@@ -656,15 +695,32 @@ def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> 
     new = json.loads(json.dumps(cfg, default=str))
     if not isinstance(old, dict):
         raise DamagedFileError(folder / CONFIG, "it is not a JSON object")
-    diffs = [k for k in ("task", "model") if old.get(k) != new.get(k)]
-    diffs += [f"train.{k}" for k in RESUME_KEYS if old.get("train", {}).get(k) != new["train"].get(k)]
+    diffs = [_change(k, old.get(k), new.get(k)) for k in ("task", "model") if old.get(k) != new.get(k)]
+    was, now = old.get("train", {}), new["train"]
+    diffs += [f"train.{k} {was.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS if was.get(k) != now.get(k)]
     extra = set(old) | set(new)
-    diffs += [k for k in sorted(extra - {"lsc", "task", "model", "train"}) if old.get(k) != new.get(k)]
+    diffs += [
+        _change(k, old.get(k), new.get(k))
+        for k in sorted(extra - {"lsc", "task", "model", "train"})
+        if old.get(k) != new.get(k)
+    ]
     if diffs:
         raise ValueError(
-            f"{folder} holds another run (different {', '.join(diffs)}); use another --out directory, or delete it "
+            f"{folder} holds another run (different {'; '.join(diffs)}); use another --out directory, or delete it "
             "(or run again with --force) to start afresh"
         )
     blob = read_state(ckpt, CHECKPOINT_KIND, map_location=_where(model)[0])
     require(blob, ckpt, "model", "optimizer", "schedule", "run", "best_state")
     return blob
+
+
+def _change(key: str, old: object, new: object) -> str:
+    """``key old -> new`` for a recorded entry that differs; the entries of a mapping that differ
+    (``cli.lr 0.01 -> 0.001``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return "; ".join(
+            _change(f"{key}.{k}", old.get(k), new.get(k))
+            for k in sorted(set(old) | set(new), key=str)
+            if old.get(k) != new.get(k)
+        )
+    return f"{key} {old!r} -> {new!r}"

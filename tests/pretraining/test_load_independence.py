@@ -21,7 +21,7 @@ def _pretrained() -> tuple[dict[str, torch.Tensor], list[float]]:
     )  # tol 0: never converges, always the full 10 steps
     assert res.steps == 10 and res.stopped == "max_steps"
     x = torch.randn(8, 20, 4, generator=torch.Generator().manual_seed(5))
-    radii = [e.mean for e in lsc.measure(model, x, method="dense", kinds=["time", "depth"]).edges]
+    radii = [e.mean for e in lsc.measure(model, x, estimator="dense", kinds=["time", "depth"]).edges]
     return {k: v.clone() for k, v in model.state_dict().items()}, radii
 
 

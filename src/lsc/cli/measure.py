@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from typing import Any
 
-from ..condition import DEFAULT_TOL, MEASURE_RTOL, measure
+from ..condition import DEFAULT_TOL, MEASURE_ESTIMATOR, measure
 from ..grid import DEFAULT_TIME_POINTS, KINDS
-from ..jacobian import (
-    DEFAULT_PROBES,
-    DEFAULT_STEPS,
-    METHODS,
-    QUANTITIES,
-    Estimator,
-)
+from ..jacobian import METHODS, QUANTITIES
 from .options import (
     build_model,
     model_options,
@@ -39,20 +34,19 @@ def add_command(sub: Any) -> None:
 
 def measure_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement")
+    est = MEASURE_ESTIMATOR
     g.add_argument(
-        "--method", choices=METHODS, default="auto", help="auto (dense for small Jacobians), dense, arnoldi, power"
+        "--method",
+        choices=METHODS,
+        default=est.method,
+        help=f"auto (dense for small Jacobians), dense, arnoldi, power (default {est.method})",
     )
     g.add_argument(
         "--quantity", choices=QUANTITIES, default="radius", help="radius (default), norm or rms singular value"
     )
+    g.add_argument("--steps", type=positive_int, default=est.steps, help=f"Krylov/power steps (default {est.steps})")
     g.add_argument(
-        "--steps", type=positive_int, default=DEFAULT_STEPS, help=f"Krylov/power steps (default {DEFAULT_STEPS})"
-    )
-    g.add_argument(
-        "--probes",
-        type=positive_int,
-        default=DEFAULT_PROBES,
-        help=f"Hutchinson probes for rms (default {DEFAULT_PROBES})",
+        "--probes", type=positive_int, default=est.probes, help=f"Hutchinson probes for rms (default {est.probes})"
     )
     g.add_argument(
         "--time-points",
@@ -89,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         kinds=args.kinds,
         target=args.target,
         quantity=args.quantity,
-        estimator=Estimator(args.method, args.steps, MEASURE_RTOL, args.probes),
+        estimator=replace(MEASURE_ESTIMATOR, method=args.method, steps=args.steps, probes=args.probes),
         time_points=args.time_points,
         seed=args.seed,
     )

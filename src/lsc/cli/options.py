@@ -1,12 +1,15 @@
 """Option groups and value parsers shared by the ``lsc`` commands: targets, time points,
-edge kinds, sizes, inits, dtypes, and the model a command builds from them."""
+edge kinds, sizes, inits, dtypes, the model a command builds from them, and the options
+made from the settings' own fields (:func:`setting_option`)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +21,7 @@ from ..condition import Target
 from ..files import DamagedFileError, load_untrusted, unwrap
 from ..init import registry as init_registry
 from ..models import FFN, StackedRNN, cell_names
+from ..settings import setting_field, spelt
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -64,6 +68,41 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
+
+
+def setting_option(
+    group: Any,
+    config: type,
+    name: str,
+    flag: str,
+    *,
+    type: Callable[[str], object] | None = None,
+    default: object = MISSING,
+    closed: bool = False,
+    dest: str | None = None,
+    help: str | None = None,
+) -> None:
+    """Add option ``flag`` for setting ``name`` of the dataclass ``config``: its default,
+    help line and choices come from the field (:func:`lsc.settings.setting`), so each is
+    written once. ``closed``: argparse takes only the choices, spelt by :func:`lsc.settings.spelt`
+    (else the library checks the value, with a "did you mean"). ``default``, ``dest``,
+    ``help``: the command's own, where it differs."""
+    f = setting_field(config, name)
+    value = f.default if default is MISSING else default
+    choices = f.metadata.get("choices")
+    text = f.metadata.get("help", name) if help is None else help
+    if choices is not None and not closed:
+        text += f": {', '.join(spelt(c) for c in choices)}"
+    kwargs: dict[str, Any] = {
+        "default": spelt(value) if closed else value,
+        "dest": dest or name,
+        "help": f"{text} (default {spelt(value)})".replace("%", "%%"),
+    }
+    if type is not None:
+        kwargs["type"] = type
+    if closed and choices is not None:
+        kwargs["choices"] = [spelt(c) for c in choices]
+    group.add_argument(flag, **kwargs)
 
 
 def model_options(p: argparse.ArgumentParser, user_model: bool = True) -> None:
@@ -227,7 +266,13 @@ def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(generator_seed(check_seed(args.seed) or 0))  # any integer; torch takes [0, 2**64)
     dtype = DTYPES[args.dtype]
     if args.cell == "ffn":
-        model: nn.Module = FFN(args.layers, args.width, args.activation, args.input_size, args.output_size or None)
+        model: nn.Module = FFN(
+            depth=args.layers,
+            width=args.width,
+            activation=args.activation,
+            input_size=args.input_size,
+            output_size=args.output_size or None,
+        )
         model = model.to(device=args.device, dtype=dtype)
         apply_init(model, args.init, parse_init_options(args.init_opt), 1, args.seed)
         return model, torch.randn(args.batch, args.input_size, dtype=dtype, device=args.device)

@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,10 +16,10 @@ from ..checks import generator_seed
 from ..condition import measure
 from ..distributed import is_main
 from ..files import write_atomic
-from ..jacobian import METHODS
 from ..models.io import save
-from ..pretraining import CHECKPOINT, copy_task_inputs, history_jsonl, pretrain
+from ..pretraining import CHECKPOINT, PretrainConfig, copy_task_inputs, history_jsonl, pretrain
 from ..rundir import hold_directory, remove_run_files
+from ..settings import unspelt
 from .options import (
     DTYPES,
     build_model,
@@ -28,6 +28,7 @@ from .options import (
     parse_target,
     positive_float,
     positive_int,
+    setting_option,
 )
 
 
@@ -42,46 +43,32 @@ def add_command(sub: Any) -> None:
     )
     model_options(p)
     g = p.add_argument_group("pre-training")
-    g.add_argument(
-        "--target",
-        type=parse_target,
-        default="auto",
-        help="a number, auto (0.5 for deep RNNs, else 1), unbalanced, or kind=value,...",
-    )
+    setting_option(g, PretrainConfig, "target", "--target", type=parse_target)
     g.add_argument(
         "--data",
         choices=("gaussian", "copy"),
         default="gaussian",
         help="input: Gaussian noise or copy-task sequences (default gaussian)",
     )
-    g.add_argument(
-        "--kinds",
-        type=parse_kinds,
-        default=None,
-        help="edge kinds to pre-train (default encoder,time,depth; add decoder)",
+    setting_option(g, PretrainConfig, "kinds", "--kinds", type=parse_kinds)
+    setting_option(g, PretrainConfig, "tol", "--tol", type=float)
+    setting_option(g, PretrainConfig, "patience", "--patience", type=positive_int)
+    setting_option(g, PretrainConfig, "max_steps", "--max-steps", type=positive_int)
+    setting_option(g, PretrainConfig, "max_seconds", "--max-seconds", type=positive_float)
+    setting_option(g, PretrainConfig, "optimizer", "--optimizer")
+    setting_option(g, PretrainConfig, "lr", "--lr", type=positive_float)
+    setting_option(g, PretrainConfig, "time_points", "--time-points", type=positive_int)
+    setting_option(
+        g,
+        PretrainConfig,
+        "estimator",
+        "--method",
+        closed=True,
+        dest="method",
+        default=PretrainConfig().edge_estimator.method,
     )
-    g.add_argument(
-        "--tol", type=float, default=0.02, help="converged when every edge is this close to target (default 0.02)"
-    )
-    g.add_argument("--patience", type=positive_int, default=5, help="...for this many consecutive steps (default 5)")
-    g.add_argument("--max-steps", type=positive_int, default=1000, help="step budget (default 1000)")
-    g.add_argument("--max-seconds", type=positive_float, default=None, help="time budget in seconds (default none)")
-    g.add_argument("--optimizer", default="adam", help="adam, adamw, sgd or rmsprop (default adam)")
-    g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
-    g.add_argument("--time-points", type=positive_int, default=1, help="random time points per step (default 1)")
-    g.add_argument("--method", choices=METHODS, default="arnoldi", help="radius estimator (default arnoldi)")
-    g.add_argument(
-        "--rescale",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="the reference code's weight rescaling towards target: auto (default: on LRU/ALIF layers), on, off",
-    )
-    g.add_argument(
-        "--shuffle",
-        type=float,
-        default=0.0,
-        help="probability per step of the reference's weight shuffling (default 0)",
-    )
+    setting_option(g, PretrainConfig, "rescale", "--rescale", closed=True)
+    setting_option(g, PretrainConfig, "shuffle", "--shuffle", type=float)
     g.add_argument(
         "--out", default=None, help="directory for pretrained.pt, history.jsonl, report.json and the checkpoint"
     )
@@ -92,6 +79,30 @@ def add_command(sub: Any) -> None:
 
 
 PRETRAIN_FILES = (CHECKPOINT, "pretrained.pt", "history.jsonl", "report.json")
+MODEL_SETTINGS = {"batch_size": "batch", "time_steps": "time", "seed": "seed"}
+"""Settings that the model's options give (``--batch``, ``--time``, ``--seed``)."""
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    """The :class:`~lsc.pretraining.PretrainConfig` the options describe."""
+    given = {
+        name: getattr(args, name)
+        for name in (
+            "target",
+            "kinds",
+            "tol",
+            "patience",
+            "max_steps",
+            "max_seconds",
+            "optimizer",
+            "lr",
+            "time_points",
+            "shuffle",
+        )
+    }
+    given.update({name: getattr(args, option) for name, option in MODEL_SETTINGS.items()})
+    given.update(estimator=args.method, rescale=unspelt(args.rescale))
+    return PretrainConfig(**given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,24 +153,10 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
     result = pretrain(
         model,
         data,
-        target=args.target,
-        kinds=args.kinds,
-        tol=args.tol,
-        patience=args.patience,
-        max_steps=args.max_steps,
-        max_seconds=args.max_seconds,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        batch_size=args.batch,
-        time_steps=args.time,
-        time_points=args.time_points,
-        method=args.method,
-        seed=args.seed,
-        rescale=cast("bool | str", {"auto": "auto", "on": True, "off": False}[args.rescale]),
-        shuffle=args.shuffle,
+        config_from_args(args),
         checkpoint=out,
         progress=False if args.quiet or args.json else None,
-        config={"cli": cli},
+        extra={"cli": cli},
     )
     if not is_main():  # under torchrun: rank 0 writes and prints
         return 130 if result.stopped == "interrupted" else 0

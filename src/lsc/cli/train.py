@@ -11,14 +11,16 @@ from .. import tasks as task_registry
 from ..distributed import is_main
 from ..job import TrainJob, run_job
 from ..models import cell_names
-from ..train import OPTIMIZERS
+from ..settings import names, setting_field, unspelt
 from .options import (
     init_options,
     parse_init_options,
+    parse_kinds,
     parse_option,
     parse_target,
     positive_float,
     positive_int,
+    setting_option,
 )
 
 
@@ -31,38 +33,24 @@ def _pretraining_options(p: argparse.ArgumentParser) -> None:
         metavar="TARGET",
         help="pre-train to the LSC first: 0.5, 1, unbalanced, auto or kind=value,... (default: no pre-training)",
     )
-    g.add_argument("--pretrain-kinds", default=None, help="edge kinds to pre-train (default encoder,time,depth)")
-    g.add_argument("--pretrain-steps", type=positive_int, default=1000, help="pre-training step budget (default 1000)")
-    g.add_argument(
+    setting_option(g, TrainJob, "pretrain_kinds", "--pretrain-kinds", type=parse_kinds)
+    setting_option(g, TrainJob, "pretrain_steps", "--pretrain-steps", type=positive_int)
+    setting_option(
+        g,
+        TrainJob,
+        "pretrain_seconds",
         "--pretrain-seconds",
         type=positive_float,
-        default=None,
-        help="an extra time cap on pre-training in s (default none: the step budget decides, so a seed "
-        "fixes the init on a busy machine as on an idle one)",
+        help="a time cap in seconds (none: the step budget decides, so a seed fixes the init on a busy "
+        "machine as on an idle one)",
     )
-    g.add_argument("--pretrain-tol", type=float, default=0.02, help="pre-training tolerance (default 0.02)")
+    setting_option(g, TrainJob, "pretrain_tol", "--pretrain-tol", type=float)
+    setting_option(g, TrainJob, "pretrain_rescale", "--pretrain-rescale", closed=True)
+    setting_option(g, TrainJob, "pretrain_shuffle", "--pretrain-shuffle", type=float)
     g.add_argument(
-        "--pretrain-rescale",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="the reference's weight multiplier clip(target / radius) during pre-training (default auto: "
-        "on diagonal-recurrence cells)",
+        "--pretrain-decoder", action="store_true", help=setting_field(TrainJob, "pretrain_decoder").metadata["help"]
     )
-    g.add_argument(
-        "--pretrain-shuffle",
-        type=float,
-        default=0.0,
-        help="probability per step of the reference's weight shuffling (default 0)",
-    )
-    g.add_argument(
-        "--pretrain-decoder",
-        action="store_true",
-        help="also pre-train the decoder edge to 1 when the model has at most 100 outputs (the reference's "
-        "choice; in the loss, not in the stopping rule)",
-    )
-    g.add_argument(
-        "--pretrain-optimizer", default="adam", help=f"pre-training optimiser: {', '.join(OPTIMIZERS)} (default adam)"
-    )
+    setting_option(g, TrainJob, "pretrain_optimizer", "--pretrain-optimizer")
 
 
 def add_command(sub: Any) -> None:
@@ -93,48 +81,32 @@ def add_command(sub: Any) -> None:
         help="repeat every step this many times (the reference uses 2)",
     )
     g = p.add_argument_group("model")
-    g.add_argument("--cell", default="gru", help=f"cell kind: {', '.join(cell_names())} (default gru)")
-    g.add_argument("--layers", type=positive_int, default=2, help="stacked layers (default 2)")
-    g.add_argument("--width", type=positive_int, default=128, help="hidden width of every layer (default 128)")
-    g.add_argument(
-        "--dtype", choices=("float32", "float64"), default="float32", help="parameter dtype (default float32)"
-    )
-    g.add_argument(
-        "--embedding", type=positive_int, default=None, help="embedding size for token tasks (default: --width)"
-    )
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout between layers (default 0)")
+    setting_option(g, TrainJob, "cell", "--cell", help=f"cell kind: {', '.join(cell_names())}")
+    setting_option(g, TrainJob, "layers", "--layers", type=positive_int)
+    setting_option(g, TrainJob, "width", "--width", type=positive_int)
+    setting_option(g, TrainJob, "dtype", "--dtype", closed=True)
+    setting_option(g, TrainJob, "embedding", "--embedding", type=positive_int)
+    setting_option(g, TrainJob, "dropout", "--dropout", type=float)
     init_options(g)
     _pretraining_options(p)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=5, help="epochs (default 5)")
-    g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 1e-3)")
-    g.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
-    g.add_argument("--optimizer", default="adam", help=f"{', '.join(OPTIMIZERS)} (default adam)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
-    g.add_argument(
-        "--clip", type=float, default=None, help="clip the gradient norm to this value (default: no clipping)"
+    setting_option(g, TrainJob, "epochs", "--epochs", type=positive_int)
+    setting_option(g, TrainJob, "lr", "--lr", type=positive_float)
+    setting_option(g, TrainJob, "batch_size", "--batch-size", type=positive_int)
+    setting_option(g, TrainJob, "optimizer", "--optimizer")
+    setting_option(g, TrainJob, "weight_decay", "--weight-decay", type=float)
+    setting_option(g, TrainJob, "clip", "--clip", type=float)
+    setting_option(g, TrainJob, "schedule", "--schedule", closed=True)
+    setting_option(g, TrainJob, "patience", "--patience", type=positive_int)
+    setting_option(
+        g, TrainJob, "seed", "--seed", type=int, help="seed of the model, pre-training, the data order and dropout"
     )
-    g.add_argument(
-        "--schedule", choices=("none", "cosine"), default="none", help="learning-rate schedule (default none)"
-    )
-    g.add_argument(
-        "--patience",
-        type=positive_int,
-        default=None,
-        help="early stopping after this many epochs without a better validation metric",
-    )
-    g.add_argument("--seed", type=int, default=0, help="seed for the model, the data order and dropout (default 0)")
     g.add_argument(
         "--device",
         default="auto",
         help="auto, cpu or cuda (default auto: cuda when available; under torchrun cuda:LOCAL_RANK)",
     )
-    g.add_argument(
-        "--amp",
-        choices=("none", "bf16"),
-        default="none",
-        help="mixed precision: bf16 autocast on cpu/cuda (default none)",
-    )
+    setting_option(g, TrainJob, "amp", "--amp", closed=True)
     g.add_argument("--out", default=None, help="directory for metrics, config, best checkpoint and resuming")
     g.add_argument("--force", action="store_true", help="start afresh: delete the run files lsc wrote in --out first")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -154,46 +126,19 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
             parse_target(args.pretrain)
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"--pretrain: {exc}") from None
-    kinds = [k.strip() for k in args.pretrain_kinds.split(",") if k.strip()] if args.pretrain_kinds else None
-    return TrainJob(
-        task=args.task,
-        task_options=options,
-        cell=args.cell,
-        layers=args.layers,
-        width=args.width,
-        embedding=args.embedding,
-        dropout=args.dropout,
-        dtype=args.dtype,
-        init=args.init,
-        init_options=parse_init_options(args.init_opt),
-        pretrain=args.pretrain,
-        pretrain_kinds=kinds,
-        pretrain_steps=args.pretrain_steps,
-        pretrain_seconds=args.pretrain_seconds,
-        pretrain_tol=args.pretrain_tol,
-        pretrain_rescale=args.pretrain_rescale,
-        pretrain_shuffle=args.pretrain_shuffle,
-        pretrain_optimizer=args.pretrain_optimizer,
-        pretrain_decoder=args.pretrain_decoder,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        clip=args.clip,
-        schedule=None if args.schedule == "none" else args.schedule,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        amp=None if args.amp == "none" else args.amp,
-    )
+    given = {name: getattr(args, name) for name in names(TrainJob) if name not in ("task_options", "init_options")}
+    given.update(schedule=unspelt(args.schedule), amp=unspelt(args.amp), pretrain_kinds=args.pretrain_kinds or None)
+    return TrainJob(task_options=options, init_options=parse_init_options(args.init_opt), **given)
 
 
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)
     main = is_main()  # under torchrun only rank 0 writes and prints
     quiet = args.quiet or args.json or not main
-    say = (lambda _: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
 
     def on_epoch(row: dict[str, object]) -> None:
         if not quiet and not sys.stderr.isatty():  # no progress bar: one line per epoch

@@ -1,7 +1,8 @@
 """Pre-training to the Local Stability Condition (Herranz-Celotti & Rouat; docs/design.md, section 9).
 
-:func:`pretrain` is the front; the pieces, each one idea:
+:func:`pretrain` is the front, :class:`PretrainConfig` its settings; the pieces, each one idea:
 
+* :mod:`.config` -- the settings as one frozen value, each default written once;
 * :mod:`.loop` -- the loop: budgets, resuming, checkpoints, the final measurement;
 * :mod:`.step` -- one step, ``Pretrainer.step(state, batch) -> (state, record)``;
 * :mod:`.stopping` -- the stopping rule as pure functions of the measured radii;
@@ -10,6 +11,7 @@
 * :mod:`.heuristics` -- the reference code's weight rescaling and shuffling (opt-in).
 """
 
+from .config import PretrainConfig
 from .loop import CHECKPOINT, DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
 from .sources import InputSource, copy_task_inputs
 from .step import Pretrainer, State, StepRecord
@@ -19,6 +21,7 @@ __all__ = [
     "CHECKPOINT",
     "DEFAULT_KINDS",
     "InputSource",
+    "PretrainConfig",
     "PretrainResult",
     "Pretrainer",
     "Progress",

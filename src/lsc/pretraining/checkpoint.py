@@ -116,7 +116,7 @@ def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> S
         b: Mapping[str, Any] = blob  # the file's payload: a wrong type is a DamagedFileError below
         p = dict(b["progress"])
         progress = Progress(**{**p, "ema": {(k, int(layer)): float(v) for k, layer, v in p["ema"]}})
-        optimizer = make_optimizer(pre.optimizer, pre.params, progress.lr)
+        optimizer = make_optimizer(pre.config.optimizer, pre.params, progress.lr)
         optimizer.load_state_dict(b["optimizer"])
         history = tuple(StepRecord.from_row(row) for row in b["history"])
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:

@@ -1,10 +1,11 @@
 """The pre-training loop: :func:`pretrain` (Herranz-Celotti & Rouat; docs/design.md, section 9).
 
-It checks its arguments, holds the checkpoint directory, resumes a saved run, then
-repeats :meth:`Pretrainer.step <.step.Pretrainer.step>` on the batches of an
-:class:`~.sources.InputSource` until the stopping rule (:mod:`.stopping`) says converged,
-or a budget runs out; it leaves the best weights in the model and measures the result
-afresh on a new batch. The model's own parameters change in place; nothing else of it does.
+It takes its settings as one :class:`~.config.PretrainConfig`, holds the checkpoint
+directory, resumes a saved run, then repeats :meth:`Pretrainer.step <.step.Pretrainer.step>`
+on the batches of an :class:`~.sources.InputSource` until the stopping rule
+(:mod:`.stopping`) says converged, or a budget runs out; it leaves the best weights in the
+model and measures the result afresh on a new batch. The model's own parameters change in
+place; nothing else of it does.
 """
 
 from __future__ import annotations
@@ -22,15 +23,7 @@ from torch import Tensor, nn
 
 from .. import distributed as _dist
 from .. import parts as _parts
-from ..checks import (
-    NonFiniteError,
-    check_count,
-    check_number,
-    check_parameters_finite,
-    check_positive,
-    check_seed,
-    unknown_name,
-)
+from ..checks import NonFiniteError, check_parameters_finite, check_positive
 from ..condition import (
     DEFAULT_PRECISION,
     StabilityReport,
@@ -40,14 +33,13 @@ from ..condition import (
     resolve_target,
 )
 from ..grid import available_kinds, check_kinds, edge_list
-from ..jacobian import Estimator
 from ..models import Stack, as_stack
-from ..optimizers import OPTIMIZERS
 from ..progress import progress_bar
 from ..rundir import hold_directory
 from .checkpoint import NAME, StepStart, load_state, save_state
+from .config import PretrainConfig, configure
 from .sources import InputSource, RankItems, next_input
-from .step import OBJECTIVES, PRETRAINING_ESTIMATOR, TIME_KRYLOV_STEPS, Pretrainer, State, StepRecord
+from .step import Pretrainer, State, StepRecord
 from .stopping import Rule
 
 DEFAULT_KINDS = ("encoder", "time", "depth")
@@ -104,145 +96,56 @@ def _targets(
     return {k: v for k, v in goal.items() if k in kinds}
 
 
-MAX_SIZE = 2**31 - 1
-"""The largest batch size or sequence length pre-training takes (torch sizes are int64; a
-batch of noise beyond this could not be allocated anyway)."""
+@dataclass(frozen=True)
+class _Options:
+    """What :func:`pretrain` takes besides the model, its data and the settings: where and
+    how the run is kept and watched (see :func:`pretrain`)."""
 
-
-def _validated(
-    max_steps: int,
-    patience: int,
-    time_points: int,
-    batch_size: int,
-    time_steps: int,
-    checkpoint_every: int,
-    plateau: int | None,
-    edges_per_step: int | None,
-    tol: float,
-    smoothing: float,
-    shuffle: float,
-    lr: float,
-    max_seconds: float | None,
-    seed: object,
-    optimizer: object,
-) -> None:
-    for name, value in (
-        ("max_steps", max_steps),
-        ("patience", patience),
-        ("time_points", time_points),
-        ("batch_size", batch_size),
-        ("time_steps", time_steps),
-        ("checkpoint_every", checkpoint_every),
-        ("plateau", 1 if plateau is None else plateau),
-        ("edges_per_step", 1 if edges_per_step is None else edges_per_step),
-    ):
-        check_count(value, name)
-    for name, value in (("batch_size", batch_size), ("time_steps", time_steps)):
-        if value > MAX_SIZE:
-            raise ValueError(f"{name} must be at most {MAX_SIZE}, got {value}")
-    if check_number(tol, "tol") < 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
-    if not 0.0 <= check_number(smoothing, "smoothing") < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    if not 0.0 <= check_number(shuffle, "shuffle") <= 1.0:
-        raise ValueError(f"shuffle is a probability per step, got {shuffle}")
-    check_positive(lr, "lr")
-    if max_seconds is not None:
-        check_positive(max_seconds, "max_seconds")
-    check_seed(seed)
-    if not isinstance(optimizer, str) and not callable(optimizer):
-        raise ValueError(
-            f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a callable (params, lr=...) -> "
-            f"Optimizer, got {optimizer!r}"
-        )
+    checkpoint: str | Path | None = None
+    progress: bool | None = None
+    callback: Callable[[Mapping[str, object]], None] | None = None
+    distributed: bool | None = None
+    extra: Mapping[str, object] | None = None
 
 
 def pretrain(
     model: nn.Module,
     data: Tensor | Iterable[object] | None = None,
+    config: PretrainConfig | None = None,
     *,
-    target: Target = "auto",
-    kinds: Sequence[str] | None = None,
-    decoder_target: float = 1.0,
-    tol: float = 0.02,
-    patience: int = 5,
-    max_steps: int = 1000,
-    max_seconds: float | None = None,
-    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
-    lr: float = 1e-2,
-    plateau: int | None = 10,
-    smoothing: float = 0.5,
-    batch_size: int = 32,
-    time_steps: int = 50,
-    time_points: int = 1,
-    edges_per_step: int | None = None,
-    method: str = "arnoldi",
-    krylov_steps: int | None = None,
-    rtol: float = 1e-2,
-    seed: int | None = 0,
-    rescale: bool | str = "auto",
-    shuffle: float = 0.0,
     checkpoint: str | Path | None = None,
-    checkpoint_every: int = 25,
     progress: bool | None = None,
     callback: Callable[[Mapping[str, object]], None] | None = None,
     distributed: bool | None = None,
-    config: Mapping[str, object] | None = None,
-    estimator: Estimator | None = None,
-    objective: str = "mean",
-    spectrum: int | str = "auto",
     part: str | None = None,
     input_key: int | str = 0,
+    extra: Mapping[str, object] | None = None,
+    **settings: object,
 ) -> PretrainResult:
-    """Pre-train ``model`` in place so every local Jacobian's radius sits at ``target``.
+    """Pre-train ``model`` in place so every local Jacobian's radius sits at its target.
+
+    ``pretrain(model, x, target=0.5, max_steps=200)`` is
+    ``pretrain(model, x, PretrainConfig(target=0.5, max_steps=200))``.
 
     Args:
         model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
-            step protocol sees (:func:`lsc.models.as_stack`).
+            step protocol sees (:func:`lsc.models.as_stack`); for a larger model (an
+            embedding, an ``nn.LSTM``, a head ...) its recurrent part (see ``part``).
         data: input batches in the module's own layout, as :func:`lsc.measure` reads
             them (time-first for ``batch_first=False``): a tensor (B, T, F) (random
             mini-batches of ``batch_size``), a ``DataLoader`` or other re-iterable
             (tuples give their first element), or ``None`` for Gaussian input of
             (batch_size, time_steps, features).
-        target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
-            ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
-        kinds: edge kinds that take part (default: time, depth, encoder, and the
-            decoder when ``target`` names it; add ``"decoder"`` to include it, with
-            ``decoder_target``). The decoder is in the loss, not in the stopping rule,
-            as in the reference code.
-        tol, patience: converged when every edge's mean is within ``tol`` of its
-            target for ``patience`` consecutive steps; the mean is a running average
-            over steps (weight ``smoothing`` on the past; 0: this step's batch only).
-        max_steps, max_seconds: budgets for the whole run (a resumed run counts what
-            it did before; a finished run continues when given a larger budget).
-        optimizer, lr: ``adam`` (default), ``adamw``, ``sgd``, ``rmsprop``,
-            ``adabelief``, ``adabelief-lookahead`` (the reference's; the ``optimizers``
-            extra), ``none`` (no gradient step: with ``rescale=True`` the reference's
-            heuristic method for LRU stacks) or a callable ``(params, lr=...) -> Optimizer``.
-        plateau: when the rms gap has not improved by 1% for this many steps (twice as
-            many after each restart), go back to the best weights and go on with half the
-            learning rate (``None``: never).
-        time_points: random time points per step (the trajectory runs to the latest).
-        edges_per_step: train on this many randomly chosen edges per step (the
-            reference samples one layer pair per FFN step); ``None``: all of them.
-        method, krylov_steps, rtol: the radius estimator (:func:`lsc.jacobian.estimate`);
-            Arnoldi is exact for Jacobians of at most ``krylov_steps`` rows and much
-            cheaper than ``dense`` above that. ``krylov_steps=None`` (default): 40 for the
-            time edges, 20 for the others (:data:`lsc.pretraining.step.TIME_KRYLOV_STEPS`);
-            a number: that many for every edge.
-        seed: seeds batches, time points, sub-matrices and Krylov start vectors.
-        rescale: the reference code's weight rescaling towards target after each step
-            (:mod:`lsc.pretraining.heuristics`): ``"auto"`` (default) on the layers whose
-            units recur on their own (LRU, ALIF: Adam moves their decay parameters by about
-            lr a step, hundreds of steps from 0.98 to 0.5), ``True`` on every layer, ``False`` off.
-        shuffle: the reference code's weight shuffling, its probability per step (off by
-            default). Both leave frozen parameters alone.
+        config: the settings (:class:`~lsc.pretraining.PretrainConfig`; ``None``: its defaults).
+        **settings: settings by name, in place of ``config``'s (a name that is no field of
+            :class:`~lsc.pretraining.PretrainConfig` is refused, naming the fields; the
+            deprecated ``method``, ``krylov_steps``, ``rtol`` set the ``estimator``).
         checkpoint: a directory; the run holds it (a second process is refused), saves
             its state there every ``checkpoint_every`` steps and when it stops, and a later
             call resumes from it: exactly, with the data's position too (a re-iterable is
             passed again up to where the run stopped). A call with other settings than the
-            saved run's (anything but the budgets ``max_steps``, ``max_seconds``,
-            ``checkpoint_every``) is refused with the differences listed.
+            saved run's (any but the budgets ``max_steps``, ``max_seconds``,
+            ``checkpoint_every``) is refused with the differences listed, old -> new.
         progress: a progress bar (default: when stderr is a terminal and tqdm is installed).
         callback: called with each finished step's record (a mapping: its JSON row; it may
             raise ``KeyboardInterrupt`` to stop the run resumably, but must not change the model).
@@ -254,141 +157,85 @@ def pretrain(
             stopping rule, the best weights and plateau restarts are decided alike and
             all ranks stop at the same step with identical weights. Only rank 0 writes
             the checkpoint; ``shuffle`` is not supported.
-        config: extra JSON-ready entries that must also match for a checkpoint to resume
-            (the command line records its model, init and data options here).
-        estimator: the radius estimator as one value (:class:`lsc.jacobian.Estimator`);
-            when given it replaces ``method``, ``krylov_steps`` and ``rtol``.
-        objective: ``"mean"`` (default): each edge's batch-mean radius to target, plus a
-            spread term that does not pull the mean; ``"samples"``: the reference code's
-            mean of per-sample squared gaps, whose optimum puts a wide-spread edge's mean
-            below target (:func:`lsc.pretraining.step.edge_loss`).
-        spectrum: how many eigenvalues each edge's loss pushes down where the radius is
-            above target: ``"auto"`` (default: 16 on the time edges of cells whose units
-            recur on their own, LRU and ALIF, else the radius alone), or a number for
-            every edge (1: the radius alone).
-        part: for a larger model (an embedding, an ``nn.LSTM``, a head ...): the qualified
-            name of the recurrent part to pre-train (default: its only one). The part is
-            found by running ``model`` on the data (:mod:`lsc.parts`) and pre-trained on
-            what it receives; only its parameters change, the model's class, attributes
-            and ``state_dict`` keys stay. The report's edges are named by the part.
+        part: the qualified name of the recurrent part of a larger model to pre-train
+            (default: its only one). The part is found by running ``model`` on the data
+            (:mod:`lsc.parts`) and pre-trained on what it receives; only its parameters
+            change, the model's class, attributes and ``state_dict`` keys stay. The
+            report's edges are named by the part.
         input_key: which element of a data item is the input: an index of a tuple or list
             (default 0: ``(inputs, targets)`` batches) or the key of a dict (e.g.
             ``"input_ids"``); the model's ``forward`` is called with that element.
+        extra: JSON-ready entries that must also match for a checkpoint to resume (the
+            command line records its model, init and data options here).
     """
+    cfg = configure(config, settings)
+    options = _Options(
+        checkpoint=checkpoint, progress=progress, callback=callback, distributed=distributed, extra=extra
+    )
     if not _parts.visible(model):
-        return _pretrain_part(model, data, dict(locals()))
+        return _pretrain_part(model, data, cfg, options, part, input_key)
     if part is not None:
         raise ValueError(
             f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole"
         )
+    return _pretrain_stack(model, data, cfg, options, input_key)
+
+
+def _pretrain_stack(
+    model: nn.Module,
+    data: Tensor | Iterable[object] | None,
+    cfg: PretrainConfig,
+    options: _Options,
+    input_key: int | str,
+) -> PretrainResult:
+    """:func:`pretrain` of a model the step protocol sees."""
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
     params = tuple(p for p in stack.parameters() if p.requires_grad)
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=False everywhere); nothing to pre-train")
-    _validated(
-        max_steps,
-        patience,
-        time_points,
-        batch_size,
-        time_steps,
-        checkpoint_every,
-        plateau,
-        edges_per_step,
-        tol,
-        smoothing,
-        shuffle,
-        lr,
-        max_seconds,
-        seed,
-        optimizer,
-    )
-    est = (
-        estimator
-        if estimator is not None
-        else Estimator(method, PRETRAINING_ESTIMATOR.steps if krylov_steps is None else krylov_steps, rtol)
-    )
-    if not (isinstance(rescale, bool) or rescale == "auto"):
-        raise ValueError(f"rescale must be True, False or 'auto', got {rescale!r}")
-    if optimizer == "none" and rescale is not True and not shuffle:
-        raise ValueError(
-            "optimizer='none' takes no gradient step: the heuristics are the whole method, so pass "
-            "rescale=True (the reference's LRU method) and/or shuffle > 0"
-        )
-    if objective not in OBJECTIVES:
-        raise unknown_name("objective", objective, OBJECTIVES)
-    if not (isinstance(spectrum, str) and spectrum == "auto"):
-        check_count(spectrum, "spectrum (a number of eigenvalues, or 'auto')")
-    if not isinstance(est, Estimator):
-        raise TypeError(f"estimator must be an lsc.jacobian.Estimator, got {type(est).__name__}")
-    time_est = replace(est, steps=TIME_KRYLOV_STEPS) if estimator is None and krylov_steps is None else est
-    ddp = _dist.resolve(distributed)
+    ddp = _dist.resolve(options.distributed)
     main = not ddp or _dist.is_main()
-    if ddp and shuffle:
+    if ddp and cfg.shuffle:
         raise ValueError("shuffle is not supported in distributed pre-training (the ranks would shuffle differently)")
+    seed = cfg.seed
     # each rank its own stream (rank 0 draws what a single process draws)
     gen = estimator_generator(None if seed is None else seed + (7_919 * _dist.rank() if ddp else 0), stack.device)
     if ddp and data is not None and not isinstance(data, Tensor):
         data = RankItems(data, _dist.rank(), _dist.world_size())
-    source = InputSource(stack, data, batch_size=batch_size, time_steps=time_steps, generator=gen, input_key=input_key)
+    source = InputSource(
+        stack, data, batch_size=cfg.batch_size, time_steps=cfg.time_steps, generator=gen, input_key=input_key
+    )
+    kinds = cfg.kinds
     if kinds is None:
-        named = set(target) if isinstance(target, Mapping) else set()
-        kinds = [k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named]
+        named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
+        kinds = tuple(k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named)
     kinds = check_kinds(stack, kinds)
     first = next_input(stack, source, 0)
-    goal = _targets(stack, target, kinds, first.shape[1], decoder_target)
+    goal = _targets(stack, cfg.target, kinds, first.shape[1], cfg.decoder_target)
     grid = tuple(edge_list(stack, kinds))
     stopping = tuple(e for e in grid if e[0] != "decoder") or grid
-    settings = {
-        "target": goal,
-        "kinds": list(kinds),
-        "tol": tol,
-        "patience": patience,
-        "optimizer": optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", repr(optimizer)),
-        "lr": lr,
-        "plateau": plateau,
-        "smoothing": smoothing,
-        "batch_size": batch_size,
-        "time_steps": time_steps,
-        "time_points": time_points,
-        "edges_per_step": edges_per_step,
-        "method": est.method,
-        "krylov_steps": est.steps,
-        "time_krylov_steps": time_est.steps,
-        "rtol": est.rtol,
-        "objective": objective,
-        "spectrum": spectrum,
-        "seed": seed,
-        "rescale": rescale,
-        "shuffle": shuffle,
-        **dict(config or {}),
-    }
-    settings = json.loads(json.dumps(settings, default=str))
+    settings = json.loads(json.dumps({**cfg.record(goal, kinds), **dict(options.extra or {})}, default=str))
     clock = _Clock()
-    pre = Pretrainer(
-        model,
-        stack,
-        params,
-        Rule(goal, stopping, tol, patience, plateau, smoothing),
-        kinds,
-        grid,
-        optimizer,
-        time_points,
-        edges_per_step,
-        est,
-        time_est,
-        objective,
-        spectrum,
-        rescale,
-        shuffle,
-        gen,
-        ddp,
-        clock.elapsed,
+    rule = Rule(
+        goal=goal, stopping=stopping, tol=cfg.tol, patience=cfg.patience, plateau=cfg.plateau, smoothing=cfg.smoothing
     )
-    path = None if checkpoint is None else Path(checkpoint) / CHECKPOINT
+    pre = Pretrainer(
+        model=model,
+        stack=stack,
+        params=params,
+        rule=rule,
+        kinds=kinds,
+        edges=grid,
+        config=cfg,
+        generator=gen,
+        ddp=ddp,
+        elapsed=clock.elapsed,
+    )
+    path = None if options.checkpoint is None else Path(options.checkpoint) / CHECKPOINT
     # one run per directory, found writable before any work
     with hold_directory(path.parent if path is not None and main else None, "checkpoint"):
-        state = pre.init(lr)
+        state = pre.init(cfg.lr)
         if path is not None and path.exists():
             state = load_state(path, pre, settings)
             if state.position > 0:
@@ -399,59 +246,58 @@ def pretrain(
                 gen.manual_seed(int(seed) + 0x5EED_15C + 7_919 * _dist.rank() + 1_000_003 * state.progress.step)  # type: ignore[arg-type]
         if (
             state.stopped in ("max_steps", "max_seconds")
-            and state.progress.step < max_steps
-            and (max_seconds is None or state.seconds < max_seconds)
+            and state.progress.step < cfg.max_steps
+            and (cfg.max_seconds is None or state.seconds < cfg.max_seconds)
         ):
             state = replace(state, stopped="", message="")  # a larger budget: carry on
         run = _Run(
-            pre,
-            source,
-            path if main else None,
-            settings,
-            clock,
-            max_steps,
-            max_seconds,
-            checkpoint_every,
-            progress if main else False,
-            callback,
-            kinds,
-            seed,
+            pre=pre,
+            source=source,
+            path=path if main else None,
+            settings=settings,
+            clock=clock,
+            progress=options.progress if main else False,
+            callback=options.callback,
         )
         state = run.loop(state, first if state.position == 0 else None)
-    return _result(pre, source, state, kinds, seed, run.report)
+    return _result(pre, source, state, run.report)
 
 
-def _pretrain_part(model: nn.Module, data: Tensor | Iterable[object] | None, args: dict[str, object]) -> PretrainResult:
+def _pretrain_part(
+    model: nn.Module,
+    data: Tensor | Iterable[object] | None,
+    cfg: PretrainConfig,
+    options: _Options,
+    name: str | None,
+    input_key: int | str,
+) -> PretrainResult:
     """:func:`pretrain` of one recurrent part of a larger model, on the inputs it receives."""
     if data is None:
         raise ValueError(
             f"a {type(model).__name__} is not a stack: lsc finds its recurrent part by running it, so pass data "
             "(its inputs, as its forward takes them)"
         )
-    batch_size = int(args["batch_size"])  # type: ignore[call-overload]
-    name = args["part"]
-    key = args["input_key"]
-    if not isinstance(key, (int, str)):
-        raise TypeError(f"input_key must be an index or a key, got {key!r}")
+    if not isinstance(input_key, (int, str)):
+        raise TypeError(f"input_key must be an index or a key, got {input_key!r}")
     probe: object
     if isinstance(data, Tensor):
-        probe = data[:batch_size]
+        probe = data[: cfg.batch_size]
     elif isinstance(data, Iterable) and not isinstance(data, Iterator):
         item = next(iter(data), None)
         if item is None:
             raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
-        probe = _parts.input_of(item, key)
+        probe = _parts.input_of(item, input_key)
     else:
         raise ValueError(
             "data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator"
         )
     found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
     inputs = (
-        _parts.inputs_of(model, found, data, batch_size)
+        _parts.inputs_of(model, found, data, cfg.batch_size)
         if isinstance(data, Tensor)
-        else _parts.Through(model, found.name, data, key)
+        else _parts.Through(model, found.name, data, input_key)
     )
-    result = pretrain(**{**args, "model": found.module, "data": inputs, "part": None, "input_key": 0})  # type: ignore[arg-type]
+    result = _pretrain_stack(found.module, inputs, cfg, options, 0)
     report = result.report
     if report is not None:
         report = replace(report, edges=[replace(e, module=found.name) for e in report.edges])
@@ -485,13 +331,8 @@ class _Run:
     path: Path | None  # where this process writes the checkpoint (None: it does not)
     settings: Mapping[str, object]
     clock: _Clock
-    max_steps: int
-    max_seconds: float | None
-    checkpoint_every: int
     progress: bool | None
     callback: Callable[[Mapping[str, object]], None] | None
-    kinds: Sequence[str] = ()
-    seed: int | None = None
     report: StabilityReport | None = None  # the fresh measurement that confirmed convergence
     refuted: int = 0  # fresh checks that found an edge off after the rule said converged
 
@@ -499,7 +340,7 @@ class _Run:
         """Steps until the run stops; the final state (its ``stopped`` and ``message`` set)."""
         pre, source = self.pre, self.source
         self.clock.resume(state.seconds)
-        bar = progress_bar(self.progress if not state.stopped else False, self.max_steps, "pretrain", "step")
+        bar = progress_bar(self.progress if not state.stopped else False, pre.config.max_steps, "pretrain", "step")
         if bar is not None:
             bar.update(state.progress.step)  # type: ignore[attr-defined]
         stopped, message, start = state.stopped, state.message, None
@@ -532,7 +373,7 @@ class _Run:
                         )
                         if self.refuted:
                             message += f" ({self.refuted} earlier fresh check(s) found an edge off)"
-                elif self.path is not None and state.progress.step % self.checkpoint_every == 0:
+                elif self.path is not None and state.progress.step % pre.config.checkpoint_every == 0:
                     save_state(self.path, pre, state, self.settings, self.clock.elapsed())
         except NonFiniteError as exc:
             stopped, message = "diverged", str(exc)
@@ -560,7 +401,7 @@ class _Run:
         these weights are the result (the step that converged made no update) and the
         report is returned; else the run goes on with the patience count reset."""
         pre = self.pre
-        report = _measure_fresh(pre, self.source, state.progress.step, self.kinds, self.seed)
+        report = _measure_fresh(pre, self.source, state.progress.step)
         goal = {k: v for k, v in pre.rule.goal.items() if k in pre.rule.deciding}  # the decoder does not decide
         worst = max((abs(g) for g in report.gaps(goal) if g is not None), default=0.0)
         if pre.ddp:  # every rank decides alike
@@ -572,13 +413,14 @@ class _Run:
         return replace(state, progress=replace(state.progress, within=0)), None
 
     def _budget(self, step: int) -> tuple[str, str]:
-        if step >= self.max_steps:
-            return "max_steps", f"reached max_steps={self.max_steps}"
-        late = self.max_seconds is not None and self.clock.elapsed() >= self.max_seconds
-        if self.pre.ddp and self.max_seconds is not None:  # the clocks differ: stop when any rank is out of time
+        max_steps, max_seconds = self.pre.config.max_steps, self.pre.config.max_seconds
+        if step >= max_steps:
+            return "max_steps", f"reached max_steps={max_steps}"
+        late = max_seconds is not None and self.clock.elapsed() >= max_seconds
+        if self.pre.ddp and max_seconds is not None:  # the clocks differ: stop when any rank is out of time
             late = _dist.all_reduce_floats([float(late)], op="max", device=self.pre.stack.device)[0] > 0
         if late:
-            return "max_seconds", f"reached max_seconds={self.max_seconds}"
+            return "max_seconds", f"reached max_seconds={max_seconds}"
         return "", ""
 
 
@@ -596,14 +438,12 @@ exceeds this share of tol. With 1/4 a 4x256 LSTM at tol 0.05 (seed 1) stopped at
 with a dense gap of 0.053; with 1/8 at step 72, 0.047 (docs/design.md section 9)."""
 
 
-def _measure_fresh(
-    pre: Pretrainer, source: InputSource, step: int, kinds: Sequence[str], seed: int | None
-) -> StabilityReport:
+def _measure_fresh(pre: Pretrainer, source: InputSource, step: int) -> StabilityReport:
     """:func:`lsc.measure` on a fresh batch of the data (:func:`_measured`), not a step's
     estimate; measured again on more fresh batches (up to :data:`CONFIRM_SAMPLES` samples)
     when the first leaves a deciding edge's mean too noisy to judge against ``tol``."""
     batches = [next_input(pre.stack, source, step)]
-    report = _measured(pre, batches, kinds, seed)
+    report = _measured(pre, batches)
     if _noise(report, pre) <= CONFIRM_NOISE * pre.rule.tol:
         return report
     while sum(len(b) for b in batches) < CONFIRM_SAMPLES:
@@ -611,10 +451,10 @@ def _measure_fresh(
         if more.shape[1:] != batches[0].shape[1:]:
             break  # a batch of another length: join only what agrees
         batches.append(more)
-    return report if len(batches) == 1 else _measured(pre, batches, kinds, seed)
+    return report if len(batches) == 1 else _measured(pre, batches)
 
 
-def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], seed: int | None) -> StabilityReport:
+def _measured(pre: Pretrainer, batches: Sequence[Tensor]) -> StabilityReport:
     """:func:`lsc.measure` on the joined batches, adding time points until each edge mean's
     standard error is at most ``CONFIRM_NOISE * tol / target`` of it (the largest deciding
     target): as fine as the check against ``tol`` needs, where measure's default of 1 %
@@ -627,8 +467,8 @@ def _measured(pre: Pretrainer, batches: Sequence[Tensor], kinds: Sequence[str], 
         pre.model,
         fresh if pre.stack.batch_first else fresh.transpose(0, 1),
         target=dict(pre.rule.goal),
-        kinds=kinds,
-        seed=seed,
+        kinds=pre.kinds,
+        seed=pre.config.seed,
         precision=precision,
     )
 
@@ -639,12 +479,7 @@ def _noise(report: StabilityReport, pre: Pretrainer) -> float:
 
 
 def _result(
-    pre: Pretrainer,
-    source: InputSource,
-    state: State,
-    kinds: Sequence[str],
-    seed: int | None,
-    report: StabilityReport | None = None,
+    pre: Pretrainer, source: InputSource, state: State, report: StabilityReport | None = None
 ) -> PretrainResult:
     """The best weights back in the model (for a converged run: the confirmed ones), and
     their measurement on a fresh batch."""
@@ -655,7 +490,7 @@ def _result(
             message += f"; restored the best weights (step {p.best_step}, rms gap {p.best_gap:.4f})"
     if report is None and stopped != "interrupted":  # measured afresh on a new batch, not the last step's estimate
         try:
-            report = _measure_fresh(pre, source, p.step, kinds, seed)
+            report = _measure_fresh(pre, source, p.step)
         except NonFiniteError as exc:  # even the weights kept diverge on fresh input: say so, return them
             stopped = "diverged"
             message += f"; the final measurement on a fresh batch failed too ({exc})"

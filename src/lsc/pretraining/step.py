@@ -19,7 +19,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -34,11 +34,14 @@ from ..optimizers import NoStep, make_optimizer
 from .heuristics import rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 
+if TYPE_CHECKING:
+    from .config import PretrainConfig
+
 PRETRAINING_ESTIMATOR = Estimator("arnoldi", 20, 1e-2)
 """Pre-training's default estimator: Arnoldi, at most 20 steps, stopping at 1% (a step needs
 a gradient more than a precise value; the final report is measured with :func:`lsc.measure`)."""
 TIME_KRYLOV_STEPS = 40
-"""The Krylov budget of the time edges in pre-training (``krylov_steps=None``). Pre-training
+"""The Krylov budget of the time edges in pre-training (``PretrainConfig.time_krylov_steps``). Pre-training
 drives its own estimate to the target, so a bias of the estimate is a bias of the result:
 20 steps read the time edges of a pre-trained 4x256 LSTM 1-2.5 % low, so their true radii
 settled above target; 40 steps (stopping at 1 %) read them within 0.25 %. Other edges keep
@@ -245,7 +248,9 @@ class State:
 
 @dataclass(frozen=True)
 class Pretrainer:
-    """The parts of a pre-training run that do not change from step to step."""
+    """The parts of a pre-training run that do not change from step to step: the model, its
+    stack and trainable parameters, the stopping rule, the edges, the settings (:class:`~.config.PretrainConfig`:
+    optimiser, time points, estimators, objective, heuristics) and the generator."""
 
     model: nn.Module
     stack: Stack
@@ -253,36 +258,29 @@ class Pretrainer:
     rule: Rule
     kinds: tuple[str, ...]
     edges: tuple[EdgeKey, ...]  # every edge measured, in grid order (the decoder too)
-    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam"
-    time_points: int = 1
-    edges_per_step: int | None = None
-    estimator: Estimator = PRETRAINING_ESTIMATOR
-    time_estimator: Estimator | None = None  # the time edges' (None: ``estimator``)
-    objective: str = "mean"
-    spectrum: int | str = "auto"
-    rescale: bool | str = "auto"
-    shuffle: float = 0.0
+    config: PretrainConfig
     generator: torch.Generator | None = None
     ddp: bool = False
     elapsed: Callable[[], float] = lambda: 0.0
 
     def init(self, lr: float) -> State:
         """The state before the first step."""
-        return State(Progress(lr=lr), make_optimizer(self.optimizer, self.params, lr))
+        return State(Progress(lr=lr), make_optimizer(self.config.optimizer, self.params, lr))
 
     def measure(self, xb: Tensor, step: int) -> Measured:
+        cfg = self.config
         args = (
             self.stack,
             xb,
             self.rule.goal,
             self.kinds,
-            self.time_points,
-            self.edges_per_step,
-            self.estimator,
+            cfg.time_points,
+            cfg.edges_per_step,
+            cfg.edge_estimator,
             self.generator,
-            self.objective,
-            self.spectrum,
-            self.time_estimator,
+            cfg.objective,
+            cfg.spectrum,
+            cfg.time_estimator,
         )
         if not self.ddp:
             return measure_edges(*args)
@@ -300,14 +298,14 @@ class Pretrainer:
         verdict = judge(self.rule, progress, measured.radii)
         worst_now = max(abs(m - self.rule.goal[k[0]]) for k, m in measured.radii.items())
         record = StepRecord(
-            progress.step,
-            measured.loss_value,
-            measured.radii,
-            worst_now,
-            verdict.worst if math.isfinite(verdict.worst) else None,
-            measured.times,
-            round(self.elapsed(), 4),
-            progress.lr,
+            step=progress.step,
+            loss=measured.loss_value,
+            radii=measured.radii,
+            worst_gap=worst_now,
+            smoothed_gap=verdict.worst if math.isfinite(verdict.worst) else None,
+            times=measured.times,
+            seconds=round(self.elapsed(), 4),
+            lr=progress.lr,
         )
         with interrupts_deferred():
             snapshot = copy.deepcopy(self.model.state_dict()) if verdict.improved else None
@@ -316,7 +314,7 @@ class Pretrainer:
                 # stuck, or thrown off (a saturated gate passes no gradient back): return to
                 # the best weights and go on with half the step size and fresh moments
                 self.model.load_state_dict(state.best)  # type: ignore[arg-type]
-                optimizer = make_optimizer(self.optimizer, self.params, progress.lr * 0.5)
+                optimizer = make_optimizer(self.config.optimizer, self.params, progress.lr * 0.5)
             elif not verdict.converged:
                 self._update(optimizer, measured)
             new = replace(
@@ -336,10 +334,11 @@ class Pretrainer:
             if self.ddp:
                 _dist.all_reduce_grads(self.params, average=True)
             optimizer.step()
-        if self.rescale:
+        rescale, shuffle = self.config.rescale, self.config.shuffle
+        if rescale:
             radii = (
                 measured.radii
-                if self.rescale is True
+                if rescale is True
                 else {
                     (kind, layer): m
                     for (kind, layer), m in measured.radii.items()
@@ -347,5 +346,5 @@ class Pretrainer:
                 }
             )
             rescale_towards_target(self.stack, radii, self.rule.goal)
-        if self.shuffle:
-            shuffle_weights(self.stack, self.shuffle, self.generator)
+        if shuffle:
+            shuffle_weights(self.stack, shuffle, self.generator)

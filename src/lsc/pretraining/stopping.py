@@ -30,14 +30,15 @@ EdgeKey = tuple[str, int]
 
 @dataclass(frozen=True)
 class Rule:
-    """Targets per kind, the edges that decide, and the rule's constants."""
+    """Targets per kind, the edges that decide, and the rule's constants (their defaults
+    and meaning: :class:`~lsc.pretraining.PretrainConfig`)."""
 
     goal: Mapping[str, float]
     stopping: tuple[EdgeKey, ...]
-    tol: float = 0.02
-    patience: int = 5
-    plateau: int | None = 10
-    smoothing: float = 0.5
+    tol: float
+    patience: int
+    plateau: int | None
+    smoothing: float
 
     @property
     def deciding(self) -> frozenset[str]:
@@ -96,7 +97,15 @@ def judge(rule: Rule, progress: Progress, radii: Mapping[EdgeKey, float]) -> Ver
     converged = within >= rule.patience
     stuck = rule.plateau is not None and progress.step - progress.plateau_step >= rule.plateau * 2**progress.restarts
     restart = not converged and stuck and not gap < progress.plateau_gap * 0.99 and progress.best_step >= 0
-    return Verdict({} if restart else ema, worst, gap, gap < progress.best_gap, within, converged, restart)
+    return Verdict(
+        ema={} if restart else ema,
+        worst=worst,
+        gap=gap,
+        improved=gap < progress.best_gap,
+        within=within,
+        converged=converged,
+        restart=restart,
+    )
 
 
 def advance(progress: Progress, verdict: Verdict) -> Progress:

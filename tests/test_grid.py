@@ -211,7 +211,7 @@ def test_measured_dense_radii_are_those_of_the_autograd_jacobians(make, monkeypa
     monkeypatch.setattr(LocalJacobian, "square", recording)
     model = make()
     x = model_input(model)
-    report = lsc.measure(model, x, method="dense", time_points=list(TIMES), seed=0)
+    report = lsc.measure(model, x, estimator="dense", time_points=list(TIMES), seed=0)
     _, ref = reference(model, x)
     assert [(e.kind, e.layer) for e in report.edges] == list(ref)
     assert report.time_points == TIMES
@@ -277,6 +277,6 @@ def test_an_lstm_decoder_edge_reads_h_not_c():
     radii of exactly 0 to some samples)."""
     torch.manual_seed(0)
     model = StackedRNN("lstm", input_size=4, hidden_size=16, num_layers=2, output_size=3)
-    report = lsc.measure(model, torch.randn(32, 10, 4), kinds=["decoder"], method="dense", time_points=4)
+    report = lsc.measure(model, torch.randn(32, 10, 4), kinds=["decoder"], estimator="dense", time_points=4)
     (edge,) = report.edges
     assert edge.min > 0

@@ -151,7 +151,7 @@ def test_rescaled_glorot_on_elman_and_lru():
     modulus = torch.sqrt(re**2 + im**2)
     assert modulus.max() < 1 and modulus.max() > 0.5
     # the measured time-edge radius is the largest |lambda| (the state is a real diagonal rotation)
-    report = lsc.measure(lru, torch.randn(4, 12, 4), kinds=["time"], method="dense")
+    report = lsc.measure(lru, torch.randn(4, 12, 4), kinds=["time"], estimator="dense")
     assert report.edges[0].mean == pytest.approx(modulus.max().item(), rel=1e-4)
 
 

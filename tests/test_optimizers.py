@@ -81,7 +81,7 @@ def test_pretraining_with_adabelief_lookahead_converges_on_a_3_layer_gru():
         progress=False,
     )
     assert res.converged, res.message
-    check = lsc.measure(model, torch.randn(32, 50, 8), method="dense", target=0.5, kinds=["time", "depth"], seed=7)
+    check = lsc.measure(model, torch.randn(32, 50, 8), estimator="dense", target=0.5, kinds=["time", "depth"], seed=7)
     assert max(abs(g) for g in check.gaps()) <= 0.05
 
 

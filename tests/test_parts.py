@@ -57,7 +57,7 @@ def test_a_language_model_is_measured_on_its_embedded_inputs():
     assert report.method == "auto" and max(e.shape[0] for e in report.edges) > 64  # matrix-free, not dense
     with torch.no_grad():
         embedded = lm.embed(x)
-    dense = lsc.measure(lm.lstm, embedded, method="dense", time_points=list(report.time_points))
+    dense = lsc.measure(lm.lstm, embedded, estimator="dense", time_points=list(report.time_points))
     for a, b in zip(report.edges, dense.edges):
         assert abs(a.mean - b.mean) <= 0.02 * b.mean, (a, b)
     assert "lstm  time" in str(report)  # the table names the part
@@ -73,7 +73,7 @@ def test_pretraining_a_language_model_changes_only_its_lstm():
     )
     assert res.converged and res.message.startswith("pre-trained lstm (LSTM) of the LM")
     assert {e.module for e in res.report.edges} == {"lstm"}
-    check = lsc.measure(lm, tokens(99), method="dense", target=0.5, kinds=["time", "depth"])
+    check = lsc.measure(lm, tokens(99), estimator="dense", target=0.5, kinds=["time", "depth"])
     assert max(abs(g) for g in check.gaps()) <= 0.05
     assert type(lm) is LM and list(lm.state_dict()) == keys and set(vars(lm)["_modules"]) == {"embed", "lstm", "head"}
     after = lm.state_dict()
@@ -99,8 +99,10 @@ def test_parts_are_named_by_their_qualified_names_and_pretrained_one_at_a_time()
         h = model.encoder["rnn"](torch.tanh(model.encoder["proj"](x)))[0]
     direct = lsc.measure(model.decoder, h, target=0.5)  # each part chooses its own time points
     assert [e.mean for e in report.edges if e.module == "decoder"] == pytest.approx([e.mean for e in direct.edges])
-    with pytest.raises(ValueError, match=r"2 recurrent parts \(encoder.rnn, decoder\).*part=<name>"):
-        lsc.pretrain(model, x, target=0.5, max_steps=1, progress=False)
+    both = lsc.pretrain(model, x, target=0.5, kinds=["time"], max_steps=2, progress=False)  # every part, in order
+    assert list(both.parts) == ["encoder.rnn", "decoder"] and both.steps == 4 and both.stopped == "max_steps"
+    assert not both.converged and [e.module for e in both.report.edges] == ["encoder.rnn"] * 2 + ["decoder"]
+    assert [r.steps for r in both.parts.values()] == [2, 2]
     decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     loader = [(x[:8], None), (x[8:], None)]  # (inputs, targets) batches, as a DataLoader gives
     res = lsc.pretrain(model, loader, part="encoder.rnn", target=0.5, kinds=["time"], max_steps=3, progress=False)
@@ -150,10 +152,13 @@ def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
     torch.manual_seed(0)
     model = Bidirectional(2)
     x = torch.randn(8, 30, 3)
-    report = lsc.measure(model, x, method="arnoldi", kinds=["time", "encoder"], time_points=[4, 17, 29])
-    assert [(e.module, e.kind) for e in report.edges] == [
-        (m, k) for m in ("rnn/l0", "rnn/l0/reverse", "rnn/l1", "rnn/l1/reverse") for k in ("encoder", "time")
-    ]
+    report = lsc.measure(model, x, estimator="arnoldi", kinds=["time", "encoder", "depth"], time_points=[4, 17, 29])
+    layers = (("rnn/l0", 0, "encoder"), ("rnn/l0/reverse", 0, "encoder"), ("rnn/l1", 1, "depth"))
+    layers += (("rnn/l1/reverse", 1, "depth"),)
+    assert [(e.module, e.kind, e.layer) for e in report.edges] == [
+        (m, k, layer) for m, layer, first in layers for k in (first, "time")
+    ]  # one deep stack: layer 1 reads both directions of layer 0 through its depth edge
+    assert report.target == {"encoder": 0.5, "time": 0.5, "depth": 0.5}  # auto: 0.5, as for any deep stack
     first = nn.LSTM(3, 24, batch_first=True, bidirectional=True)
     first.load_state_dict({k: v for k, v in model.rnn.state_dict().items() if "_l0" in k})
     with torch.no_grad():
@@ -162,7 +167,7 @@ def test_a_bidirectional_lstm_is_measured_one_direction_and_layer_at_a_time():
         for reverse in (False, True):
             one = _direction(model.rnn, layer, reverse)
             dense = lsc.measure(
-                one, seq.flip(1) if reverse else seq, method="dense", kinds=["time"], time_points=[4, 17, 29]
+                one, seq.flip(1) if reverse else seq, estimator="dense", kinds=["time"], time_points=[4, 17, 29]
             )
             name = f"rnn/l{layer}" + ("/reverse" if reverse else "")
             got = next(e.mean for e in report.edges if e.module == name and e.kind == "time")
@@ -179,7 +184,7 @@ def test_a_packed_bidirectional_gru_reverses_each_sequence_within_its_length():
     model = Bidirectional(1, nn.GRU, lengths=[3, 50])
     x = torch.randn(2, 50, 3)
     x[0, 3:] = 1e3  # padding: read by neither direction
-    opts = dict(kinds=["time"], method="dense", time_points="all")
+    opts = dict(kinds=["time"], estimator="dense", time_points="all")
     both = lsc.measure(model, x, **opts)
     reverse = next(e for e in both.edges if e.module == "rnn/reverse")
     one = _direction(model.rnn, 0, True)
@@ -233,7 +238,7 @@ def test_a_loop_of_cells_has_time_edges_at_the_visited_states_and_its_depth_edge
     model = CellLoop(kind)
     x = torch.randn(10, 4, 5)  # time first: the loop steps x[t]
     points = [2, 6, 9]
-    report = lsc.measure(model, x, method="arnoldi", kinds=["time", "depth"], time_points=points)
+    report = lsc.measure(model, x, estimator="arnoldi", kinds=["time", "depth"], time_points=points)
     assert [(e.module, e.kind, e.layer) for e in report.edges] == [
         ("cells", "time", 0),
         ("cells", "depth", 1),
@@ -289,7 +294,7 @@ def test_a_loop_of_cells_is_pretrained_in_place_and_an_irregular_loop_is_refused
         model, x, target=0.5, kinds=["time", "depth"], tol=0.05, max_steps=150, batch_size=16, progress=False
     )  # batches cut along the samples axis (1) of a time-first input
     assert res.converged, res.message
-    check = lsc.measure(model, torch.randn(20, 16, 5), method="dense", target=0.5, kinds=["time", "depth"])
+    check = lsc.measure(model, torch.randn(20, 16, 5), estimator="dense", target=0.5, kinds=["time", "depth"])
     assert max(abs(g) for g in check.gaps()) <= 0.05
     assert list(model.state_dict()) == keys and torch.equal(head, model.head.weight)
     model.skip = True
@@ -304,7 +309,7 @@ def test_padded_and_packed_batches_use_only_time_points_inside_each_length():
     gru = nn.GRU(3, 8, num_layers=2, batch_first=True)
     x = torch.randn(2, 50, 3)
     x[0, 3:] = 1e3  # padding that would show if it were read
-    opts = dict(kinds=["time", "depth"], method="dense", time_points="all", target=0.5)
+    opts = dict(kinds=["time", "depth"], estimator="dense", time_points="all", target=0.5)
     padded = lsc.measure(gru, x, lengths=[3, 50], **opts)
     short = lsc.measure(gru, x[:1, :3], **opts)
     long = lsc.measure(gru, x[1:], **opts)
@@ -382,7 +387,7 @@ def test_a_sequential_chain_is_pretrained_to_one_and_found_inside_a_model():
     check = lsc.measure(
         seq,
         torch.randn(64, 64, generator=torch.Generator().manual_seed(3)),
-        method="dense",
+        estimator="dense",
         target=1.0,
         kinds=["depth"],
     )

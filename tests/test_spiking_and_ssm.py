@@ -27,7 +27,7 @@ def max_modulus(cell: LRUCell) -> float:
 @pytest.mark.parametrize("method,tol", [("dense", 1e-6), ("arnoldi", 5e-3)])
 def test_lru_time_radius_is_max_abs_lambda(method, tol):
     model = lru_stack(layers=2, width=24)
-    report = lsc.measure(model, torch.randn(4, 12, 8), kinds=["time"], method=method)
+    report = lsc.measure(model, torch.randn(4, 12, 8), kinds=["time"], estimator=method)
     for edge, cell in zip(report.edges, model.cells):
         assert edge.mean == pytest.approx(max_modulus(cell), rel=tol)
         assert edge.std == pytest.approx(0.0, abs=tol)  # diag(lambda): the same for every sample
@@ -137,7 +137,7 @@ def test_pretraining_reaches_half_on_three_layers_of_64(cell):
     model = StackedRNN(cell, input_size=16, hidden_size=64, num_layers=3)
     data = torch.rand(64, 30, 16) if cell == "alif" else torch.randn(64, 30, 16)
     lsc.pretrain(model, data, target=0.5, kinds=["time", "depth"], rescale=True, max_steps=150, progress=False)
-    check = lsc.measure(model, data[:32], method="dense", target=0.5, kinds=["time", "depth"], seed=5)
+    check = lsc.measure(model, data[:32], estimator="dense", target=0.5, kinds=["time", "depth"], seed=5)
     assert max(abs(g) for g in check.gaps()) <= 0.05, check.table()
 
 
@@ -153,7 +153,7 @@ def test_the_references_lru_method_reaches_its_target_by_the_multiplier_alone():
         model, data, target=0.5, kinds=["time"], optimizer="none", rescale=True, tol=0.05, max_steps=100, progress=False
     )
     assert res.converged, res.message
-    check = lsc.measure(model, data[:32], method="dense", target=0.5, kinds=["time"], seed=5)
+    check = lsc.measure(model, data[:32], estimator="dense", target=0.5, kinds=["time"], seed=5)
     assert max(abs(g) for g in check.gaps()) <= 0.05, check.table()
     assert all(torch.equal(v, dict(model.named_parameters())[k]) for k, v in untouched.items())
     with pytest.raises(ValueError, match="optimizer='none' takes no gradient step"):

@@ -289,7 +289,6 @@ against dense on the same samples, in half the time of 1e-3; docs/design.md sect
 MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES)
 """The estimator of :func:`measure` and ``lsc measure``: dense for small Jacobians, else
 Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
-MEASURE_LEGACY = {"method": "method", "steps": "steps", "rtol": "rtol", "probes": "probes"}
 """Deprecated keywords of :func:`measure` and the estimator field each sets."""
 
 
@@ -355,7 +354,7 @@ def square_keys(seed: int | None, time_point: int, batch: int, size: int, device
 
 def measure(
     model: nn.Module,
-    x: Tensor,
+    x: object,
     *,
     kinds: Sequence[str] | None = None,
     target: Target = "auto",
@@ -365,7 +364,8 @@ def measure(
     estimator: Estimator | str | None = None,
     precision: float = DEFAULT_PRECISION,
     lengths: Sequence[int] | Tensor | None = None,
-    **deprecated: object,
+    input_key: parts.InputKey = 0,
+    forward: parts.Forward | None = None,
 ) -> StabilityReport:
     """Measure the local Jacobians of ``model`` on input ``x``.
 
@@ -376,7 +376,8 @@ def measure(
             it receives, its edges named by the part (:mod:`lsc.parts`).
         x: input, (batch, time, features) floats (time first for ``batch_first=False``
             modules) or (batch, time) token ids for models that embed tokens; for a larger
-            model, whatever its ``forward`` takes as one tensor.
+            model, one item of its data (a tensor, or a tuple / dict its forward is
+            called with: see ``input_key`` and ``forward``).
         kinds: edge kinds to measure (default: all the model has).
         target: the LSC target shown in the table and kept in the report (see module doc).
         quantity: ``radius`` (default) | ``norm`` | ``rms``.
@@ -391,23 +392,39 @@ def measure(
             method ``auto`` | ``dense`` | ``arnoldi`` | ``power``, the most Krylov steps, the
             Arnoldi stop ``rtol`` and the Hutchinson probes of ``rms``), or a method name
             (that method with the other defaults); ``None``: :data:`MEASURE_ESTIMATOR`.
-            The keywords ``method``, ``steps``, ``rtol``, ``probes`` are deprecated
-            spellings of its fields.
         precision: the relative standard error ``time_points="auto"`` stops at (1%).
         lengths: the true length of each sequence of a padded batch: a sample counts only
             at time points inside its length (its states there never saw the padding), and
             time points are chosen within the longest. A ``PackedSequence`` ``x`` gives
             its own lengths.
+        input_key, forward: how a larger model is called on ``x`` (:func:`lsc.parts.caller`):
+            ``input_key`` an index or key of the item (default 0: ``model(x[0])`` of an
+            ``(inputs, targets)`` tuple, ``model(x)`` of a tensor), a tuple of them
+            (``(0, 1)``: ``model(x[0], x[1])``, a ``forward(x, lengths)`` classifier fed
+            ``(x, lengths, y)``), or any ``forward(model, x)``.
     """
-    est = estimator_of(
-        estimator, MEASURE_ESTIMATOR, deprecated, MEASURE_LEGACY, "measure()", counts=("steps", "probes")
-    )
+    est = as_estimator(estimator, MEASURE_ESTIMATOR)
     settings = _Settings(kinds, target, quantity, time_points, seed, est, precision)
-    if not parts.visible(model):  # a larger model: measure each recurrent part on what it receives
-        found = parts.find(model, x)
-        reports = [_measure(p.module, p.inputs, settings, p.lengths if lengths is None else lengths) for p in found]
-        return _joined(reports, [p.name for p in found])
-    return _measure(model, x, settings, lengths)
+    call = parts.caller(input_key, forward)
+    if parts.visible(model):
+        if forward is not None or not isinstance(input_key, (int, str)):
+            raise ValueError(
+                f"input_key={input_key!r} / forward= say how to call a larger model; a {type(model).__name__} is "
+                "measured on its input tensor itself: pass that (or input_key=<one index or key>)"
+            )
+        inputs = parts.input_of(x, input_key)
+        return _measure(model, inputs, settings, lengths)
+    reports, names = [], []
+    for p in parts.find(model, x, call):  # a larger model: each recurrent part on what it receives
+        asked = p.kinds(kinds)
+        if asked == ():
+            continue  # none of the kinds asked is an edge of this part
+        each = replace(settings, kinds=asked, layers=p.depth)
+        reports.append(in_module(_measure(p.module, p.inputs, each, p.lengths if lengths is None else lengths), p))
+        names.append(p.name)
+    if not reports:
+        raise ValueError(f"no recurrent part of the {type(model).__name__} has {', '.join(kinds or ())} edges")
+    return joined(reports, names)
 
 
 @dataclass(frozen=True)
@@ -421,9 +438,12 @@ class _Settings:
     seed: int | None
     est: Estimator
     precision: float
+    layers: int | None = None  # the depth the target is resolved at (None: the stack's own)
 
 
-def _measure(model: nn.Module, x: Tensor, s: _Settings, lengths: Sequence[int] | Tensor | None) -> StabilityReport:
+def _measure(
+    model: nn.Module, x: Tensor | PackedSequence, s: _Settings, lengths: Sequence[int] | Tensor | None
+) -> StabilityReport:
     """:func:`measure` of a model lsc sees as one stack."""
     if isinstance(x, PackedSequence):
         if lengths is not None:
@@ -438,7 +458,7 @@ def _measure(model: nn.Module, x: Tensor, s: _Settings, lengths: Sequence[int] |
     stack, xb = prepare(model, x)
     kinds = check_kinds(stack, s.kinds)
     B, T = xb.shape[0], xb.shape[1]
-    goal = resolve_target(s.target, stack.num_layers, T)
+    goal = resolve_target(s.target, s.layers or stack.num_layers, T)
     valid = _lengths(lengths, B, T)
     span = T if valid is None else int(valid.max())  # time points inside the longest sequence
     auto = isinstance(s.time_points, str) and s.time_points == "auto"
@@ -486,10 +506,23 @@ def _measure(model: nn.Module, x: Tensor, s: _Settings, lengths: Sequence[int] |
     )
 
 
-def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> StabilityReport:
+def in_module(report: StabilityReport, part: parts.Part) -> StabilityReport:
+    """A part's report in its module's terms: a layer of a deep bidirectional module has
+    its module's layer index, and its input edge is the module's depth edge
+    (:attr:`lsc.parts.Part.below`; docs/design.md section 0)."""
+    if part.depth is None:
+        return report
+    edges = [
+        replace(e, kind="depth" if part.below and e.kind == "encoder" else e.kind, layer=e.layer + part.layer)
+        for e in report.edges
+    ]
+    return replace(report, edges=edges, num_layers=part.depth)
+
+
+def joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> StabilityReport:
     """One report over several recurrent parts, each edge named by its part."""
-    first = reports[0]
-    if any(dict(r.target) != dict(first.target) for r in reports):
+    target = shared_target([r.target for r in reports])
+    if target is None:
         raise ValueError(
             "the recurrent parts resolve the target differently ("
             + ", ".join(f"{n}: {dict(r.target)}" for n, r in zip(names, reports))
@@ -497,7 +530,27 @@ def _joined(reports: Sequence[StabilityReport], names: Sequence[str]) -> Stabili
         )
     edges = [replace(e, module=n) for r, n in zip(reports, names) for e in r.edges]
     times = tuple(sorted({t for r in reports for t in r.time_points}))  # each part's own choice, joined
-    return replace(first, edges=edges, time_points=times, seconds=sum(r.seconds for r in reports))
+    first = reports[0]
+    return replace(
+        first,
+        edges=edges,
+        target=target,
+        num_layers=max(r.num_layers for r in reports),
+        time_steps=max(r.time_steps for r in reports),
+        time_points=times,
+        seconds=sum(r.seconds for r in reports),
+    )
+
+
+def shared_target(targets: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
+    """The targets of several parts as one mapping, or ``None`` when two give one kind
+    different values (``auto`` is 1 for a one-layer part and 0.5 for a deep one)."""
+    out: dict[str, float] = {}
+    for target in targets:
+        for kind, value in target.items():
+            if out.setdefault(kind, value) != value:
+                return None
+    return out
 
 
 def _lengths(lengths: Sequence[int] | Tensor | None, batch: int, time_steps: int) -> Tensor | None:

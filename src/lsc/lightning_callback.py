@@ -11,15 +11,19 @@ recurrent parts (:mod:`lsc.parts`), or it is a stack itself.
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import move_data_to_device
 from torch import Tensor
 
 from .condition import Target
 from .monitor import Monitor, scalars
-from .pretraining import PretrainResult, pretrain
+from .parts import Forward, InputKey
+from .pretraining import NotConvergedWarning, PretrainResult, pretrain
 
 
 class LSCCallback(pl.Callback):
@@ -34,11 +38,16 @@ class LSCCallback(pl.Callback):
     pretrain_options: more keyword arguments for :func:`lsc.pretrain`: its settings
         (``config=lsc.PretrainConfig(...)``, or by name: ``max_steps``, ``tol`` ...) and
         its other options (``part`` ...).
+    input_key, forward: how the module is called on a batch (as for :func:`lsc.measure`:
+        ``input_key=(0, 1)`` for a ``forward(x, lengths)`` fed ``(x, lengths, y)``).
+
+    Pre-training that does not converge prints one line on rank zero (``lsc: warning:
+    ...``: the edges that missed and what to try) and logs ``lsc/pretrain_converged`` 0.
     """
 
     def __init__(
         self,
-        batch: Tensor,
+        batch: object,
         *,
         target: Target = 0.5,
         kinds: list[str] | None = None,
@@ -46,8 +55,11 @@ class LSCCallback(pl.Callback):
         pretrain: bool = True,
         data: Tensor | Iterable[object] | None = None,
         pretrain_options: Mapping[str, Any] | None = None,
+        input_key: InputKey = 0,
+        forward: Forward | None = None,
     ) -> None:
         self.batch, self.target, self.kinds, self.every = batch, target, kinds, every
+        self.call: dict[str, Any] = {"input_key": input_key, "forward": forward}
         self.do_pretrain, self.data = pretrain, data
         self.pretrain_options = dict(pretrain_options or {})
         self.result: PretrainResult | None = None
@@ -55,16 +67,18 @@ class LSCCallback(pl.Callback):
         self._monitor: Monitor | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        batch = self.batch.to(pl_module.device)
+        batch = move_data_to_device(self.batch, pl_module.device)
         if self.do_pretrain:
-            options = {"progress": False, **self.pretrain_options}
-            self.result = pretrain(
-                pl_module,
-                self.data if self.data is not None else batch,  # data or a batch
-                target=self.target,
-                kinds=self.kinds,
-                **options,
-            )
+            options = {"progress": False, **self.call, **self.pretrain_options}
+            data = self.data if self.data is not None else batch if isinstance(batch, Tensor) else [batch]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", NotConvergedWarning)
+                self.result = pretrain(pl_module, data, target=self.target, kinds=self.kinds, **options)
+            for w in caught:  # not converged: one line on the console, from rank zero only
+                if not issubclass(w.category, NotConvergedWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                elif trainer.is_global_zero:
+                    print(f"lsc: warning: {w.message}", file=sys.stderr, flush=True)
             if trainer.logger is not None:
                 trainer.logger.log_metrics(
                     {
@@ -74,7 +88,7 @@ class LSCCallback(pl.Callback):
                     step=0,
                 )
         if self.every is not None:
-            self._monitor = Monitor(pl_module, batch, self.every, target=self.target, kinds=self.kinds)
+            self._monitor = Monitor(pl_module, batch, self.every, target=self.target, kinds=self.kinds, **self.call)
             self._log(trainer, 0)
 
     def on_train_batch_end(

@@ -17,11 +17,12 @@ import json
 import math
 from pathlib import Path
 
-from torch import Tensor, nn
+from torch import nn
 
 from .checks import check_count
 from .condition import StabilityReport, Target, measure
 from .jacobian import Estimator
+from .parts import Forward, InputKey
 
 CHEAP = Estimator("auto", steps=40, rtol=1e-2)
 """The monitor's estimator: at most 40 Arnoldi steps, stopping at 1 % (edge means to
@@ -52,12 +53,14 @@ class Monitor:
             ``seconds`` and every edge's mean) and, with ``tensorboard`` installed and
             ``tensorboard=True``, TensorBoard event files go; ``None``: nothing written.
         tensorboard: write TensorBoard scalars too (``"auto"``: when installed).
+        input_key, forward: how ``model`` is called on ``batch`` (as for :func:`lsc.measure`:
+            ``input_key=(0, 1)`` for a ``forward(x, lengths)`` fed ``(x, lengths, y)``).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        batch: Tensor,
+        batch: object,
         every: int = 100,
         *,
         target: Target = "auto",
@@ -66,8 +69,11 @@ class Monitor:
         log_dir: str | Path | None = None,
         tensorboard: bool | str = "auto",
         estimator: Estimator = CHEAP,
+        input_key: InputKey = 0,
+        forward: Forward | None = None,
     ) -> None:
         self.model, self.batch = model, batch
+        self.input_key, self.forward = input_key, forward
         self.every = check_count(every, "every")
         self.target, self.kinds, self.time_points, self.estimator = target, kinds, time_points, estimator
         self.reports: list[tuple[int, StabilityReport]] = []
@@ -96,6 +102,8 @@ class Monitor:
             time_points=self.time_points,
             estimator=self.estimator,
             seed=0,
+            input_key=self.input_key,
+            forward=self.forward,
         )
 
     def __call__(self, step: int) -> StabilityReport | None:

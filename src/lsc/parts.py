@@ -18,7 +18,8 @@ the next where its input *is* the other's output at every step). A bidirectional
 is one part per direction, the reverse direction on reversed time (``name/reverse``),
 and with several layers one part per layer and direction (``name/l1/reverse``): a
 layer's input mixes both directions of the layer below, so each is measured on the
-input it really receives and its encoder edge is the depth edge from both
+input it really receives, and its input edge is the module's depth edge from both
+(:attr:`Part.below`): the module is one deep stack, its target resolved at its depth
 (docs/design.md section 0). What is not found: attention, convolutions; a part's
 initial state is taken as zero (the hidden state a ``forward`` passes in is not read;
 a cell loop that starts elsewhere is left out with a warning, or refused when it is all
@@ -56,6 +57,24 @@ class Part:
     inputs: Tensor
     lengths: Tensor | None = None  # of a PackedSequence input: each sequence's true length
     batch_axis: int = 0  # the axis of the model's input that holds the samples
+    layer: int = 0  # a layer of a deep bidirectional module: its index there
+    depth: int | None = None  # the layers of that module (None: the part's own stack)
+
+    def kinds(self, asked: Sequence[str] | None) -> tuple[str, ...] | None:
+        """The edge kinds to measure on this part for the kinds ``asked`` of its module
+        (``None``: all it has): a layer above the first reads its module's depth edge
+        through its own input edge, and only the first layer has the module's encoder edge."""
+        if asked is None or self.depth is None:
+            return None if asked is None else tuple(asked)
+        if self.below:
+            return tuple(k for k in asked if k not in ("encoder", "depth")) + (("encoder",) if "depth" in asked else ())
+        return tuple(k for k in asked if k != "depth")
+
+    @property
+    def below(self) -> bool:
+        """Whether the part's input is the layer below's output (both directions of it):
+        its encoder edge is then its module's depth edge (docs/design.md section 0)."""
+        return self.layer > 0
 
     def equal_length(self) -> Tensor:
         """The inputs cut to the shortest sequence's length: what pre-training reads of a
@@ -104,11 +123,14 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+InputKey = int | str | Sequence[int | str]
+"""Which elements of a data item a model is called with (:func:`caller`)."""
+
 Forward = Callable[[nn.Module, Any], object]
 """How to run a model on one item of the user's data: ``forward(model, item)``."""
 
 
-def caller(input_key: int | str | Sequence[int | str] = 0, forward: Forward | None = None) -> Forward:
+def caller(input_key: InputKey = 0, forward: Forward | None = None) -> Forward:
     """How lsc runs a model on one data item: ``forward`` itself when given (any signature:
     ``lambda model, item: model(item[0], lengths=item[1])``); else from ``input_key``: one
     index or key calls ``model(item[key])`` (:func:`input_of`; a tensor item is the input
@@ -226,15 +248,14 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
             h.remove()
         model.train(was_training)
     parts: list[Part] = []
-    for n, m in candidates:
-        if n not in seen:
-            continue
+    modules = dict(candidates)
+    for n in seen:  # in the order the forward called them: the order data reaches them
+        m = modules[n]
         inputs, lengths = seen[n]
         if isinstance(m, nn.RNNBase) and _bidirectional(m):
             parts += _directions(n, m, inputs, lengths)
         else:
             parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
-    modules = dict(candidates)
     if calls:
         parts += _loops({n: (modules[n], c) for n, c in calls.items()}, first_tensor(x), others=bool(parts))
     if not parts:
@@ -395,7 +416,7 @@ def _directions(name: str, module: nn.RNNBase, x: Tensor, lengths: Tensor | None
             label = "/".join(
                 filter(None, [name, f"l{k}" if module.num_layers > 1 else "", "reverse" if reverse else ""])
             )
-            parts.append(Part(label, stack, seq, lengths, axis))
+            parts.append(Part(label, stack, seq, lengths, axis, layer=k, depth=module.num_layers))
             if k < module.num_layers - 1:
                 with torch.no_grad():
                     y, _ = stack.cells[0].forward_sequence(seq if module.batch_first else seq.transpose(0, 1))
@@ -404,18 +425,6 @@ def _directions(name: str, module: nn.RNNBase, x: Tensor, lengths: Tensor | None
         if outputs:
             inputs = torch.cat(outputs, dim=-1)
     return parts
-
-
-def one(model: nn.Module, x: object, forward: Forward | None = None) -> Part:
-    """The model's only recurrent part (pre-training changes one part at a time)."""
-    parts = find(model, x, forward)
-    if len(parts) > 1:
-        names = ", ".join(p.name for p in parts)
-        raise ValueError(
-            f"a {type(model).__name__} has {len(parts)} recurrent parts ({names}); lsc.pretrain changes one at a "
-            f"time: pass part=<name> (one of {names})"
-        )
-    return parts[0]
 
 
 def named(model: nn.Module, x: object, name: str, forward: Forward | None = None) -> Part:
@@ -457,32 +466,30 @@ def input_of(item: object, key: int | str = 0) -> Tensor | PackedSequence:
 
 
 class Through:
-    """A re-iterable of what ``part`` receives when ``model`` runs on each input of
-    ``data`` (a re-iterable of batches, ``(inputs, ...)`` tuples or dicts: the input is
-    :func:`input_of` each item, as pre-training takes them)."""
+    """A re-iterable of what the part ``name`` receives when ``model`` runs on each item
+    of ``data`` (a re-iterable of batches, tuples or dicts), called as ``call`` says
+    (:func:`caller`). The model is run afresh on every item, so a part sees the inputs
+    the parts before it give *now* (pre-training them changes what it receives)."""
 
-    def __init__(
-        self, model: nn.Module, name: str, data: Iterable[object], key: int | str = 0, forward: Forward | None = None
-    ) -> None:
-        self.model, self.name, self.data, self.key, self.forward = model, name, data, key, forward
+    def __init__(self, model: nn.Module, name: str, data: Iterable[object], call: Forward) -> None:
+        self.model, self.name, self.data, self.call = model, name, data, call
 
     def __iter__(self) -> Iterator[Tensor]:
         for item in self.data:
-            x = item if self.forward is not None else input_of(item, self.key)
-            yield named(self.model, x, self.name, self.forward).equal_length()
+            yield named(self.model, item, self.name, self.call).equal_length()
 
 
-def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int) -> Tensor:
-    """What ``part`` receives for every sample of ``data``: the model run on chunks of
-    ``batch_size`` samples along the batch axis of the model's input (``part.batch_axis``),
-    joined along the part's own batch axis (packed chunks cut to the shortest sequence of
-    all: :meth:`Part.equal_length`)."""
+def inputs_of(model: nn.Module, part: Part, data: Tensor, batch_size: int, call: Forward | None = None) -> Tensor:
+    """What ``part`` receives for every sample of ``data``: the model run (as ``call``
+    says) on chunks of ``batch_size`` samples along the batch axis of the model's input
+    (``part.batch_axis``), joined along the part's own batch axis (packed chunks cut to
+    the shortest sequence of all: :meth:`Part.equal_length`)."""
     axis = part.batch_axis
     n = data.shape[axis] if data.dim() > axis else 0
     if n == 0:
         raise ValueError(f"data is empty (shape {tuple(data.shape)}); pass at least one sample")
     chunks = [
-        named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name).equal_length()
+        named(model, data.narrow(axis, i, min(batch_size, n - i)), part.name, call).equal_length()
         for i in range(0, n, batch_size)
     ]
     time_axis = 1 if as_stack(part.module).batch_first else 0

@@ -11,7 +11,8 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 from ..checks import NonFiniteError
 from ..version import __version__
@@ -39,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     from .. import distributed
 
+    shown = warnings.showwarning
     try:
+        warnings.showwarning = _one_line(args.command)  # restored below
         spec = getattr(args, "device", None)
         if spec is not None and (distributed.launched() or spec == "auto"):
             # under torchrun: join the process group; cuda means cuda:LOCAL_RANK
@@ -69,7 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        warnings.showwarning = shown
         distributed.teardown()
+
+
+def _one_line(command: str) -> Callable[..., None]:
+    """How the command line shows a warning: ``lsc COMMAND: warning: MESSAGE``, one line
+    on stderr (no file and line of lsc's source)."""
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        print(f"lsc {command}: warning: {message}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _os_message(exc: OSError) -> str:

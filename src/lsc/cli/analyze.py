@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -175,7 +175,8 @@ def _model(args: argparse.Namespace, recurrent: bool = True) -> tuple[nn.Module,
     else:
         if args.cell == "ffn" and recurrent:
             raise ValueError(f"lsc analyze {args.analysis} needs a recurrent model; use a cell such as lstm or gru")
-        model, x = build_model(args)
+        model, built = build_model(args)
+        x = cast(torch.Tensor, built)  # lsc analyze builds lsc's own models: a tensor of inputs
         notes["dtype"] = str(DTYPES[args.dtype]).replace("torch.", "")
     try:
         notes["model"] = describe(model)

@@ -17,6 +17,7 @@ from .options import (
     parse_target,
     parse_time_points,
     positive_int,
+    user_call,
 )
 
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         estimator=replace(MEASURE_ESTIMATOR, method=args.method, steps=args.steps, probes=args.probes),
         time_points=args.time_points,
         seed=args.seed,
+        **user_call(args),
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

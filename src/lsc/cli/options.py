@@ -9,7 +9,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from ..condition import Target
 from ..files import DamagedFileError, load_untrusted, unwrap
 from ..init import registry as init_registry
 from ..models import FFN, StackedRNN, cell_names
+from ..parts import InputKey
 from ..settings import setting_field, spelt
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -143,7 +144,23 @@ def model_options(p: argparse.ArgumentParser, user_model: bool = True) -> None:
         "--inputs",
         default=None,
         metavar="FILE",
-        help="the input batch(es) your model's forward takes: a tensor in a .pt (weights-only) or .npy file",
+        help="what your model's forward takes: a tensor in a .npy or .pt file, or in a .pt file a tuple or dict of "
+        "tensors with the samples along their first axis, e.g. torch.save((x, lengths, y), FILE)",
+    )
+    u.add_argument(
+        "--input-key",
+        type=parse_input_key,
+        default=0,
+        metavar="KEY[,KEY...]",
+        help="which elements of a tuple (indices) or dict (keys) --inputs your forward is called with, in order, "
+        "e.g. 0,1 for forward(x, lengths) (default 0)",
+    )
+    u.add_argument(
+        "--forward",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="an importable function(model, batch) that calls your model on one batch of --inputs, for any other "
+        "signature",
     )
 
 
@@ -188,28 +205,41 @@ def apply_init(model: nn.Module, name: str | None, options: dict[str, object], t
     return init_registry.run(model, name, seed=seed, horizon=time_steps, **options)[1]
 
 
-def user_factory(spec: str) -> Callable[[], nn.Module]:
+def user_factory(spec: str, option: str = "--model", what: str = "FACTORY") -> Callable[..., Any]:
     """``package.module:factory`` -> the callable (the convention of uvicorn and friends).
     Importing the module runs its code: the user named it."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--model must be MODULE:FACTORY (e.g. mypkg.models:make_lm), got {spec!r}")
+        raise ValueError(f"{option} must be MODULE:{what} (e.g. mypkg.models:{what.lower()}), got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"--model {spec}: cannot import {module_name} ({exc}); is it on PYTHONPATH?") from None
-    factory = module
+        raise ValueError(f"{option} {spec}: cannot import {module_name} ({exc}); is it on PYTHONPATH?") from None
+    factory: Any = module
     for part in attr.split("."):
         if not hasattr(factory, part):
-            raise ValueError(f"--model {spec}: {module_name} has no {attr}")
+            raise ValueError(f"{option} {spec}: {module_name} has no {attr}")
         factory = getattr(factory, part)
     if not callable(factory):
-        raise ValueError(f"--model {spec}: {attr} is not callable")
-    return factory
+        raise ValueError(f"{option} {spec}: {attr} is not callable")
+    return cast("Callable[..., Any]", factory)
 
 
-def read_inputs(path: str) -> torch.Tensor:
-    """A tensor from a ``.npy`` file (no pickles) or a ``.pt`` file (weights only)."""
+def parse_input_key(text: str) -> InputKey:
+    """``0`` -> 0, ``0,1`` -> (0, 1), ``input_ids`` -> "input_ids", ``x,lengths`` -> ("x", "lengths")."""
+    keys: list[int | str] = [int(k) if k.strip().lstrip("-").isdigit() else k.strip() for k in text.split(",")]
+    if any(k == "" for k in keys):
+        raise argparse.ArgumentTypeError(f"expected KEY[,KEY...] (indices or names), got {text!r}")
+    return keys[0] if len(keys) == 1 else tuple(keys)
+
+
+Inputs = torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
+"""What ``--inputs`` holds: a tensor, or a tuple / dict of tensors (one batch of samples)."""
+
+
+def read_inputs(path: str) -> Inputs:
+    """A tensor from a ``.npy`` file (no pickles), or from a ``.pt`` file (weights only) a
+    tensor or a tuple / list / dict of tensors whose first axes hold the same samples."""
     if not Path(path).exists():
         raise FileNotFoundError(f"--inputs {path} does not exist")
     if path.endswith(".npy"):
@@ -218,9 +248,46 @@ def read_inputs(path: str) -> torch.Tensor:
         except ValueError as exc:
             raise ValueError(f"--inputs {path}: not a plain .npy array ({exc})") from None
     value = load_untrusted(path)
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"--inputs {path} holds a {type(value).__name__}, not a tensor: torch.save one tensor")
-    return value
+    if isinstance(value, torch.Tensor):
+        return value
+    items = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, (tuple, list)) else []
+    if not items or not all(isinstance(v, torch.Tensor) and v.dim() > 0 for v in items):
+        raise ValueError(
+            f"--inputs {path} holds a {type(value).__name__}, not a tensor or a tuple / dict of tensors: "
+            "torch.save(x, FILE) or torch.save((x, lengths, y), FILE)"
+        )
+    if len({v.shape[0] for v in items}) > 1:
+        raise ValueError(f"--inputs {path}: its tensors hold different numbers of samples (their first axes differ)")
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return tuple(items)
+
+
+def batches(inputs: Inputs, size: int) -> list[object] | torch.Tensor:
+    """Pre-training data from ``--inputs``: a tensor as it is (random mini-batches of it),
+    a tuple / dict cut along its samples into batches of ``size``."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    n = next(iter(inputs.values() if isinstance(inputs, dict) else inputs)).shape[0]
+    return [_rows(inputs, i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _rows(inputs: Inputs, start: int, stop: int) -> Inputs:
+    if isinstance(inputs, dict):
+        return {k: v[start:stop] for k, v in inputs.items()}
+    if isinstance(inputs, tuple):
+        return tuple(v[start:stop] for v in inputs)
+    return inputs[start:stop]
+
+
+def user_call(args: argparse.Namespace) -> dict[str, Any]:
+    """``input_key`` and ``forward`` of :func:`lsc.measure` / :func:`lsc.pretrain` from
+    ``--input-key`` and ``--forward``."""
+    forward = getattr(args, "forward", None)
+    return {
+        "input_key": getattr(args, "input_key", 0),
+        "forward": None if forward is None else user_factory(forward, "--forward", "FUNCTION"),
+    }
 
 
 def load_weights(model: nn.Module, path: str) -> None:
@@ -240,7 +307,7 @@ def load_weights(model: nn.Module, path: str) -> None:
         raise ValueError(f"--checkpoint {path} does not fit the --model: {str(exc).splitlines()[0][:300]}") from None
 
 
-def build_user_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+def build_user_model(args: argparse.Namespace) -> tuple[nn.Module, Inputs]:
     """``--model`` (with ``--checkpoint``) and its ``--inputs``."""
     if args.inputs is None:
         raise ValueError(
@@ -253,10 +320,14 @@ def build_user_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]
     if args.checkpoint is not None:
         load_weights(model, args.checkpoint)
     x = read_inputs(args.inputs)
+    if isinstance(x, dict):
+        return model.to(args.device), {k: v.to(args.device) for k, v in x.items()}
+    if isinstance(x, tuple):
+        return model.to(args.device), tuple(v.to(args.device) for v in x)
     return model.to(args.device), x.to(args.device)
 
 
-def build_model(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+def build_model(args: argparse.Namespace) -> tuple[nn.Module, Inputs]:
     """The model and Gaussian input the CLI uses: seeded, so runs are reproducible; or the
     user's ``--model`` and ``--inputs``."""
     if getattr(args, "model", None) is not None:

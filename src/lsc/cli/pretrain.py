@@ -22,6 +22,8 @@ from ..rundir import hold_directory, remove_run_files
 from ..settings import unspelt
 from .options import (
     DTYPES,
+    Inputs,
+    batches,
     build_model,
     model_options,
     parse_kinds,
@@ -29,6 +31,7 @@ from .options import (
     positive_float,
     positive_int,
     setting_option,
+    user_call,
 )
 
 
@@ -114,21 +117,25 @@ def run(args: argparse.Namespace) -> int:
         return _pretrain_held(args, out, model, x)
 
 
-def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module, x: torch.Tensor) -> int:
+def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module, x: Inputs) -> int:
     """Measure, pre-train and write, with ``out`` held by this process."""
-    data = None
+    data: torch.Tensor | list[object] | None = None
     if args.model is not None:  # the user's model: pre-trained on its own --inputs
         if args.data != "gaussian":
             raise ValueError("--data copy makes inputs for lsc's own models; with --model, --inputs is the data")
-        data, x = x, x[: args.batch]
+        data = batches(x, args.batch)
+        probe: object = data[0] if isinstance(data, list) else data[: args.batch]
     elif args.data == "copy":
         if args.cell == "ffn":
             raise ValueError("--data copy makes sequences; use --data gaussian for an ffn")
         gen = torch.Generator().manual_seed(generator_seed(args.seed))
         data = copy_task_inputs(args.batch * 16, args.time, args.input_size, generator=gen)
         data = data.to(device=args.device, dtype=DTYPES[args.dtype])
-        x = data[: args.batch]
-    before = measure(model, x, target=args.target, kinds=args.kinds, seed=args.seed)
+        probe = data[: args.batch]
+    else:
+        probe = x
+    call = user_call(args) if args.model is not None else {}
+    before = measure(model, probe, target=args.target, kinds=args.kinds, seed=args.seed, **call)
     if out is not None and (out / CHECKPOINT).exists() and not args.json:
         print(f"resuming from {out / CHECKPOINT}", file=sys.stderr)
     cli = {
@@ -148,6 +155,8 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
             "model",
             "checkpoint",
             "inputs",
+            "input_key",
+            "forward",
         )
     }
     result = pretrain(
@@ -157,6 +166,7 @@ def _pretrain_held(args: argparse.Namespace, out: Path | None, model: nn.Module,
         checkpoint=out,
         progress=False if args.quiet or args.json else None,
         extra={"cli": cli},
+        **call,
     )
     if not is_main():  # under torchrun: rank 0 writes and prints
         return 130 if result.stopped == "interrupted" else 0

@@ -22,15 +22,11 @@ if TYPE_CHECKING:
         """The options of :func:`lsc.measure` that :func:`check_lsc` passes through."""
 
         kinds: Sequence[str] | None
-        method: str
         quantity: str
-        steps: int
-        probes: int
         time_points: int | Sequence[int] | str
         seed: int | None
-        estimator: Estimator | None
+        estimator: Estimator | str | None
         precision: float
-        rtol: float
         lengths: Sequence[int] | Tensor | None
 
 

@@ -12,7 +12,7 @@
 """
 
 from .config import PretrainConfig
-from .loop import CHECKPOINT, DEFAULT_KINDS, PretrainResult, history_jsonl, pretrain
+from .loop import CHECKPOINT, DEFAULT_KINDS, NotConvergedWarning, PretrainResult, history_jsonl, pretrain
 from .sources import InputSource, copy_task_inputs
 from .step import Pretrainer, State, StepRecord
 from .stopping import Progress, Rule, Verdict, advance, judge
@@ -21,6 +21,7 @@ __all__ = [
     "CHECKPOINT",
     "DEFAULT_KINDS",
     "InputSource",
+    "NotConvergedWarning",
     "PretrainConfig",
     "PretrainResult",
     "Pretrainer",

@@ -26,7 +26,7 @@ MAX_SIZE = 2**31 - 1
 """The largest batch size or sequence length pre-training takes (torch sizes are int64; a
 batch of noise beyond this could not be allocated anyway)."""
 RESCALE = ("auto", True, False)
-KEYWORDS = ("checkpoint", "progress", "callback", "distributed", "part", "input_key", "extra")
+KEYWORDS = ("checkpoint", "progress", "callback", "distributed", "part", "input_key", "forward", "extra")
 """The keywords of :func:`lsc.pretrain` that are no settings (where and how a run is kept)."""
 BUDGETS = ("max_steps", "max_seconds", "checkpoint_every")
 """The settings a resumed run may change (a finished run continues with a larger budget)."""

@@ -14,6 +14,7 @@ import copy
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,11 @@ from ..condition import (
     StabilityReport,
     Target,
     estimator_generator,
+    in_module,
+    joined,
     measure,
     resolve_target,
+    shared_target,
 )
 from ..grid import available_kinds, check_kinds, edge_list
 from ..models import Stack, as_stack
@@ -43,6 +47,9 @@ from .step import Pretrainer, State, StepRecord
 from .stopping import Rule
 
 DEFAULT_KINDS = ("encoder", "time", "depth")
+# a part of a user's model: its encoder edge only when asked, for it costs the most steps
+# (measured: docs/own-model.md, "What pre-training costs")
+PART_KINDS = ("time", "depth")
 CHECKPOINT = NAME
 
 
@@ -62,11 +69,13 @@ class PretrainResult:
     history: list[StepRecord] = field(repr=False)
     best_state: dict[str, Tensor] = field(repr=False)
     report: StabilityReport | None = field(default=None, repr=False)
+    parts: dict[str, PretrainResult] = field(default_factory=dict, repr=False)  # of a model with several
 
     def summary(self) -> dict[str, object]:
         """JSON-ready summary (no weights, no history)."""
         finite = math.isfinite(self.best_gap)  # not when no step was taken
         return {
+            **({"parts": {n: r.summary() for n, r in self.parts.items()}} if self.parts else {}),
             "converged": self.converged,
             "stopped": self.stopped,
             "message": self.message,
@@ -118,7 +127,8 @@ def pretrain(
     callback: Callable[[Mapping[str, object]], None] | None = None,
     distributed: bool | None = None,
     part: str | None = None,
-    input_key: int | str = 0,
+    input_key: _parts.InputKey = 0,
+    forward: _parts.Forward | None = None,
     extra: Mapping[str, object] | None = None,
     **settings: object,
 ) -> PretrainResult:
@@ -130,7 +140,11 @@ def pretrain(
     Args:
         model: a ``StackedRNN``, an ``FFN``, a ``torch.nn.LSTM/GRU/RNN`` or any model the
             step protocol sees (:func:`lsc.models.as_stack`); for a larger model (an
-            embedding, an ``nn.LSTM``, a head ...) its recurrent part (see ``part``).
+            embedding, an ``nn.LSTM``, a head ...) every recurrent part in it, in the
+            order data reaches them, each on what it receives once the parts before it
+            are pre-trained (``part``: one of them). A deep bidirectional module is one
+            deep stack: the layers above the first are pre-trained on their depth edge
+            (from both directions below), and ``auto`` is 0.5 there.
         data: input batches in the module's own layout, as :func:`lsc.measure` reads
             them (time-first for ``batch_first=False``): a tensor (B, T, F) (random
             mini-batches of ``batch_size``), a ``DataLoader`` or other re-iterable
@@ -157,14 +171,17 @@ def pretrain(
             stopping rule, the best weights and plateau restarts are decided alike and
             all ranks stop at the same step with identical weights. Only rank 0 writes
             the checkpoint; ``shuffle`` is not supported.
-        part: the qualified name of the recurrent part of a larger model to pre-train
-            (default: its only one). The part is found by running ``model`` on the data
-            (:mod:`lsc.parts`) and pre-trained on what it receives; only its parameters
-            change, the model's class, attributes and ``state_dict`` keys stay. The
-            report's edges are named by the part.
-        input_key: which element of a data item is the input: an index of a tuple or list
-            (default 0: ``(inputs, targets)`` batches) or the key of a dict (e.g.
-            ``"input_ids"``); the model's ``forward`` is called with that element.
+        part: the name of one recurrent part of a larger model to pre-train (default:
+            all of them; with several, the result holds one result per part in
+            ``parts``, is ``converged`` when all are, and ``checkpoint`` keeps each in its
+            own sub-directory). Parts are found by running ``model`` on the data
+            (:mod:`lsc.parts`); only their parameters change, the model's class,
+            attributes and ``state_dict`` keys stay. The report's edges are named by part.
+        input_key, forward: how a larger model is called on one data item
+            (:func:`lsc.parts.caller`): ``input_key`` an index of a tuple or list (default
+            0: ``(inputs, targets)`` batches) or a dict key (``"input_ids"``), a tuple of
+            them (``(0, 1)``: ``model(item[0], item[1])``, a ``forward(x, lengths)``
+            classifier fed ``(x, lengths, y)``), or any ``forward(model, item)``.
         extra: JSON-ready entries that must also match for a checkpoint to resume (the
             command line records its model, init and data options here).
     """
@@ -173,12 +190,52 @@ def pretrain(
         checkpoint=checkpoint, progress=progress, callback=callback, distributed=distributed, extra=extra
     )
     if not _parts.visible(model):
-        return _pretrain_part(model, data, cfg, options, part, input_key)
+        return _loud(_pretrain_parts(model, data, cfg, options, part, _parts.caller(input_key, forward)), cfg)
     if part is not None:
         raise ValueError(
             f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole"
         )
-    return _pretrain_stack(model, data, cfg, options, input_key)
+    if forward is not None or not isinstance(input_key, (int, str)):
+        raise ValueError(
+            f"input_key={input_key!r} / forward= say how to call a larger model; a {type(model).__name__} is "
+            "pre-trained on its input tensors themselves: pass those (or input_key=<one index or key>)"
+        )
+    return _loud(_pretrain_stack(model, data, cfg, options, input_key), cfg)
+
+
+class NotConvergedWarning(UserWarning):
+    """Pre-training stopped at its budget (or diverged) with edges away from their target."""
+
+
+def _loud(result: PretrainResult, cfg: PretrainConfig) -> PretrainResult:
+    """``result``, after a :class:`NotConvergedWarning` when it did not converge (an
+    interrupted run excepted: it resumes): which edges missed, by how much, what to try."""
+    if result.converged or result.stopped == "interrupted":
+        return result
+    warnings.warn(not_converged(result, cfg.tol, cfg.max_steps), NotConvergedWarning, stacklevel=3)
+    return result
+
+
+def not_converged(result: PretrainResult, tol: float, max_steps: int) -> str:
+    """One line: how pre-training stopped, the edges outside ``tol`` on the fresh check
+    (``part kind layer: radius (gap)``) and the remedies that fit."""
+    missed: list[str] = []
+    kinds: set[str] = set()
+    if result.report is not None:
+        for e, gap in zip(result.report.edges, result.report.gaps(result.target or None)):
+            if gap is not None and not abs(gap) <= tol:
+                kinds.add(e.kind)
+                where = f"{e.module} " if e.module else ""
+                missed.append(f"{where}{e.kind} {e.layer}: {e.mean:.3f} ({gap:+.3f})")
+    tries = ["lower lr" if result.stopped == "diverged" else f"raise max_steps (now {max_steps})"]
+    if "encoder" in kinds:
+        tries.append("leave the encoder edge out (kinds=('time', 'depth'); it costs the most steps)")
+    tries.append(f"accept a larger tol (now {tol})")
+    edges = f"; off target: {', '.join(missed)}" if missed else ""
+    return (
+        f"pre-training did not converge ({result.stopped} after {result.steps} steps, {result.seconds:.0f} s)"
+        f"{edges}. Try: {'; '.join(tries)}"
+    )
 
 
 def _pretrain_stack(
@@ -187,8 +244,10 @@ def _pretrain_stack(
     cfg: PretrainConfig,
     options: _Options,
     input_key: int | str,
+    defaults: Sequence[str] = DEFAULT_KINDS,
 ) -> PretrainResult:
-    """:func:`pretrain` of a model the step protocol sees."""
+    """:func:`pretrain` of a model the step protocol sees (``defaults``: its kinds when
+    the settings name none)."""
     stack = as_stack(model)
     check_parameters_finite(getattr(stack, "source", stack))  # a broken model is named, not "diverged"
     params = tuple(p for p in stack.parameters() if p.requires_grad)
@@ -209,7 +268,7 @@ def _pretrain_stack(
     kinds = cfg.kinds
     if kinds is None:
         named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
-        kinds = tuple(k for k in available_kinds(stack) if k in DEFAULT_KINDS or k in named)
+        kinds = tuple(k for k in available_kinds(stack) if k in defaults or k in named)
     kinds = check_kinds(stack, kinds)
     first = next_input(stack, source, 0)
     goal = _targets(stack, cfg.target, kinds, first.shape[1], cfg.decoder_target)
@@ -263,49 +322,130 @@ def _pretrain_stack(
     return _result(pre, source, state, run.report)
 
 
-def _pretrain_part(
+def _pretrain_parts(
     model: nn.Module,
     data: Tensor | Iterable[object] | None,
     cfg: PretrainConfig,
     options: _Options,
     name: str | None,
-    input_key: int | str,
+    call: _parts.Forward,
 ) -> PretrainResult:
-    """:func:`pretrain` of one recurrent part of a larger model, on the inputs it receives."""
+    """:func:`pretrain` of the recurrent parts of a larger model (or the one called
+    ``name``), one after another in the order data reaches them."""
+    found = _parts.find(model, _probe(model, data, cfg.batch_size), call)
+    names = [p.name for p in found]
+    if name is not None:
+        if name not in names:
+            raise ValueError(f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(names)}")
+        names = [name]
+    results: dict[str, PretrainResult] = {}
+    for n in names:
+        where = options
+        if len(names) > 1 and options.checkpoint is not None:  # each part its own run directory
+            where = replace(options, checkpoint=Path(options.checkpoint) / ("part-" + n.replace("/", "-")))
+        results[n] = _pretrain_part(model, data, cfg, where, n, call)
+        if results[n].stopped == "interrupted":
+            break  # the parts left wait for the run to resume
+    return results[names[0]] if len(names) == 1 else _combined(model, results)
+
+
+def _probe(model: nn.Module, data: Tensor | Iterable[object] | None, batch_size: int) -> object:
+    """One item of ``data`` to find the parts with."""
     if data is None:
         raise ValueError(
-            f"a {type(model).__name__} is not a stack: lsc finds its recurrent part by running it, so pass data "
+            f"a {type(model).__name__} is not a stack: lsc finds its recurrent parts by running it, so pass data "
             "(its inputs, as its forward takes them)"
         )
-    if not isinstance(input_key, (int, str)):
-        raise TypeError(f"input_key must be an index or a key, got {input_key!r}")
-    probe: object
     if isinstance(data, Tensor):
-        probe = data[: cfg.batch_size]
-    elif isinstance(data, Iterable) and not isinstance(data, Iterator):
+        return data[:batch_size]
+    if isinstance(data, Iterable) and not isinstance(data, Iterator):
         item = next(iter(data), None)
         if item is None:
             raise ValueError("data yielded no batches; pass a non-empty tensor, DataLoader or re-iterable")
-        probe = _parts.input_of(item, input_key)
-    else:
-        raise ValueError(
-            "data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator"
-        )
-    found = _parts.one(model, probe) if name is None else _parts.named(model, probe, str(name))
-    inputs = (
-        _parts.inputs_of(model, found, data, cfg.batch_size)
-        if isinstance(data, Tensor)
-        else _parts.Through(model, found.name, data, input_key)
+        return item
+    raise ValueError(
+        "data must be a tensor or a re-iterable of batches (a list, a DataLoader), not a one-shot iterator"
     )
-    result = _pretrain_stack(found.module, inputs, cfg, options, 0)
+
+
+def _pretrain_part(
+    model: nn.Module,
+    data: Tensor | Iterable[object] | None,
+    cfg: PretrainConfig,
+    options: _Options,
+    name: str,
+    call: _parts.Forward,
+) -> PretrainResult:
+    """:func:`pretrain` of one recurrent part of a larger model, on the inputs it receives
+    now (found again: the parts before it may have changed them)."""
+    found = _parts.named(model, _probe(model, data, cfg.batch_size), name, call)
+    assert data is not None  # _probe refuses None
+    inputs = (
+        _parts.inputs_of(model, found, data, cfg.batch_size, call)
+        if isinstance(data, Tensor)
+        else _parts.Through(model, found.name, data, call)
+    )
+    result = _pretrain_stack(found.module, inputs, _for_part(cfg, found), options, 0, PART_KINDS)
     report = result.report
+    target = dict(result.target)
+    if found.below and "encoder" in target:
+        target["depth"] = target.pop("encoder")  # its input edge is its module's depth edge
     if report is not None:
-        report = replace(report, edges=[replace(e, module=found.name) for e in report.edges])
+        report = in_module(report, found)
+        report = replace(report, target=target, edges=[replace(e, module=found.name) for e in report.edges])
     return replace(
         result,
         report=report,
-        message=f"pre-trained {found.name} ({type(found.module).__name__}) of the {type(model).__name__}: "
-        + result.message,
+        target=target,
+        message=f"pre-trained {found.name}{'' if found.depth else f' ({type(found.module).__name__})'} of the "
+        f"{type(model).__name__}: " + result.message,
+    )
+
+
+def _for_part(cfg: PretrainConfig, part: _parts.Part) -> PretrainConfig:
+    """The settings of one layer of a deep bidirectional module: the target resolved at
+    the module's depth, the kinds asked of the module as the layer's own (its input edge
+    is the module's encoder edge in the first layer, its depth edge above)."""
+    if part.depth is None:
+        return cfg
+    stack = as_stack(part.module)
+    steps = part.inputs.shape[1 if stack.batch_first else 0]
+    goal = resolve_target(cfg.target, part.depth, steps)
+    asked = cfg.kinds
+    if asked is None:
+        named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
+        asked = tuple(k for k in ("encoder", "time", "depth") if k in PART_KINDS or k in named)
+    kinds = part.kinds(asked) or ()
+    missing = [k for k in asked if k not in goal]
+    if missing:
+        raise ValueError(f"the target names no value for the {', '.join(missing)} edges being pre-trained")
+    own = {k: goal["depth" if part.below and k == "encoder" else k] for k in kinds}
+    return replace(cfg, target=own, kinds=kinds)
+
+
+def _combined(model: nn.Module, results: Mapping[str, PretrainResult]) -> PretrainResult:
+    """One result over several parts: converged when every part is; the first part's
+    stop that is not convergence; steps and seconds summed; the worst best gap; the
+    histories one after another; the reports joined (edges named by part) when the parts
+    share a target, else each part's report is in ``parts`` only."""
+    rs = list(results.values())
+    worst = max(rs, key=lambda r: r.best_gap if math.isfinite(r.best_gap) else math.inf)
+    reports = {n: r.report for n, r in results.items() if r.report is not None}
+    target = shared_target([r.target for r in rs])
+    return PretrainResult(
+        converged=all(r.converged for r in rs),
+        stopped=next((r.stopped for r in rs if not r.converged), "converged"),
+        message="; ".join(r.message for r in rs),
+        steps=sum(r.steps for r in rs),
+        seconds=sum(r.seconds for r in rs),
+        best_step=worst.best_step,
+        best_gap=worst.best_gap,
+        target=target if target is not None else {},
+        history=[row for r in rs for row in r.history],
+        best_state=copy.deepcopy(model.state_dict()),
+        # one table when the parts share a target (auto differs between deep and one-layer parts)
+        report=joined(list(reports.values()), list(reports)) if reports and target is not None else None,
+        parts=dict(results),
     )
 
 

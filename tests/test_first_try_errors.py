@@ -3,6 +3,7 @@ and says what to do (the CLI prints it after ``lsc COMMAND: error:``)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +91,51 @@ def test_a_torchscript_model_is_refused_with_advice_that_works():
         lsc.measure(torch.jit.trace(net, x), x)
     report = lsc.measure(net, x)  # the advice, followed, works
     assert report.edges
+
+
+# ---------------------------------------------------------------- resuming and --force (issue 25)
+
+TRAIN = ["train", "--task", "copy", "-o", "train_size=32", "-o", "val_size=8", "-o", "test_size=8", "-o", "delay=2"]
+TRAIN += ["--cell", "gru", "--layers", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--quiet"]
+PRETRAIN = ["pretrain", "--cell", "gru", "--layers", "1", "--width", "4", "--input-size", "2", "--time", "4"]
+PRETRAIN += ["--batch", "2", "--max-steps", "2", "--json"]
+
+
+def tiny_run(out, **settings):
+    task = lsc.tasks.get("copy", symbols=4, length=3, delay=2, train_size=32, val_size=8, test_size=8)
+    torch.manual_seed(0)
+    return lsc.train(task.model("gru", layers=1, width=8), task, batch_size=16, out=out, **settings)
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_another_pretraining_checkpoint_copied_in_is_refused(tmp_path):
+    def run(seed, out):
+        torch.manual_seed(0)
+        model = lsc.models.StackedRNN("gru", input_size=3, hidden_size=4, num_layers=1)
+        return lsc.pretrain(model, None, max_steps=2, seed=seed, checkpoint=out, progress=False)
+
+    run(0, tmp_path / "a")
+    run(1, tmp_path / "b")
+    shutil.copy(tmp_path / "a" / "checkpoint.pt", tmp_path / "b" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"other settings \(seed 0 -> 1\)"):
+        run(1, tmp_path / "b")
+
+
+def test_lsc_train_names_a_changed_setting_on_every_route(tmp_path, capsys):
+    argv = [*TRAIN, "--lr", "0.01"]
+    assert main([*argv, "--out", str(tmp_path / "train")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "train"), "--lr", "0.001"]) == 2  # the training's resume
+    assert "train.lr 0.01 -> 0.001" in one_error(capsys)
+    argv = [*argv, "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path / "pre")]
+    assert main(argv) == 0
+    for name in ("checkpoint.pt", "config.json"):  # as if stopped during the pre-training
+        (tmp_path / "pre" / name).unlink()
+    capsys.readouterr()
+    assert main([*argv, "--lr", "0.001"]) == 2  # the pre-training's resume
+    assert "train.lr 0.01 -> 0.001" in one_error(capsys)

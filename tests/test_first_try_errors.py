@@ -13,7 +13,7 @@ from torch import nn
 
 import lsc
 from lsc.cli import _memory_message, main
-from lsc.files import WriteError, write_atomic
+from lsc.files import DamagedFileError, WriteError, read_state, write_atomic, write_state
 from lsc.rundir import LOCK, hold_directory
 
 
@@ -113,6 +113,29 @@ def one_error(capsys) -> str:
     return err
 
 
+def test_resuming_with_another_amp_is_refused_but_a_larger_budget_is_not(tmp_path):
+    tiny_run(tmp_path, epochs=1)
+    config = (tmp_path / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"different train\.amp None -> 'bf16'"):
+        tiny_run(tmp_path, epochs=2, amp="bf16")
+    assert (tmp_path / "config.json").read_text() == config  # not switched to bf16 mid-run
+    assert tiny_run(tmp_path, epochs=2, patience=5).epochs == 2  # the budgets may change
+
+
+def test_another_runs_checkpoint_copied_in_is_refused(tmp_path):
+    tiny_run(tmp_path / "a", epochs=1, seed=0)
+    tiny_run(tmp_path / "b", epochs=1, seed=1)
+    shutil.copy(tmp_path / "a" / "checkpoint.pt", tmp_path / "b" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is another run's checkpoint.*train\.seed 0 -> 1.*move it"):
+        tiny_run(tmp_path / "b", epochs=2, seed=1)
+    # a checkpoint written before checkpoints carried their run's identity resumes on config.json alone
+    path = tmp_path / "a" / "checkpoint.pt"
+    old = read_state(path, "train-checkpoint")
+    del old["identity"]
+    write_state(path, "train-checkpoint", old)
+    assert tiny_run(tmp_path / "a", epochs=2, seed=0).epochs == 2
+
+
 def test_another_pretraining_checkpoint_copied_in_is_refused(tmp_path):
     def run(seed, out):
         torch.manual_seed(0)
@@ -139,3 +162,18 @@ def test_lsc_train_names_a_changed_setting_on_every_route(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--lr", "0.001"]) == 2  # the pre-training's resume
     assert "train.lr 0.01 -> 0.001" in one_error(capsys)
+
+
+def test_the_library_is_not_told_to_run_again_with_force(tmp_path):
+    """lsc.train and lsc.pretrain have no force keyword: their messages say what does."""
+    tiny_run(tmp_path / "t", epochs=1, lr=0.01)
+    with pytest.raises(ValueError) as refused:
+        tiny_run(tmp_path / "t", epochs=1, lr=0.001)
+    model = lsc.models.StackedRNN("gru", input_size=3, hidden_size=4, num_layers=1)
+    lsc.pretrain(model, None, max_steps=2, lr=0.01, checkpoint=tmp_path / "p", progress=False)
+    with pytest.raises(ValueError) as refused_too:
+        lsc.pretrain(model, None, max_steps=2, lr=0.02, checkpoint=tmp_path / "p", progress=False)
+    damaged = DamagedFileError(tmp_path / "x.pt", "the file is empty")
+    for message in (str(refused.value), str(refused_too.value), str(damaged)):
+        assert "run again with --force" not in message and "(--force)" not in message
+        assert "delete it" in message and "lsc train and lsc pretrain start afresh with --force" in message

@@ -3,6 +3,7 @@ and says what to do (the CLI prints it after ``lsc COMMAND: error:``)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,31 @@ def one_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err
+
+
+def test_a_damaged_pretrain_json_and_init_json_are_named_and_the_run_goes_on(tmp_path, capsys):
+    argv = [*TRAIN, "--pretrain", "0.5", "--pretrain-steps", "2", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    (tmp_path / "pretrain.json").write_text("")
+    (tmp_path / "init.json").write_text('{"edges": [')
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2"]) == 0  # --quiet: the warnings still show
+    err = capsys.readouterr().err
+    assert "lsc train: warning: " + str(tmp_path / "pretrain.json") + " is damaged" in err
+    assert str(tmp_path / "init.json") + " is damaged" in err and "the training is unaffected" in err
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_damaged_init_json_without_pretraining_is_measured_afresh(tmp_path, capsys):
+    argv = [*TRAIN, "--out", str(tmp_path)]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "init.json").read_text())
+    (tmp_path / "init.json").write_text("")
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert str(tmp_path / "init.json") + " is damaged" in err and "measured afresh and written again" in err
+    assert json.loads((tmp_path / "init.json").read_text()) == first  # the model held its init again
 
 
 def test_resuming_with_another_amp_is_refused_but_a_larger_budget_is_not(tmp_path):

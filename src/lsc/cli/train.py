@@ -148,7 +148,12 @@ def run(args: argparse.Namespace) -> int:
                 f"({row['seconds']:.1f} s)"
             )
 
-    done = run_job(job, args.out, force=args.force, progress=False if quiet else None, say=say, on_epoch=on_epoch)
+    def warn(msg: str) -> None:  # also with --quiet and --json: a warning is no progress
+        print(f"lsc train: warning: {msg}", file=sys.stderr, flush=True)
+
+    done = run_job(
+        job, args.out, force=args.force, progress=False if quiet else None, say=say, on_epoch=on_epoch, warn=warn
+    )
     result = done.train
     if done.interrupted:
         print(result.message, file=sys.stderr)

@@ -203,3 +203,23 @@ def test_the_library_is_not_told_to_run_again_with_force(tmp_path):
     for message in (str(refused.value), str(refused_too.value), str(damaged)):
         assert "run again with --force" not in message and "(--force)" not in message
         assert "delete it" in message and "lsc train and lsc pretrain start afresh with --force" in message
+
+
+def test_lsc_pretrain_refuses_a_train_run_directory_even_with_force(tmp_path, capsys):
+    assert main([*TRAIN, "--out", str(tmp_path)]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main([*PRETRAIN, "--out", str(tmp_path), "--force"]) == 2
+    err = one_error(capsys)
+    assert "holds a run of lsc train" in err and "use another --out directory" in err
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before  # nothing deleted or mixed in
+
+
+def test_lsc_train_refuses_a_pretrain_run_directory_even_with_force(tmp_path, capsys):
+    assert main([*PRETRAIN, "--out", str(tmp_path)]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main([*TRAIN, "--out", str(tmp_path), "--force"]) == 2
+    err = one_error(capsys)
+    assert "holds a run of lsc pretrain" in err and "pretrained.pt" in err and "use another --out directory" in err
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before

@@ -34,6 +34,9 @@ from torch import Tensor
 
 FORMAT = 1
 """Version of the wrapper :func:`write_state` puts around every payload."""
+AFRESH = "on the command line, lsc train and lsc pretrain start afresh with --force"
+"""How to start a run afresh, true wherever a message is raised: the library's functions
+(``lsc.train``, ``lsc.pretrain``) have no ``force``, these two commands have ``--force``."""
 
 
 class WriteError(OSError):
@@ -48,7 +51,7 @@ class DamagedFileError(ValueError):
 
     def __init__(self, path: str | Path, reason: str, remedy: str = "") -> None:
         self.path = Path(path)
-        remedy = remedy or "delete it and make it again (lsc train and lsc pretrain: run again with --force)"
+        remedy = remedy or f"delete it and make it again ({AFRESH})"
         super().__init__(f"{self.path} is damaged or not an lsc file: {reason}; {remedy}")
 
 
@@ -154,8 +157,7 @@ def load_untrusted(path: str | Path, map_location: str | torch.device | None = "
             raise DamagedFileError(
                 path,
                 "it asks to run code or build objects that lsc never writes (refused; nothing was run)",
-                "delete it and make it again (lsc train and lsc pretrain: run again with --force); never load files of "
-                "unknown origin",
+                f"delete it and make it again ({AFRESH}); never load files of unknown origin",
             ) from None
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         after = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line.endswith("error:")]  # torch's own reason

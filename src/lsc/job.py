@@ -13,11 +13,18 @@ initialises it, pre-trains it on the task's own training inputs, trains it and (
 
 The directory is held for the whole job (docs/reliability.md); the same job again
 resumes where it stopped, a job with other settings is refused.
+
+``pretrain.json`` and ``init.json`` are summaries, read back when a job resumes. A damaged
+one (empty, cut short, not a JSON object) does not stop the job: without pre-training the
+model holds its init again (:func:`build` is seeded), so ``init.json`` is measured and
+written afresh; otherwise the weights they describe are gone once training began, so the
+job warns, naming the file, and goes on without it (the training is unaffected).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,10 +228,12 @@ def run_job(
     progress: bool | None = None,
     say: Callable[[str], None] | None = None,
     on_epoch: Callable[[dict[str, object]], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> JobResult:
     """Build, initialise, (pre-train,) train: see the module docstring. ``force`` removes
     the job's own files from ``out`` first; ``say`` receives one-line progress messages;
-    ``on_epoch`` every finished epoch's metrics row."""
+    ``on_epoch`` every finished epoch's metrics row; ``warn`` one-line warnings (a damaged
+    summary file; default: a Python warning)."""
     target = parse_target(job.pretrain) if job.pretrain is not None else None
     job.train_config()  # the training settings are checked before any work, not after pre-training
     task, model = build(job)
@@ -243,6 +252,7 @@ def run_job(
             progress=progress,
             say=say or (lambda _: None),
             on_epoch=on_epoch,
+            warn=warn or _warn,
         )
 
 
@@ -256,6 +266,7 @@ def _run_held(
     progress: bool | None,
     say: Callable[[str], None],
     on_epoch: Callable[[dict[str, object]], None] | None,
+    warn: Callable[[str], None],
 ) -> JobResult:
     resuming = folder is not None and (folder / CHECKPOINT).exists()
     pre, summary = None, None
@@ -295,20 +306,48 @@ def _run_held(
             write_atomic(folder / "pretrain.json", json.dumps(summary, indent=2, default=str) + "\n")
             write_atomic(folder / "pretrain_history.jsonl", history_jsonl(pre.history))
     elif target is not None and folder is not None and (folder / "pretrain.json").exists():
-        summary = json.loads((folder / "pretrain.json").read_text())
-    check: dict[str, object] | None
-    if not resuming:
+        summary = read_summary(folder / "pretrain.json", warn, "the summary of the pre-training")
+    check: dict[str, object] | None = None
+    if resuming:
+        assert folder is not None  # only a run directory is resumed
+        if (folder / INIT).exists():
+            what = "the radii of the pre-trained init" if target is not None else None
+            check = read_summary(folder / INIT, warn, what)
+        say(f"resuming from {folder / CHECKPOINT}")
+    if check is None and (not resuming or target is None):  # a resumed job without pre-training holds its init
         check = check_init(model, task, job, target)
         if folder is not None and main:
             write_atomic(folder / INIT, json.dumps(check, indent=2) + "\n")
-    else:
-        assert folder is not None  # only a run directory is resumed
-        check = json.loads((folder / INIT).read_text()) if (folder / INIT).exists() else None
-        say(f"resuming from {folder / CHECKPOINT}")
     result = train(
         model, task, job.train_config(), out=folder, progress=progress, callback=on_epoch, extra=job.record()
     )
     return JobResult(result, pre, summary, check)
+
+
+def read_summary(path: Path, warn: Callable[[str], None], lost: str | None) -> dict[str, object] | None:
+    """The JSON object a job wrote at ``path``, or ``None`` when it is damaged (empty, cut
+    short, not a JSON object), with a warning naming it: the job goes on without ``lost``
+    (what the file held, which cannot be made again), or (``lost`` is ``None``) makes the
+    file afresh."""
+    try:
+        data = json.loads(path.read_text())
+        reason = "" if isinstance(data, dict) else "not a JSON object"
+    except (OSError, ValueError) as exc:  # a UnicodeDecodeError is a ValueError
+        reason = str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if not reason:
+        return cast(dict[str, object], data)
+    then = (
+        "measured afresh and written again"
+        if lost is None
+        else f"the run goes on without {lost}, which cannot be made again once training began (the training is "
+        "unaffected; delete the file to silence this)"
+    )
+    warn(f"{path} is damaged ({reason}); {then}")
+    return None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
 
 
 DENSE_CHECK_STATES = 256

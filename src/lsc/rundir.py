@@ -55,6 +55,18 @@ def remove_run_files(folder: str | Path, names: Iterable[str]) -> list[Path]:
     return removed
 
 
+def refuse_other_run(folder: str | Path, names: Iterable[str], other: str, this: str) -> None:
+    """A ValueError when ``folder`` holds any of ``names``, files that only the command
+    ``other`` writes: ``this`` command would mix its files with that run's (and its
+    ``--force`` would clear only its own), so it uses another directory; nothing is deleted."""
+    found = [name for name in names if (Path(folder) / name).exists()]
+    if found:
+        raise ValueError(
+            f"{folder} holds a run of {other} ({', '.join(found)}); {this} does not write into it, not even with "
+            "--force: use another --out directory"
+        )
+
+
 @contextlib.contextmanager
 def hold_directory(folder: str | Path | None, what: str = "--out") -> Iterator[Path | None]:
     """Hold ``folder`` for this process for the duration of the block (re-entrant

@@ -96,3 +96,19 @@ def overridden(config: _C, overrides: Mapping[str, object], caller: str, keyword
         if name not in valid:
             raise unknown_setting(caller, name, valid, keywords)
     return replace(config, **overrides) if overrides else config
+
+
+def changes(old: Mapping[str, object], new: Mapping[str, object], prefix: str = "") -> list[str]:
+    """``key old -> new`` for every entry that differs between two records of settings;
+    nested mappings entry by entry (``train.lr 0.01 -> 0.001``), in the order of ``old``'s
+    keys, then the keys only ``new`` has. A key one side lacks reads as ``None``."""
+    out: list[str] = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        was, now = old.get(key), new.get(key)
+        if was == now:
+            continue
+        if isinstance(was, Mapping) and isinstance(now, Mapping):
+            out += changes(was, now, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key} {was!r} -> {now!r}")
+    return out

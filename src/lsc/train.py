@@ -20,9 +20,12 @@ one measured at the best validation epoch, as the paper reports it.
 With ``out=DIR`` the run writes ``config.json``, ``metrics.jsonl`` (one row per epoch),
 ``best.pt`` (``lsc.load``-able, recording the window it was trained on), ``result.json``
 and ``checkpoint.pt``; every file is written to a temporary name and renamed, so none is
-ever half-written. Called again with the same ``DIR`` and the same settings, it resumes
-after the last finished epoch, and its result equals an uninterrupted run's: each epoch's
-shuffle and dropout are seeded by (seed, epoch).
+ever half-written. Called again with the same ``DIR`` and the same settings (all but the
+budgets, :data:`MAY_CHANGE_ON_RESUME`), it resumes after the last finished epoch, and its
+result equals an uninterrupted run's: each epoch's shuffle and dropout are seeded by
+(seed, epoch). Other settings are refused, each difference named (``train.lr 0.01 ->
+0.001``), and so is another run's ``checkpoint.pt`` copied into ``DIR``: the checkpoint
+carries its run's settings and seed (:func:`identity`).
 """
 
 from __future__ import annotations
@@ -43,21 +46,19 @@ from torch import Tensor, nn
 from . import distributed as _dist
 from .checks import NonFiniteError, check_number, check_positive, unknown_name
 from .distributed import select_device
-from .files import DamagedFileError, read_state, require, write_atomic, write_state
+from .files import AFRESH, DamagedFileError, read_state, require, write_atomic, write_state
 from .models import StackedRNN
 from .models.io import describe, save
 from .optimizers import OPTIMIZERS, make_optimizer
 from .progress import progress_bar
 from .rundir import hold_directory
-from .settings import names, overridden, setting
+from .settings import changes, default_of, names, overridden, setting
 from .tasks import Task
 from .tasks.base import Batch
 from .tasks.objectives import Tally, loss_and_tally
 
 SCHEDULES = ("cosine",)
 CONFIG, METRICS, BEST, CHECKPOINT, RESULT = "config.json", "metrics.jsonl", "best.pt", "checkpoint.pt", "result.json"
-# settings that must match for a run to resume from its directory
-RESUME_KEYS = ("lr", "batch_size", "optimizer", "weight_decay", "clip", "schedule", "seed")
 
 
 @dataclass
@@ -285,6 +286,18 @@ class TrainConfig:
         return out
 
 
+MAY_CHANGE_ON_RESUME = frozenset({"epochs", "patience"})
+"""The settings of :class:`TrainConfig` a resumed run may change: its budgets (a finished run
+given more epochs carries on; early stopping may be made more or less patient). Every
+other setting must match (:data:`RESUME_KEYS`), a new one too unless it is added here:
+``amp`` would switch precision mid-run, ``eval_batch_size`` changes a language model's
+perplexity (its state is carried across the evaluation batches), ``test_every_epoch``
+where the reported test metric comes from. Where the run trains (the device, the number
+of processes) is no setting and may change."""
+RESUME_KEYS = tuple(name for name in names(TrainConfig) if name not in MAY_CHANGE_ON_RESUME)
+"""The settings that must match for a run to resume from its directory."""
+
+
 def train(
     model: nn.Module,
     task: Task,
@@ -312,7 +325,8 @@ def train(
             :class:`TrainConfig` is refused, naming the fields).
         device: where to train (default: where the model is).
         out: a directory for config.json, metrics.jsonl, best.pt, result.json and a
-            checkpoint; a later call with the same directory and settings resumes.
+            checkpoint; a later call with the same directory and settings (all but
+            :data:`MAY_CHANGE_ON_RESUME`) resumes, other settings are refused.
         max_length: the model's trained window, if it has one (see :func:`check_compatible`).
         progress: a tqdm bar per epoch (default: when stderr is a terminal).
         callback: called with every finished epoch's metrics row.
@@ -369,6 +383,7 @@ def train(
             progress=progress if main else False,
             folder=folder if main else None,
             sched=_cosine(opt, cfg.epochs * per_epoch) if cfg.schedule == "cosine" else None,
+            identity=identity(record),
         )
         run, best_state = trainer.resume(_resume_state(folder, record, model) if folder is not None else None)
         if folder is not None and main:
@@ -395,6 +410,7 @@ class _Trainer:
     per_epoch: int
     progress: bool | None
     folder: Path | None  # where this process writes (None: it does not)
+    identity: Mapping[str, object]  # what the checkpoint carries of the run (see identity())
 
     def fit(
         self, run: _Run, best_state: dict[str, Tensor], callback: Callable[[dict[str, object]], None] | None
@@ -548,7 +564,7 @@ class _Trainer:
         if improved:
             _save_model(self.model, self.folder / BEST, self.task, run)
         write_atomic(self.folder / METRICS, _metrics(run))
-        _save_checkpoint(self.folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state)
+        _save_checkpoint(self.folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state, self.identity)
 
     def finish(self, run: _Run, best_state: dict[str, Tensor]) -> TrainResult:
         """The result (the model holds the best weights), and every derived file written
@@ -577,7 +593,7 @@ class _Trainer:
             if run.best_epoch:
                 _save_model(self.model, folder / BEST, task, run)
             if run.stopped in ("epochs", "early_stopping", "diverged"):
-                _save_checkpoint(folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state)
+                _save_checkpoint(folder / CHECKPOINT, self.model, self.opt, self.sched, run, best_state, self.identity)
             write_atomic(folder / METRICS, _metrics(run))
             write_atomic(folder / RESULT, json.dumps(result.summary(), indent=2) + "\n")
         return result
@@ -665,6 +681,7 @@ def _save_checkpoint(
     sched: torch.optim.lr_scheduler.LambdaLR | None,
     run: _Run,
     best_state: Mapping[str, Tensor],
+    identity: Mapping[str, object],
 ) -> None:
     write_state(
         path,
@@ -675,13 +692,30 @@ def _save_checkpoint(
             "schedule": sched.state_dict() if sched is not None else None,
             "run": asdict(run),
             "best_state": best_state,
+            "identity": dict(identity),
         },
     )
 
 
-def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> dict[str, object] | None:
+def identity(record: Mapping[str, object]) -> dict[str, object]:
+    """What must match for a run to resume, from its ``config.json`` record: the task, the
+    model, the settings of :data:`RESUME_KEYS` (one recorded before it existed reads as its
+    default) and the caller's extra entries, as JSON values; not the lsc version, the
+    device, the world size or the budgets. The checkpoint carries its run's identity, so
+    another run's checkpoint copied into a directory is refused, not resumed."""
+    rec = json.loads(json.dumps(dict(record), default=str))
+    train = rec.get("train")
+    train = train if isinstance(train, dict) else {}
+    out = {k: v for k, v in rec.items() if k != "lsc"}
+    out["train"] = {k: train.get(k, default_of(TrainConfig, k)) for k in RESUME_KEYS}
+    return out
+
+
+def _resume_state(folder: Path, record: Mapping[str, object], model: nn.Module) -> dict[str, object] | None:
     """The saved state when ``folder`` holds a checkpoint of the same run; an error
-    naming the differences when it holds another run; ``None`` when it holds none."""
+    naming the differences (old -> new) when its ``config.json`` or its checkpoint is
+    another run's; ``None`` when it holds none. A checkpoint written before checkpoints
+    carried their run's identity is resumed on its ``config.json`` alone."""
     ckpt = folder / CHECKPOINT
     if not ckpt.exists():
         return None
@@ -689,38 +723,25 @@ def _resume_state(folder: Path, cfg: Mapping[str, object], model: nn.Module) -> 
         old = json.loads((folder / CONFIG).read_text())
     except (OSError, ValueError):
         raise ValueError(
-            f"{folder} holds {CHECKPOINT} but no readable {CONFIG}; use another directory, or delete it "
-            "(or run again with --force) to start afresh"
+            f"{folder} holds {CHECKPOINT} but no readable {CONFIG}; use another directory, or delete it to start "
+            f"afresh ({AFRESH})"
         ) from None
-    new = json.loads(json.dumps(cfg, default=str))
     if not isinstance(old, dict):
         raise DamagedFileError(folder / CONFIG, "it is not a JSON object")
-    diffs = [_change(k, old.get(k), new.get(k)) for k in ("task", "model") if old.get(k) != new.get(k)]
-    was, now = old.get("train", {}), new["train"]
-    diffs += [f"train.{k} {was.get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS if was.get(k) != now.get(k)]
-    extra = set(old) | set(new)
-    diffs += [
-        _change(k, old.get(k), new.get(k))
-        for k in sorted(extra - {"lsc", "task", "model", "train"})
-        if old.get(k) != new.get(k)
-    ]
+    ours = identity(record)
+    diffs = changes(identity(old), ours)
     if diffs:
         raise ValueError(
-            f"{folder} holds another run (different {'; '.join(diffs)}); use another --out directory, or delete it "
-            "(or run again with --force) to start afresh"
+            f"{folder} holds another run (different {'; '.join(diffs)}); use another directory, or delete it to "
+            f"start afresh ({AFRESH})"
         )
     blob = read_state(ckpt, CHECKPOINT_KIND, map_location=_where(model)[0])
     require(blob, ckpt, "model", "optimizer", "schedule", "run", "best_state")
-    return blob
-
-
-def _change(key: str, old: object, new: object) -> str:
-    """``key old -> new`` for a recorded entry that differs; the entries of a mapping that differ
-    (``cli.lr 0.01 -> 0.001``)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return "; ".join(
-            _change(f"{key}.{k}", old.get(k), new.get(k))
-            for k in sorted(set(old) | set(new), key=str)
-            if old.get(k) != new.get(k)
+    theirs = blob.get("identity")
+    if theirs is not None and theirs != ours:
+        diffs = changes(theirs, ours) if isinstance(theirs, dict) else ["its identity is unreadable"]
+        raise ValueError(
+            f"{ckpt} is another run's checkpoint, not that of the run {CONFIG} records (different "
+            f"{'; '.join(diffs)}); move it away, or delete it to start afresh ({AFRESH})"
         )
-    return f"{key} {old!r} -> {new!r}"
+    return blob

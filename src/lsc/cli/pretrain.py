@@ -16,10 +16,13 @@ from ..checks import generator_seed
 from ..condition import measure
 from ..distributed import is_main
 from ..files import write_atomic
+from ..job import FILES
 from ..models.io import save
 from ..pretraining import CHECKPOINT, PretrainConfig, copy_task_inputs, history_jsonl, pretrain
-from ..rundir import hold_directory, remove_run_files
+from ..rundir import hold_directory, refuse_other_run, remove_run_files
 from ..settings import unspelt
+from ..train import CHECKPOINT as TRAIN_CHECKPOINT
+from ..train import CONFIG
 from .options import (
     DTYPES,
     Inputs,
@@ -82,6 +85,9 @@ def add_command(sub: Any) -> None:
 
 
 PRETRAIN_FILES = (CHECKPOINT, "pretrained.pt", "history.jsonl", "report.json")
+TRAIN_RUN_FILES = tuple(name for name in FILES if name not in (TRAIN_CHECKPOINT, CONFIG))
+"""The files that mark a directory as ``lsc train``'s (its ``checkpoint.pt`` shares the name of
+ours; a ``config.json`` may be anyone's)."""
 MODEL_SETTINGS = {"batch_size": "batch", "time_steps": "time", "seed": "seed"}
 """Settings that the model's options give (``--batch``, ``--time``, ``--seed``)."""
 
@@ -112,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     model, x = build_model(args)
     out = Path(args.out) if args.out else None
     with hold_directory(out if is_main() else None):  # one run per --out, found writable before any work
+        if out is not None:
+            refuse_other_run(out, TRAIN_RUN_FILES, "lsc train", "lsc pretrain")
         if out is not None and args.force:
             remove_run_files(out, PRETRAIN_FILES)
         return _pretrain_held(args, out, model, x)

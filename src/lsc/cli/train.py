@@ -11,6 +11,7 @@ from .. import tasks as task_registry
 from ..distributed import is_main
 from ..job import TrainJob, run_job
 from ..models import cell_names
+from ..rundir import refuse_other_run
 from ..settings import names, setting_field, unspelt
 from .options import (
     init_options,
@@ -22,6 +23,7 @@ from .options import (
     positive_int,
     setting_option,
 )
+from .pretrain import PRETRAIN_FILES
 
 
 def _pretraining_options(p: argparse.ArgumentParser) -> None:
@@ -131,6 +133,10 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     return TrainJob(task_options=options, init_options=parse_init_options(args.init_opt), **given)
 
 
+PRETRAIN_RUN_FILES = tuple(name for name in PRETRAIN_FILES if name != "checkpoint.pt")
+"""The files that mark a directory as ``lsc pretrain``'s (its ``checkpoint.pt`` shares the name of ours)."""
+
+
 def run(args: argparse.Namespace) -> int:
     job = job_from_args(args)
     main = is_main()  # under torchrun only rank 0 writes and prints
@@ -148,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
                 f"({row['seconds']:.1f} s)"
             )
 
-    done = run_job(job, args.out, force=args.force, progress=False if quiet else None, say=say, on_epoch=on_epoch)
+    def warn(msg: str) -> None:  # also with --quiet and --json: a warning is no progress
+        print(f"lsc train: warning: {msg}", file=sys.stderr, flush=True)
+
+    if args.out is not None:  # lsc pretrain's files: its run is not ours to mix with or clear
+        refuse_other_run(args.out, PRETRAIN_RUN_FILES, "lsc pretrain", "lsc train")
+    done = run_job(
+        job, args.out, force=args.force, progress=False if quiet else None, say=say, on_epoch=on_epoch, warn=warn
+    )
     result = done.train
     if done.interrupted:
         print(result.message, file=sys.stderr)

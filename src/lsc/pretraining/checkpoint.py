@@ -16,8 +16,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..files import DamagedFileError, read_state, require, write_state
+from ..files import AFRESH, DamagedFileError, read_state, require, write_state
 from ..optimizers import make_optimizer
+from ..settings import changes
 from .step import Pretrainer, State, StepRecord
 from .stopping import Progress
 
@@ -76,7 +77,9 @@ def save_state(
 
 def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> State:
     """The state saved at ``path``; the model's weights and the generator are restored.
-    Another run's checkpoint (other settings, another model) is refused, naming the differences."""
+    Another run's checkpoint (other settings or seed, another model) is refused, naming the
+    differences old -> new (nested entries one by one: ``train.lr 0.01 -> 0.001``); so is
+    another run's checkpoint copied into the directory, whose settings are its own."""
     blob = read_state(path, KIND)
     require(
         blob,
@@ -96,15 +99,11 @@ def load_state(path: Path, pre: Pretrainer, settings: Mapping[str, object]) -> S
     )
     old = blob["settings"]
     assert isinstance(old, dict)
-    diffs = [
-        f"{k} {old.get(k)!r} -> {settings.get(k)!r}"
-        for k in sorted(set(old) | set(settings))
-        if old.get(k) != settings.get(k)
-    ]
+    diffs = changes(old, settings)
     if diffs:
         raise ValueError(
             f"{path.parent} holds a pre-training run with other settings ({'; '.join(diffs)}); run with the same "
-            "settings to resume, or use another directory, or delete it (--force) to start afresh"
+            f"settings to resume, or use another directory, or delete it to start afresh ({AFRESH})"
         )
     model: nn.Module = pre.model
     if blob["shapes"] != {k: list(v.shape) for k, v in model.state_dict().items()}:

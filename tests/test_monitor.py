@@ -107,3 +107,61 @@ def test_lightning_callback_pretrains_then_logs_the_radii_measure_gives(tmp_path
     assert callback.logged[-1][1] == pytest.approx(scalars(direct))
     csv = next(tmp_path.rglob("metrics.csv")).read_text()
     assert "lsc/net.rnn/time/0" in csv and "lsc/pretrain_steps" in csv
+
+
+@pytest.mark.filterwarnings("default::lsc.pretraining.NotConvergedWarning")  # shown, as outside the tests
+def test_lightning_callback_calls_a_forward_with_lengths_and_says_when_pretraining_misses(tmp_path, capsys):
+    """A LightningModule whose forward takes (x, lengths), a held (x, lengths, y) batch:
+    pre-trained and logged with input_key=(0, 1), no wrapper; a budget too small to
+    converge prints one ``lsc: warning:`` line naming what missed."""
+    pl = pytest.importorskip("lightning.pytorch")
+
+    from lsc.lightning_callback import LSCCallback
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 16, num_layers=2, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(32, 3)
+
+        def forward(self, x, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return self.head(torch.cat(list(self.rnn(packed)[1][-2:]), dim=-1))
+
+        def training_step(self, batch, batch_idx):
+            x, lengths, y = batch
+            return nn.functional.cross_entropy(self(x, lengths), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x, lengths, y = (
+        torch.randn(32, 12, 4, generator=g),
+        torch.randint(6, 13, (32,), generator=g),
+        torch.randint(0, 3, (32,), generator=g),
+    )
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, lengths, y), batch_size=8)
+    held = (x[:8], lengths[:8], y[:8])
+    callback = LSCCallback(held, every=2, input_key=(0, 1), pretrain_options={"max_steps": 1})
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
+    trainer.fit(Module(), loader)
+    assert callback.result is not None and list(callback.result.parts) == [
+        "rnn/l0",
+        "rnn/l0/reverse",
+        "rnn/l1",
+        "rnn/l1/reverse",
+    ]
+    assert [s for s, _ in callback.logged] == [0, 2] and "rnn/l1/depth/1" in callback.logged[0][1]
+    err = capsys.readouterr().err
+    assert err.count("lsc: warning: pre-training did not converge (max_steps after 4 steps") == 1

@@ -188,6 +188,17 @@ def test_no_function_is_too_big():
     assert not big, "\n".join(big.values())
 
 
+def test_no_code_reads_its_own_locals():
+    """Settings are passed by name, never gathered with locals() (issue 26)."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{n.lineno}"
+        for path in sources().values()
+        for n in ast.walk(ast.parse(path.read_text()))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "locals"
+    ]
+    assert not calls, calls
+
+
 def test_the_imports_have_no_circle():
     assert circles(graph()) == []
 

@@ -13,8 +13,12 @@ the reference's ``timerepeat`` does (docs/design.md A4.1).
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ParamSpec
 
 import torch
 from torch import Tensor
@@ -281,3 +285,21 @@ class TaskInputs:
         gen = torch.Generator().manual_seed(self.seed)
         for b in self.task.batches("train", self.batch_size, shuffle=True, generator=gen):
             yield b.x
+
+
+P = ParamSpec("P")
+
+
+def recorded(builder: Callable[P, Task]) -> Callable[P, Task]:
+    """A task builder whose tasks record the arguments it was called with, defaults
+    included, as their ``options`` (what ``config.json`` keeps; paths as strings)."""
+    signature = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def build(*args: P.args, **kwargs: P.kwargs) -> Task:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in bound.arguments.items()}
+        return replace(builder(*args, **kwargs), options=options)
+
+    return build

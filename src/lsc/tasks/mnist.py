@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Split, Task, TensorSplit
+from .base import Split, Task, TensorSplit, recorded
 from .images import image_splits, load_images
 
 
@@ -34,7 +34,6 @@ def image_task(
     split_seed: int,
     val_fraction: float,
     time_repeat: int,
-    options: dict[str, object],
 ) -> Task:
     """A task over an image data set. ``encode_for(side) -> (encode, seq_len, input_size)``
     where ``encode`` maps uint8 images (B, side*side) to model input (B, T, F)."""
@@ -53,7 +52,6 @@ def image_task(
         input_size=input_size,
         time_repeat=time_repeat,
         source=images.source,
-        options=options,
     )
 
 
@@ -61,6 +59,7 @@ def _scale(x: Tensor) -> Tensor:
     return x.float() / 255.0
 
 
+@recorded
 def row_mnist(
     *,
     dataset: str = "mnist",
@@ -84,10 +83,10 @@ def row_mnist(
         split_seed=split_seed,
         val_fraction=val_fraction,
         time_repeat=time_repeat,
-        options=builder_options(locals()),
     )
 
 
+@recorded
 def pixel_mnist(
     *,
     dataset: str = "mnist",
@@ -111,10 +110,10 @@ def pixel_mnist(
         split_seed=split_seed,
         val_fraction=val_fraction,
         time_repeat=time_repeat,
-        options=builder_options(locals()),
     )
 
 
+@recorded
 def permuted_mnist(
     *,
     dataset: str = "mnist",
@@ -140,10 +139,10 @@ def permuted_mnist(
         split_seed=split_seed,
         val_fraction=val_fraction,
         time_repeat=time_repeat,
-        options=builder_options(locals()),
     )
 
 
+@recorded
 def padded_mnist(
     *,
     dataset: str = "mnist",
@@ -181,14 +180,4 @@ def padded_mnist(
         split_seed=split_seed,
         val_fraction=val_fraction,
         time_repeat=time_repeat,
-        options=builder_options(locals()),
     )
-
-
-def builder_options(local: dict[str, object]) -> dict[str, object]:
-    """The keyword options of a task builder, JSON-ready (paths as strings)."""
-    return {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in local.items()
-        if not k.startswith("encode") and k != "self"
-    }

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Task
-from .mnist import builder_options, image_task
+from .base import Task, recorded
+from .mnist import image_task
 
 SCALE = 50.0
 THRESHOLD = 0.2
@@ -61,6 +61,7 @@ def encode_latencies(lat: Tensor, bins: int = BINS, layout: str = "time") -> Ten
     return onehot.reshape(B, bins, P)  # the reference's reshape: not a transpose
 
 
+@recorded
 def slmnist(
     *,
     dataset: str = "mnist",
@@ -89,7 +90,6 @@ def slmnist(
         split_seed=split_seed,
         val_fraction=val_fraction,
         time_repeat=time_repeat,
-        options=builder_options(locals()),
     )
     for split in task.splits.values():
         split.inputs = torch.from_numpy(latencies(split.inputs.numpy() / 255.0))  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Split, Task, TensorSplit
+from .base import Split, Task, TensorSplit, recorded
 
 SPLITS = ("train", "val", "test")
 
@@ -65,6 +65,7 @@ def copy_data(n: int, symbols: int, length: int, delay: int, gen: torch.Generato
     return x, y, mask
 
 
+@recorded
 def copy(
     *,
     symbols: int = 8,
@@ -94,10 +95,10 @@ def copy(
         input_size=symbols + 1,
         time_repeat=time_repeat,
         source="generated",
-        options=_opts(locals()),
     )
 
 
+@recorded
 def adding(
     *,
     length: int = 100,
@@ -133,10 +134,10 @@ def adding(
         input_size=2,
         time_repeat=time_repeat,
         source="generated",
-        options=_opts(locals()),
     )
 
 
+@recorded
 def delayed_xor(
     *,
     delay: int = 20,
@@ -170,7 +171,6 @@ def delayed_xor(
         input_size=3,
         time_repeat=time_repeat,
         source="generated",
-        options=_opts(locals()),
     )
 
 
@@ -204,6 +204,7 @@ def store_recall_data(
     return x, y, mask
 
 
+@recorded
 def store_recall(
     *,
     segments: int = 10,
@@ -237,7 +238,6 @@ def store_recall(
         input_size=4 * group,
         time_repeat=time_repeat,
         source="generated",
-        options=_opts(locals()),
     )
 
 
@@ -268,6 +268,7 @@ def lorenz_trajectories(n: int, steps: int, dt: float, gen: torch.Generator, bur
     return out
 
 
+@recorded
 def lorenz(
     *,
     length: int = 100,
@@ -299,26 +300,4 @@ def lorenz(
         input_size=3,
         time_repeat=time_repeat,
         source="generated",
-        options=_opts(locals()),
     )
-
-
-def _opts(local: dict[str, object]) -> dict[str, object]:
-    keep = (
-        "symbols",
-        "length",
-        "delay",
-        "seed",
-        "train_size",
-        "val_size",
-        "test_size",
-        "time_repeat",
-        "segments",
-        "segment",
-        "group",
-        "rate",
-        "p",
-        "horizon",
-        "dt",
-    )
-    return {k: local[k] for k in keep if k in local}

@@ -140,3 +140,33 @@ def test_pretraining_to_half_beats_an_exploding_default():
     print(c.table())
     assert row["verdict"] == "better" and row["interval"][0] > 0, str(c)
     assert math.isfinite(row["pretrain_steps_equivalent"])
+
+
+class Lengths(nn.Module):
+    """A forward(x, lengths): reads each sequence's state at its own last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(1, 4, batch_first=True)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out = self.rnn(x)[0]
+        return self.head(out[torch.arange(len(x)), lengths - 1])
+
+
+def test_a_forward_with_lengths_is_compared_with_input_key_as_with_forward():
+    """input_key=(0, 1) calls model(x, lengths) of (x, lengths, y) items, in the runs and in
+    pre-training: the same comparison as the equivalent forward=."""
+    x, y = _task(64, 10)
+    data = (x, torch.randint(5, 11, (64,), generator=torch.Generator().manual_seed(1)), y)
+
+    def loss(output, item):
+        return nn.functional.mse_loss(output, item[2])
+
+    opts = dict(loss=loss, inits=("default", 0.5), steps=4, seeds=1, batch_size=8)
+    opts["pretrain_options"] = {"max_steps": 3}
+    by_key = lsc.compare(lambda seed: Lengths(), data, input_key=(0, 1), **opts)
+    by_forward = lsc.compare(lambda seed: Lengths(), data, forward=lambda m, item: m(item[0], item[1]), **opts)
+    assert [r["final"] for r in by_key.rows] == [r["final"] for r in by_forward.rows]
+    assert all(math.isfinite(r["final"]) for r in by_key.rows)

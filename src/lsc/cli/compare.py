@@ -7,7 +7,6 @@ into ``--out``, where the runs are also recorded and resumed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .options import parse_option
+from .options import parse_input_key, parse_option, user_factory
 
 LOSSES = ("cross_entropy", "mse")
 
@@ -41,21 +40,8 @@ def mse(output: torch.Tensor, item: object) -> torch.Tensor:
 
 
 def load(spec: str, flag: str) -> Callable[..., Any]:
-    """``package.module:function`` -> the callable (importing the module runs its code: the user named it)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"{flag} must be MODULE:FUNCTION (e.g. mypkg.models:make_lm), got {spec!r}")
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"{flag} {spec}: cannot import {module_name} ({exc}); is it on PYTHONPATH?") from None
-    for part in attr.split("."):
-        if not hasattr(found, part):
-            raise ValueError(f"{flag} {spec}: {module_name} has no {attr}")
-        found = getattr(found, part)
-    if not callable(found):
-        raise ValueError(f"{flag} {spec}: {attr} is not callable")
-    return found
+    """``package.module:function`` -> the callable (:func:`.options.user_factory`)."""
+    return user_factory(spec, flag, "FUNCTION")
 
 
 def parse_inits(text: str) -> list[object]:
@@ -103,6 +89,13 @@ def add_command(sub: Any) -> None:
         "--eval-data", help="MODULE:FUNCTION returning held-out data, as --data (default: fixed batches of --data)"
     )
     c.add_argument("--forward", help="MODULE:FUNCTION forward(model, item) -> output (default: model(item[0]))")
+    c.add_argument(
+        "--input-key",
+        type=parse_input_key,
+        default=0,
+        metavar="KEY[,KEY...]",
+        help="which elements of an item the model is called with, e.g. 0,1 for forward(x, lengths) (default 0)",
+    )
     c.add_argument(
         "--loss",
         default="cross_entropy",
@@ -160,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         eval_data=None if args.eval_data is None else load(args.eval_data, "--eval-data")(),
         forward=None if args.forward is None else load(args.forward, "--forward"),
+        input_key=args.input_key,
         batch_size=args.batch_size,
         clip=args.clip,
         pretrain_options=pretrain,

@@ -103,7 +103,7 @@ def apply(
     *,
     seed: int,
     forward: Forward | None,
-    input_key: int | str,
+    input_key: _parts.InputKey,
     pretrain_options: Mapping[str, object],
 ) -> Applied:
     """Apply ``spec`` to ``model`` in place, on the pre-training batches ``items``, timed."""
@@ -113,10 +113,7 @@ def apply(
     message = "as built"
     if spec.kind == "pretrain":
         options = {"progress": False, "seed": seed, **dict(pretrain_options), "target": spec.value}
-        if forward is None:
-            result = pretrain(model, list(items), input_key=input_key, **options)  # type: ignore[arg-type]
-        else:  # until lsc.pretrain takes forward= (issue 25): an adapter that runs the user's forward
-            result = pretrain(Forwarded(model, forward, items), Forwarded.keys(items), **options)  # type: ignore[arg-type]
+        result = pretrain(model, list(items), input_key=input_key, forward=forward, **options)  # type: ignore[arg-type]
         message = result.message
     elif spec.kind == "named":
         horizon = _horizon(items, input_key) if forward is None else None
@@ -128,32 +125,11 @@ def apply(
     return Applied(time.perf_counter() - start, message)
 
 
-def _horizon(items: Sequence[object], input_key: int | str) -> int | None:
-    """The sequence length of the data's inputs, read batch-first ((B, T, ...) or (B, T))."""
+def _horizon(items: Sequence[object], input_key: _parts.InputKey) -> int | None:
+    """The sequence length of the data's inputs (the first of several), read batch-first
+    ((B, T, ...) or (B, T))."""
     try:
-        x = _parts.input_of(items[0], input_key)
+        x = _parts.input_of(items[0], input_key if isinstance(input_key, (int, str)) else input_key[0])
     except (TypeError, ValueError, IndexError):
         return None
     return int(x.shape[1]) if isinstance(x, torch.Tensor) and x.dim() >= 2 else None
-
-
-class Forwarded(nn.Module):
-    """The user's model behind their ``forward(model, item)``, for :func:`lsc.pretrain`,
-    which runs ``model(input)`` on a tensor: this module's input is a one-element tensor
-    holding the index of an item of ``items``, and its forward runs ``forward(model,
-    items[index])``. lsc finds the recurrent part inside it as in any model (its name gains
-    the prefix ``model.``) and changes only that part's parameters."""
-
-    def __init__(self, model: nn.Module, forward: Forward, items: Sequence[object]) -> None:
-        super().__init__()
-        self.model = model
-        self._forward = forward
-        self._items = list(items)
-
-    @staticmethod
-    def keys(items: Sequence[object]) -> list[torch.Tensor]:
-        """The inputs that stand for ``items``: one index tensor each."""
-        return [torch.tensor([float(i)]) for i in range(len(items))]
-
-    def forward(self, key: torch.Tensor) -> object:
-        return self._forward(self.model, self._items[int(key.reshape(-1)[0])])

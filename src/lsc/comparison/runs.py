@@ -56,7 +56,8 @@ class CompareConfig:
         eval_every: steps between evaluations (``None``: ``steps // 10``); also at 0 and ``steps``.
         budget: ``"steps"`` (final = after ``steps``) or ``"time"`` (final = the last evaluation
             within the wall-clock the quickest init of the seed took, its init time included).
-        input_key: the input's index (or key) in an item, for the default forward and pre-training.
+        input_key: which elements of an item the model is called with (an index or key, or a
+            tuple of them: ``(0, 1)`` calls ``model(x, lengths)`` of ``(x, lengths, y)``; :func:`lsc.parts.caller`).
         batch_size: samples per batch when ``data`` is a tensor or a tuple of tensors.
         clip: gradient-norm clipping (``None``: none).
         pretrain_options: keyword arguments for :func:`lsc.pretrain` (e.g. ``kinds``, ``max_steps``).
@@ -68,7 +69,7 @@ class CompareConfig:
     seeds: int | Sequence[int] = 3
     eval_every: int | None = None
     budget: str = "steps"
-    input_key: int | str = 0
+    input_key: _parts.InputKey = 0
     batch_size: int = 32
     clip: float | None = None
     pretrain_options: Mapping[str, object] = field(default_factory=dict)

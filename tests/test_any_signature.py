@@ -113,6 +113,10 @@ def test_the_command_line_calls_a_users_forward_with_several_arguments(user, tmp
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("part-")) == [
         "part-" + n.replace("/", "-") for n in sorted(NAMES)
     ]  # each part resumable from its own checkpoint
+    assert main([*args[:-4], "--max-steps", "3", "--batch", "16"]) == 0  # a larger budget: each part carries on
+    assert "did not converge (max_steps after 12 steps" in capsys.readouterr().err
+    assert main([*args[:-4], "--max-steps", "1", "--batch", "16", "--force"]) == 0  # afresh: every part's too
+    assert "did not converge (max_steps after 4 steps" in capsys.readouterr().err
 
 
 def test_pretraining_that_misses_warns_naming_the_edges_and_what_to_try(user):

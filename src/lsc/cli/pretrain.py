@@ -18,7 +18,7 @@ from ..distributed import is_main
 from ..files import write_atomic
 from ..job import FILES
 from ..models.io import save
-from ..pretraining import CHECKPOINT, PretrainConfig, copy_task_inputs, history_jsonl, pretrain
+from ..pretraining import CHECKPOINT, PretrainConfig, copy_task_inputs, history_jsonl, part_directories, pretrain
 from ..rundir import hold_directory, refuse_other_run, remove_run_files
 from ..settings import unspelt
 from ..train import CHECKPOINT as TRAIN_CHECKPOINT
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if out is not None:
             refuse_other_run(out, TRAIN_RUN_FILES, "lsc train", "lsc pretrain")
         if out is not None and args.force:
-            remove_run_files(out, PRETRAIN_FILES)
+            remove_run_files(out, [*PRETRAIN_FILES, *(p.name for p in part_directories(out))])
         return _pretrain_held(args, out, model, x)
 
 

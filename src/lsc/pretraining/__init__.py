@@ -12,7 +12,15 @@
 """
 
 from .config import PretrainConfig
-from .loop import CHECKPOINT, DEFAULT_KINDS, NotConvergedWarning, PretrainResult, history_jsonl, pretrain
+from .loop import (
+    CHECKPOINT,
+    DEFAULT_KINDS,
+    NotConvergedWarning,
+    PretrainResult,
+    history_jsonl,
+    part_directories,
+    pretrain,
+)
 from .sources import InputSource, copy_task_inputs
 from .step import Pretrainer, State, StepRecord
 from .stopping import Progress, Rule, Verdict, advance, judge
@@ -34,5 +42,6 @@ __all__ = [
     "copy_task_inputs",
     "history_jsonl",
     "judge",
+    "part_directories",
     "pretrain",
 ]

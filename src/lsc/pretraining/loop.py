@@ -51,6 +51,7 @@ DEFAULT_KINDS = ("encoder", "time", "depth")
 # (measured: docs/own-model.md, "What pre-training costs")
 PART_KINDS = ("time", "depth")
 CHECKPOINT = NAME
+PART_PREFIX = "part-"  # a part's checkpoint directory: part_directory()
 
 
 @dataclass
@@ -342,11 +343,21 @@ def _pretrain_parts(
     for n in names:
         where = options
         if len(names) > 1 and options.checkpoint is not None:  # each part its own run directory
-            where = replace(options, checkpoint=Path(options.checkpoint) / ("part-" + n.replace("/", "-")))
+            where = replace(options, checkpoint=part_directory(options.checkpoint, n))
         results[n] = _pretrain_part(model, data, cfg, where, n, call)
         if results[n].stopped == "interrupted":
             break  # the parts left wait for the run to resume
     return results[names[0]] if len(names) == 1 else _combined(model, results)
+
+
+def part_directory(checkpoint: str | Path, name: str) -> Path:
+    """Where the part ``name`` of a model with several keeps its checkpoint."""
+    return Path(checkpoint) / (PART_PREFIX + name.replace("/", "-"))
+
+
+def part_directories(checkpoint: str | Path) -> list[Path]:
+    """The parts' checkpoint directories a pre-training of several parts left in ``checkpoint``."""
+    return sorted(p for p in Path(checkpoint).glob(PART_PREFIX + "*") if (p / CHECKPOINT).is_file())
 
 
 def _probe(model: nn.Module, data: Tensor | Iterable[object] | None, batch_size: int) -> object:
@@ -434,7 +445,9 @@ def _combined(model: nn.Module, results: Mapping[str, PretrainResult]) -> Pretra
     target = shared_target([r.target for r in rs])
     return PretrainResult(
         converged=all(r.converged for r in rs),
-        stopped=next((r.stopped for r in rs if not r.converged), "converged"),
+        stopped="interrupted"
+        if any(r.stopped == "interrupted" for r in rs)  # it resumes
+        else next((r.stopped for r in rs if not r.converged), "converged"),
         message="; ".join(r.message for r in rs),
         steps=sum(r.steps for r in rs),
         seconds=sum(r.seconds for r in rs),

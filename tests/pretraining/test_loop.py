@@ -377,7 +377,8 @@ def test_a_diverging_run_returns_diverged_with_the_best_weights():
     with torch.no_grad():
         for cell in model.cells:
             cell.weight_hh.mul_(20)
-    res = lsc.pretrain(model, None, time_steps=60, max_steps=20, progress=False)
+    # first_move=0: its multipliers would scale W_hh back to a radius of 0.5 before any step
+    res = lsc.pretrain(model, None, time_steps=60, max_steps=20, first_move=0, progress=False)
     assert res.stopped == "diverged" and not res.converged and res.report is None
     assert "restored the best weights" in res.message and "final measurement" in res.message
     for k, v in res.best_state.items():
@@ -493,7 +494,10 @@ def test_a_time_first_module_is_read_time_first_by_pretrain_as_by_measure(as_lis
     x = torch.randn(40, 16, 3)
     assert lsc.measure(gru, x).time_steps == 40
     data = [x[:, :8], x[:, 8:]] if as_list else x
-    res = lsc.pretrain(gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, progress=False)
+    # first_move=0: the steps' own draws of time points, which reach beyond 16 in 3 steps
+    res = lsc.pretrain(
+        gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, first_move=0, progress=False
+    )
     # one batch of 8 is too noisy to judge: the final check joins batches of 8 samples (never 40) up to CONFIRM_SAMPLES
     assert res.report is not None and res.report.time_steps == 40 and res.report.batch_size == CONFIRM_SAMPLES
     assert max(t for r in res.history for t in r["times"]) >= 16  # time points beyond the batch size: T is 40

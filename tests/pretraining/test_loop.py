@@ -377,7 +377,8 @@ def test_a_diverging_run_returns_diverged_with_the_best_weights():
     with torch.no_grad():
         for cell in model.cells:
             cell.weight_hh.mul_(20)
-    res = lsc.pretrain(model, None, time_steps=60, max_steps=20, progress=False)
+    # first_move=0: its multipliers would scale W_hh back to a radius of 0.5 before any step
+    res = lsc.pretrain(model, None, time_steps=60, max_steps=20, first_move=0, progress=False)
     assert res.stopped == "diverged" and not res.converged and res.report is None
     assert "restored the best weights" in res.message and "final measurement" in res.message
     for k, v in res.best_state.items():
@@ -493,7 +494,10 @@ def test_a_time_first_module_is_read_time_first_by_pretrain_as_by_measure(as_lis
     x = torch.randn(40, 16, 3)
     assert lsc.measure(gru, x).time_steps == 40
     data = [x[:, :8], x[:, 8:]] if as_list else x
-    res = lsc.pretrain(gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, progress=False)
+    # first_move=0: the steps' own draws of time points, which reach beyond 16 in 3 steps
+    res = lsc.pretrain(
+        gru, data, target=0.5, kinds=["time", "depth"], max_steps=3, batch_size=8, first_move=0, progress=False
+    )
     # one batch of 8 is too noisy to judge: the final check joins batches of 8 samples (never 40) up to CONFIRM_SAMPLES
     assert res.report is not None and res.report.time_steps == 40 and res.report.batch_size == CONFIRM_SAMPLES
     assert max(t for r in res.history for t in r["times"]) >= 16  # time points beyond the batch size: T is 40
@@ -589,3 +593,22 @@ def test_time_edges_are_estimated_with_their_own_krylov_budget():
             assert value == pytest.approx(exact[key], rel=1e-5)
         else:
             assert value < 0.9 * exact[key]  # two Ritz values sit well inside the spectrum
+
+
+def test_the_first_move_saves_the_steps_spent_approaching_the_target():
+    """first_move=4 (issue 29): per-edge multipliers solved by a secant before the first
+    gradient step; a ReLU RNN with its encoder edge (far from 0.5 at PyTorch's init)
+    converges in fewer steps, and the dense check on fresh data holds as without it."""
+    steps = {}
+    for moves in (0, 4):
+        torch.manual_seed(0)
+        rnn = nn.RNN(16, 32, num_layers=2, nonlinearity="relu", batch_first=True)
+        data = [torch.randn(16, 30, 16, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+        res = lsc.pretrain(
+            rnn, data, target=0.5, kinds=["encoder", "time", "depth"], tol=0.05, first_move=moves, progress=False
+        )
+        fresh = torch.randn(32, 30, 16, generator=torch.Generator().manual_seed(99))
+        check = lsc.measure(rnn, fresh, estimator="dense", target=0.5)
+        assert res.converged and max(abs(g) for g in check.gaps()) <= 0.05, (moves, check)
+        steps[moves] = res.steps
+    assert steps[4] < steps[0] / 2, steps

@@ -98,9 +98,10 @@ class _Report:
 
 
 def _scripted(monkeypatch, script, loss_scale=1e-3, fresh=None):
-    """Pretrainer.measure replaced by radii read from ``script``; the loss moves every weight.
-    The fresh measurement that confirms convergence reads ``fresh`` in turn (default: the
-    script's radii of the step that converged); ``calls["fresh"]`` counts them."""
+    """Pretrainer.measure replaced by radii read from ``script``; the loss moves every weight;
+    no first move (the rule alone reads the script from step 0). The fresh measurement that
+    confirms convergence reads ``fresh`` in turn (default: the script's radii of the step
+    that converged); ``calls["fresh"]`` counts them."""
     import lsc.pretraining.loop as loop
 
     calls = {"n": 0, "fresh": 0}
@@ -117,6 +118,7 @@ def _scripted(monkeypatch, script, loss_scale=1e-3, fresh=None):
         return _Report(radii)
 
     monkeypatch.setattr(Pretrainer, "measure", fake)
+    monkeypatch.setattr(Pretrainer, "first_move", lambda self, xb: [])
     monkeypatch.setattr(loop, "measure", fake_measure)
     return calls
 

@@ -78,6 +78,11 @@ class PretrainConfig:
             per-sample squared gaps (:func:`lsc.pretraining.step.edge_loss`).
         spectrum: how many eigenvalues each edge's loss pushes down where the radius is
             above target (``"auto"``: 16 on the time edges of LRU and ALIF cells, else 1).
+        first_move: before the first gradient step, at most this many measurements of the
+            first batch without a graph, with a secant move of every edge's weight
+            multiplier between them (a layer's recurrence for its time edge, its input for
+            its depth / encoder edge; :class:`lsc.pretraining.heuristics.Secant`), until
+            every edge is within tol / 2; the best round's weights stay (0: no first move).
     """
 
     target: Target = setting(  # noqa: RUF009  (setting() is a field, as field() is)
@@ -114,6 +119,11 @@ class PretrainConfig:
     objective: str = setting("mean", "the loss of an edge", choices=OBJECTIVES)
     spectrum: int | str = setting("auto", "eigenvalues pushed down per edge (auto: 16 on LRU/ALIF time edges, else 1)")
     checkpoint_every: int = setting(25, "steps between checkpoints")
+    # opt-in until bench_pretrain.py's rows and the LRU/ALIF targets are re-measured with it
+    # (docs/benchmarks.md, "Where pre-training's steps go")
+    first_move: int = setting(
+        0, "measurements of the first move, per-edge multipliers solved for the target before the first step (0: none)"
+    )
 
     def __post_init__(self) -> None:
         resolve_target(self.target, 2, 2)  # its form (the grid's values come later)
@@ -136,6 +146,7 @@ class PretrainConfig:
         check_positive(self.lr, "lr")
         if self.max_seconds is not None:
             check_positive(self.max_seconds, "max_seconds")
+        check_count(self.first_move, "first_move", minimum=0)
         check_seed(self.seed)
         self._check_choices()
         object.__setattr__(self, "estimator", as_estimator(self.estimator, PRETRAINING_ESTIMATOR))
@@ -183,7 +194,18 @@ class PretrainConfig:
         budgets, with the target resolved to ``goal`` (the decoder's included) on ``kinds``
         and the estimators spelled out."""
         est, time_est = self.edge_estimator, self.time_estimator
-        skip = {*BUDGETS, "target", "kinds", "decoder_target", "optimizer", "estimator", "time_krylov_steps"}
+        # first_move acts before step 0 only, which a resumed run has behind it: checkpoints
+        # from before it existed resume
+        skip = {
+            *BUDGETS,
+            "target",
+            "kinds",
+            "decoder_target",
+            "optimizer",
+            "estimator",
+            "time_krylov_steps",
+            "first_move",
+        }
         out: dict[str, object] = {
             "target": dict(goal),
             "kinds": list(kinds),

@@ -37,6 +37,7 @@ from ..condition import (
     shared_target,
 )
 from ..grid import available_kinds, check_kinds, edge_list
+from ..interrupts import interrupts_deferred
 from ..models import Stack, as_stack
 from ..progress import progress_bar
 from ..rundir import hold_directory
@@ -509,6 +510,9 @@ class _Run:
                 )
                 xb = pending if pending is not None else next_input(pre.stack, source, state.progress.step)
                 pending = None
+                if state.progress.step == 0 and not state.history:
+                    with interrupts_deferred():  # the multipliers move together with step 0's start
+                        pre.first_move(xb)
                 state, record = pre.step(state, xb)
                 state, start = replace(state, position=source.position), None
                 if bar is not None:

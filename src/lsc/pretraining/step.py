@@ -31,7 +31,7 @@ from ..interrupts import interrupts_deferred
 from ..jacobian import Estimator, moduli
 from ..models import Stack
 from ..optimizers import NoStep, make_optimizer
-from .heuristics import rescale_towards_target, shuffle_weights
+from .heuristics import Secant, rescale_towards_target, shuffle_weights
 from .stopping import EdgeKey, Progress, Rule, advance, judge
 
 if TYPE_CHECKING:
@@ -285,6 +285,31 @@ class Pretrainer:
         if not self.ddp:
             return measure_edges(*args)
         return measure_reduced(lambda: measure_edges(*args), self.edges, self.stack.device, step)
+
+    def first_move(self, xb: Tensor) -> list[dict[EdgeKey, float]]:
+        """Before the first gradient step: up to ``config.first_move`` measurements of batch
+        ``xb`` without a graph, a :class:`~.heuristics.Secant` move of every edge's multiplier
+        (a layer's recurrence for its time edge, its input for its depth or encoder edge)
+        between them, stopping once every edge a multiplier still moves is within tol / 2 (the
+        others are left to the gradient steps). The weights of
+        the round with the smallest worst gap stay (the model's own when no move helped).
+        Returns each round's radii (docs/design.md section 9)."""
+        rounds: list[dict[EdgeKey, float]] = []
+        secant = Secant(self.rule.goal)
+        best: tuple[float, int, Mapping[str, Tensor] | None] = (math.inf, 0, None)
+        for r in range(self.config.first_move):
+            with torch.no_grad():
+                radii = self.measure(xb, 0).radii
+            rounds.append(radii)
+            worst = max(abs(m - self.rule.goal[k[0]]) for k, m in radii.items() if k[0] in self.rule.deciding)
+            if worst < best[0]:
+                best = (worst, r, copy.deepcopy(self.model.state_dict()))
+            if r + 1 == self.config.first_move or secant.settled(self.stack, radii, self.rule.tol / 2):
+                break
+            secant.move(self.stack, radii)
+        if best[2] is not None and best[1] + 1 < len(rounds):  # a later move made it worse: back to the best
+            self.model.load_state_dict(best[2])
+        return rounds
 
     def step(self, state: State, xb: Tensor) -> tuple[State, StepRecord]:
         """Measure on batch ``xb``, judge, and update (or restart): the next state and the

@@ -298,6 +298,25 @@ def test_fig2s_paper_preset_has_orthogonal_and_the_cos_bias_redraw():
         assert bool((m.bias > 0).all()) and bool((m.bias < 1).all())
 
 
+def test_fig2s_fair_preset_is_the_feed_forward_claim_to_convergence():
+    exp = experiments.get("fig2-ffn")
+    runs = exp.runs("fair")
+    assert len(runs) == 60  # 3 activations x 4 inits x 5 seeds, one lr
+    assert {r.config["init"] for r in runs} == {"glorot", "he", "orthogonal", "lsc"}
+    assert {r.config["seed"] for r in runs} == set(range(5)) and {r.config["lr"] for r in runs} == {1e-3}
+    c = runs[0].config
+    assert (c["depth"], c["width"], c["epochs"], c["patience"], c["cos_bias_redraw"]) == (30, 128, 100, 10, True)
+    assert c["pretrain_seconds"] is None and c["pretrain_steps"] == 500  # pre-training bounded by steps
+    assert "patience" not in exp.runs("cpu")[0].config  # the other presets' runs (and records) are unchanged
+    claim = exp.claim_for("fair")
+    assert "(depth 30, width 128)" in claim and "at least as well as Glorot, He and Orthogonal" in claim
+    assert "(relu, sin, cos) at learning rate 0.001; the all-zero biases of cos nets redrawn" in claim
+    assert "Glorot and He initialisation across activations (relu, sin, cos) and learning rates (0.01, 0.001" in (
+        exp.claim_for("cpu")
+    )
+    assert "fair (60 runs, about 2 core-hours)" in exp.describe()
+
+
 def _ffn_record(act: str, init: str, seed: int, test: float | None, lr: float = 1e-3, flagged: bool = False):
     from lsc.experiments.base import RunRecord
 

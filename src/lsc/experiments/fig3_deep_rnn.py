@@ -33,7 +33,7 @@ from ..job import TrainJob
 from . import stats
 from .base import CONDITIONS, Run, RunRecord, TrainExperiment, present
 from .registry import register
-from .summaries import flagged, group, init_table, mean_std, paired_score, table
+from .summaries import agreement, flagged, group, init_table, mean_std, paired_score, table
 
 SHD_FILES, PTB_FILES = ("shd_train.h5", "shd_test.h5"), ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 CHAR = {"task": "char", "options": {"max_chars": 300000, "bptt": 100}}
@@ -544,21 +544,7 @@ def _statistics(recs: list[RunRecord], left_out: int = 0) -> list[str]:
     main = [k for k in (("rho0.5", "rho1"), ("rho0.5", "default")) if k in pooled]
     if len(main) == 2:
         verdicts = [pooled[k].verdict for k in main] + ([trend.verdict] if trend is not None else [])  # every part
-        held = sum(v == "holds" for v in verdicts)
-        failed = sum(v == "fails" for v in verdicts)
-        word = (
-            "agrees with"
-            if held == len(verdicts)
-            else "disagrees with"
-            if failed == len(verdicts)
-            else "agrees in part and disagrees in part with"
-            if held and failed
-            else "agrees in part (the rest undecided) with"
-            if held
-            else "disagrees in part (the rest undecided) with"
-            if failed
-            else "is undecided on"
-        )
+        word = agreement(verdicts)
         by_cell = "; ".join(
             f"{a} − {b}: "
             + ", ".join(

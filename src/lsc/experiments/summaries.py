@@ -74,6 +74,25 @@ def flagged(r: RunRecord) -> bool:
     return bool((r.result.get("init") or {}).get("flagged"))
 
 
+def agreement(verdicts: Sequence[str]) -> str:
+    """How a claim made of parts fares, from its parts' verdicts (``holds`` / ``fails`` /
+    ``undecided ...``): ``"agrees with"`` when every part holds, ``"disagrees with"`` when
+    every part fails, else which parts held, failed or were undecided."""
+    held = sum(v == "holds" for v in verdicts)
+    failed = sum(v == "fails" for v in verdicts)
+    if verdicts and held == len(verdicts):
+        return "agrees with"
+    if verdicts and failed == len(verdicts):
+        return "disagrees with"
+    if held and failed:
+        return "agrees in part and disagrees in part with"
+    if held:
+        return "agrees in part (the rest undecided) with"
+    if failed:
+        return "disagrees in part (the rest undecided) with"
+    return "is undecided on"
+
+
 def init_table(recs: Sequence[RunRecord], keys: Sequence[str], order: Callable[[tuple], Any]) -> list[str]:
     """The radii every run's training started from (dense, on a fresh batch: ``init.json``),
     by the config ``keys``; pre-trained inits more than 0.05 off their target are counted

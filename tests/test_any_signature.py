@@ -140,3 +140,42 @@ def test_a_stack_is_called_on_its_tensor_and_says_so_when_given_a_forward():
         lsc.pretrain(gru, x, input_key=(0, 1), max_steps=1)
     packed = pack_padded_sequence(x, [10, 9, 8, 7], batch_first=True)
     assert lsc.measure(gru, packed).edges  # a packed batch keeps working
+
+
+class GRUIntoLSTM(nn.Module):
+    """A one-layer GRU feeding a 2-layer LSTM: auto is 1 for the first, 0.5 for the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(5, 8, batch_first=True)
+        self.lstm = nn.LSTM(8, 8, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(self.gru(x)[0])[0]
+
+
+def test_parts_and_kinds_that_do_not_meet_are_skipped_named_and_kept_apart(tmp_path):
+    """Review of issue 25: a kind only some layers have pre-trains those layers; a target
+    naming only the time edge suits a one-layer bidirectional module; a miss across parts
+    that resolve auto apart still names its edges; part= runs keep their own checkpoints."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 12, 5)
+    bi = nn.GRU(5, 8, num_layers=2, batch_first=True, bidirectional=True)
+    only_depth = lsc.pretrain(bi, x, kinds=("depth",), max_steps=1, progress=False)
+    assert list(only_depth.parts) == ["l1", "l1/reverse"] and {e.kind for e in only_depth.report.edges} == {"depth"}
+
+    one = nn.GRU(5, 8, batch_first=True, bidirectional=True)
+    res = lsc.pretrain(one, x, target={"time": 0.9}, max_steps=1, progress=False)
+    assert list(res.parts) == ["", "reverse"] and res.target == {"time": 0.9}
+    assert res.message.startswith("pre-trained the forward direction of the GRU")
+
+    with pytest.warns(lsc.pretraining.NotConvergedWarning, match=r"off target: gru time 0: .*lstm time 1: "):
+        apart = lsc.pretrain(GRUIntoLSTM(), x, max_steps=1, tol=1e-6, progress=False)
+    assert (
+        apart.report is None and apart.parts["gru"].target["time"] == 1.0 and apart.parts["lstm"].target["time"] == 0.5
+    )
+
+    first = lsc.pretrain(bi, x, part="l0", kinds=["time"], max_steps=2, checkpoint=tmp_path, progress=False)
+    other = lsc.pretrain(bi, x, part="l0/reverse", kinds=["time"], max_steps=2, checkpoint=tmp_path, progress=False)
+    assert first.steps == other.steps == 2 and len(other.history) == 2  # not a resume of l0's run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-l0", "part-l0-reverse"]

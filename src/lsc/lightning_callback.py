@@ -70,10 +70,19 @@ class LSCCallback(pl.Callback):
         batch = move_data_to_device(self.batch, pl_module.device)
         if self.do_pretrain:
             options = {"progress": False, **self.call, **self.pretrain_options}
-            data = self.data if self.data is not None else batch if isinstance(batch, Tensor) else [batch]
+            if "config" not in options:  # a config given in pretrain_options keeps its own target and kinds
+                options.update(target=self.target, kinds=self.kinds)
+            # one batch per rank: distributed pre-training gives every world-size-th item to a rank
+            data = (
+                self.data
+                if self.data is not None
+                else batch
+                if isinstance(batch, Tensor)
+                else [batch] * max(1, trainer.world_size)
+            )
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", NotConvergedWarning)
-                self.result = pretrain(pl_module, data, target=self.target, kinds=self.kinds, **options)
+                self.result = pretrain(pl_module, data, **options)
             for w in caught:  # not converged: one line on the console, from rank zero only
                 if not issubclass(w.category, NotConvergedWarning):
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -43,14 +43,17 @@ class PretrainConfig:
     Attributes (each field's help line says the rest):
         target: 1, 0.5, any number, ``"auto"`` (0.5 for deep RNNs, 1 otherwise),
             ``"unbalanced"`` or a {kind: value} mapping (:func:`lsc.resolve_target`).
-        kinds: edge kinds that take part (``None``: time, depth, encoder, and the
+        kinds: edge kinds that take part (``None``: time, depth, encoder for a stack
+            passed itself, time and depth for a part found in a larger model or a
+            bidirectional module, whose encoder edge costs the most steps; the
             decoder when ``target`` names it; add ``"decoder"`` to include it, with
             ``decoder_target``). The decoder is in the loss, not in the stopping rule,
             as in the reference code.
         tol, patience, smoothing: converged when every edge's running mean (weight
             ``smoothing`` on the past; 0: this step's batch only) is within ``tol`` of its
             target for ``patience`` consecutive steps, and a fresh measurement agrees.
-        max_steps, max_seconds, checkpoint_every: budgets for the whole run (a resumed run
+        max_steps, max_seconds, checkpoint_every: budgets for the whole run, per part of a
+            larger model (a resumed run
             counts what it did before; a finished run continues when given a larger
             budget) and the checkpoint period; the only settings a resume may change.
         optimizer, lr: a name of :data:`lsc.optimizers.OPTIMIZERS` (``adabelief``,
@@ -90,7 +93,8 @@ class PretrainConfig:
     )
     kinds: tuple[str, ...] | None = setting(
         None,
-        "edge kinds to pre-train, e.g. time,depth (none: encoder,time,depth and the decoder when the target names it)",
+        "edge kinds to pre-train, e.g. time,depth (none: a stack passed itself encoder,time,depth; a part found in a "
+        "larger model or a bidirectional module time,depth; the decoder when the target names it)",
     )
     decoder_target: float = setting(1.0, "the decoder edges' target when the target names none")
     tol: float = setting(0.02, "converged when every edge's running mean is this close to its target")

@@ -223,13 +223,19 @@ def not_converged(result: PretrainResult, tol: float, max_steps: int) -> str:
     (``part kind layer: radius (gap)``) and the remedies that fit."""
     missed: list[str] = []
     kinds: set[str] = set()
-    if result.report is not None:
-        for e, gap in zip(result.report.edges, result.report.gaps(result.target or None)):
+    for r in result.parts.values() or [result]:  # each part's own report: parts may resolve auto apart
+        if r.report is None:
+            continue
+        for e, gap in zip(r.report.edges, r.report.gaps(r.target or None)):
             if gap is not None and not abs(gap) <= tol:
                 kinds.add(e.kind)
                 where = f"{e.module} " if e.module else ""
                 missed.append(f"{where}{e.kind} {e.layer}: {e.mean:.3f} ({gap:+.3f})")
-    tries = ["lower lr" if result.stopped == "diverged" else f"raise max_steps (now {max_steps})"]
+    tries = [
+        {"diverged": "lower lr", "max_seconds": "raise max_seconds"}.get(
+            result.stopped, f"raise max_steps (now {max_steps})"
+        )
+    ]
     if "encoder" in kinds:
         tries.append("leave the encoder edge out (kinds=('time', 'depth'); it costs the most steps)")
     tries.append(f"accept a larger tol (now {tol})")
@@ -336,24 +342,26 @@ def _pretrain_parts(
     ``name``), one after another in the order data reaches them."""
     found = _parts.find(model, _probe(model, data, cfg.batch_size), call)
     names = [p.name for p in found]
-    if name is not None:
-        if name not in names:
-            raise ValueError(f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(names)}")
-        names = [name]
+    if name is not None and name not in names:
+        raise ValueError(f"no recurrent part {name!r} in a {type(model).__name__}; found: {', '.join(names)}")
+    own = {p.name: p.kinds(cfg.kinds) for p in found}
+    chosen = [name] if name is not None else [n for n in names if own[n] != ()]  # () : none of the kinds asked
+    if not chosen or own[chosen[0]] == ():
+        raise ValueError(f"no recurrent part of the {type(model).__name__} has {', '.join(cfg.kinds or ())} edges")
     results: dict[str, PretrainResult] = {}
-    for n in names:
+    for n in chosen:
         where = options
-        if len(names) > 1 and options.checkpoint is not None:  # each part its own run directory
+        if len(names) > 1 and options.checkpoint is not None:  # each part its own run directory, part= too
             where = replace(options, checkpoint=part_directory(options.checkpoint, n))
         results[n] = _pretrain_part(model, data, cfg, where, n, call)
         if results[n].stopped == "interrupted":
             break  # the parts left wait for the run to resume
-    return results[names[0]] if len(names) == 1 else _combined(model, results)
+    return results[chosen[0]] if len(chosen) == 1 else _combined(model, results)
 
 
 def part_directory(checkpoint: str | Path, name: str) -> Path:
     """Where the part ``name`` of a model with several keeps its checkpoint."""
-    return Path(checkpoint) / (PART_PREFIX + name.replace("/", "-"))
+    return Path(checkpoint) / (PART_PREFIX + (name.replace("/", "-") or "forward"))
 
 
 def part_directories(checkpoint: str | Path) -> list[Path]:
@@ -409,8 +417,9 @@ def _pretrain_part(
         result,
         report=report,
         target=target,
-        message=f"pre-trained {found.name}{'' if found.depth else f' ({type(found.module).__name__})'} of the "
-        f"{type(model).__name__}: " + result.message,
+        message=f"pre-trained {found.name or 'the forward direction'}"
+        f"{'' if found.depth else f' ({type(found.module).__name__})'} of the {type(model).__name__}: "
+        + result.message,
     )
 
 
@@ -428,7 +437,7 @@ def _for_part(cfg: PretrainConfig, part: _parts.Part) -> PretrainConfig:
         named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
         asked = tuple(k for k in ("encoder", "time", "depth") if k in PART_KINDS or k in named)
     kinds = part.kinds(asked) or ()
-    missing = [k for k in asked if k not in goal]
+    missing = [k for k in kinds if ("depth" if part.below and k == "encoder" else k) not in goal]
     if missing:
         raise ValueError(f"the target names no value for the {', '.join(missing)} edges being pre-trained")
     own = {k: goal["depth" if part.below and k == "encoder" else k] for k in kinds}

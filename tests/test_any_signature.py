@@ -179,3 +179,25 @@ def test_parts_and_kinds_that_do_not_meet_are_skipped_named_and_kept_apart(tmp_p
     other = lsc.pretrain(bi, x, part="l0/reverse", kinds=["time"], max_steps=2, checkpoint=tmp_path, progress=False)
     assert first.steps == other.steps == 2 and len(other.history) == 2  # not a resume of l0's run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part-l0", "part-l0-reverse"]
+
+
+class CellIntoLSTM(nn.Module):
+    """An LSTMCell stepped in a loop, its outputs read by an nn.LSTM defined before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+        self.cell = nn.LSTMCell(5, 8)
+
+    def forward(self, x):
+        state, outs = None, []
+        for t in range(x.shape[1]):
+            state = self.cell(x[:, t], state)
+            outs.append(state[0])
+        return self.lstm(torch.stack(outs, dim=1))[0]
+
+
+def test_parts_are_pretrained_in_the_order_data_reaches_them_cell_loops_included():
+    torch.manual_seed(0)
+    res = lsc.pretrain(CellIntoLSTM(), torch.randn(8, 12, 5), kinds=["time"], max_steps=1, progress=False)
+    assert list(res.parts) == ["cell", "lstm"]  # the loop first: the LSTM reads what it gives

@@ -198,8 +198,10 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
         )
     seen: dict[str, tuple[Tensor, Tensor | None]] = {}
     calls: dict[str, list[_Call]] = {}
+    first: dict[str, int] = {}  # each candidate's first call: the order data reaches them
 
     def pre_hook(name: str, module: nn.Module, args: tuple[object, ...]) -> None:
+        first.setdefault(name, len(first))
         if name in seen:
             return  # called again in the same forward: the first call's input stands
         if not args or not isinstance(args[0], (Tensor, PackedSequence)):
@@ -217,6 +219,7 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
     ) -> None:
         x = args[0] if args else kwargs.get("input")
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        first.setdefault(name, len(first))
         calls.setdefault(name, []).append(_Call(_detached(x), _detached(hx), _detached(out)))
 
     handles = [
@@ -247,17 +250,20 @@ def find(model: nn.Module, x: object, forward: Forward | None = None) -> list[Pa
         for h in handles:
             h.remove()
         model.train(was_training)
-    parts: list[Part] = []
+    keyed: list[tuple[int, Part]] = []
     modules = dict(candidates)
-    for n in seen:  # in the order the forward called them: the order data reaches them
+    for n in seen:
         m = modules[n]
         inputs, lengths = seen[n]
         if isinstance(m, nn.RNNBase) and _bidirectional(m):
-            parts += _directions(n, m, inputs, lengths)
+            keyed += [(first[n], p) for p in _directions(n, m, inputs, lengths)]
         else:
-            parts.append(Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1))
+            keyed.append((first[n], Part(n, m, inputs, lengths, 0 if as_stack(m).batch_first else 1)))
     if calls:
-        parts += _loops({n: (modules[n], c) for n, c in calls.items()}, first_tensor(x), others=bool(parts))
+        named_by = {id(m): n for n, m in candidates}
+        loops = _loops({n: (modules[n], c) for n, c in calls.items()}, first_tensor(x), others=bool(keyed))
+        keyed += [(first[named_by[id(getattr(p.module, "source", None))]], p) for p in loops]
+    parts = [p for _, p in sorted(keyed, key=lambda kp: kp[0])]  # stable: in the order the forward called them
     if not parts:
         names = ", ".join(n for n, _ in candidates)
         raise TypeError(

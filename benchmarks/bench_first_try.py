@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from bench_practical import Cells, Tagger  # the same models as that benchmark's rows
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, TensorDataset
@@ -59,31 +60,6 @@ class BiGRU(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         _, h = self.gru(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
         return self.head(torch.cat([h[-2], h[-1]], dim=-1))
-
-
-class Cells(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells = nn.ModuleList([nn.LSTMCell(16, 128), nn.LSTMCell(128, 128)])
-        self.head = nn.Linear(128, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states: list[tuple[torch.Tensor, torch.Tensor] | None] = [None, None]
-        for t in range(x.shape[1]):
-            h = x[:, t]
-            for i, cell in enumerate(self.cells):
-                states[i] = cell(h, states[i])
-                h = states[i][0]  # type: ignore[index]
-        return self.head(h)
-
-
-class Tagger(nn.Module):
-    def __init__(self, rnn: nn.RNNBase, out: int) -> None:
-        super().__init__()
-        self.rnn, self.head = rnn, nn.Linear(out, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.rnn(x)[0])
 
 
 def setup(name: str, g: torch.Generator) -> tuple[nn.Module, Callable[[], object], dict[str, object]]:

@@ -407,12 +407,8 @@ def measure(
     settings = _Settings(kinds, target, quantity, time_points, seed, est, precision)
     call = parts.caller(input_key, forward)
     if parts.visible(model):
-        if forward is not None or not isinstance(input_key, (int, str)):
-            raise ValueError(
-                f"input_key={input_key!r} / forward= say how to call a larger model; a {type(model).__name__} is "
-                "measured on its input tensor itself: pass that (or input_key=<one index or key>)"
-            )
-        inputs = parts.input_of(x, input_key)
+        key = parts.one_input(model, input_key, forward, "measured on its input tensor itself: pass that")
+        inputs = parts.input_of(x, key)
         return _measure(model, inputs, settings, lengths)
     reports, names = [], []
     for p in parts.find(model, x, call):  # a larger model: each recurrent part on what it receives

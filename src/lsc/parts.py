@@ -154,6 +154,18 @@ def caller(input_key: InputKey = 0, forward: Forward | None = None) -> Forward:
     return lambda model, item: model(*(_element(item, k) for k in keys))
 
 
+def one_input(model: nn.Module, input_key: InputKey, forward: Forward | None, what: str) -> int | str:
+    """``input_key`` of a stack, which is run on its input tensor itself; ``forward`` and a
+    tuple of keys say how to call a larger model, so a stack given them is refused (``what``
+    ends the message: how the stack takes its input)."""
+    if forward is not None or not isinstance(input_key, (int, str)):
+        raise ValueError(
+            f"input_key={input_key!r} / forward= say how to call a larger model; a {type(model).__name__} is {what} "
+            "(or input_key=<one index or key>)"
+        )
+    return input_key
+
+
 def _element(item: object, key: int | str) -> object:
     """``item[key]`` of a tuple, list or dict item, or a clear error."""
     if isinstance(item, Mapping) and key in item:

@@ -197,12 +197,8 @@ def pretrain(
         raise ValueError(
             f"part={part!r} names a part of a larger model; a {type(model).__name__} is pre-trained as a whole"
         )
-    if forward is not None or not isinstance(input_key, (int, str)):
-        raise ValueError(
-            f"input_key={input_key!r} / forward= say how to call a larger model; a {type(model).__name__} is "
-            "pre-trained on its input tensors themselves: pass those (or input_key=<one index or key>)"
-        )
-    return _loud(_pretrain_stack(model, data, cfg, options, input_key), cfg)
+    key = _parts.one_input(model, input_key, forward, "pre-trained on its input tensors themselves: pass those")
+    return _loud(_pretrain_stack(model, data, cfg, options, key), cfg)
 
 
 class NotConvergedWarning(UserWarning):
@@ -275,8 +271,7 @@ def _pretrain_stack(
     )
     kinds = cfg.kinds
     if kinds is None:
-        named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
-        kinds = tuple(k for k in available_kinds(stack) if k in defaults or k in named)
+        kinds = _default_kinds(cfg, available_kinds(stack), defaults)
     kinds = check_kinds(stack, kinds)
     first = next_input(stack, source, 0)
     goal = _targets(stack, cfg.target, kinds, first.shape[1], cfg.decoder_target)
@@ -423,6 +418,13 @@ def _pretrain_part(
     )
 
 
+def _default_kinds(cfg: PretrainConfig, available: Sequence[str], defaults: Sequence[str]) -> tuple[str, ...]:
+    """The kinds pre-trained when the settings name none: of ``available``, the
+    ``defaults`` and any kind the target names (the decoder with a decoder target)."""
+    named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
+    return tuple(k for k in available if k in defaults or k in named)
+
+
 def _for_part(cfg: PretrainConfig, part: _parts.Part) -> PretrainConfig:
     """The settings of one layer of a deep bidirectional module: the target resolved at
     the module's depth, the kinds asked of the module as the layer's own (its input edge
@@ -434,8 +436,7 @@ def _for_part(cfg: PretrainConfig, part: _parts.Part) -> PretrainConfig:
     goal = resolve_target(cfg.target, part.depth, steps)
     asked = cfg.kinds
     if asked is None:
-        named = set(cfg.target) if isinstance(cfg.target, Mapping) else set()
-        asked = tuple(k for k in ("encoder", "time", "depth") if k in PART_KINDS or k in named)
+        asked = _default_kinds(cfg, ("encoder", "time", "depth"), PART_KINDS)
     kinds = part.kinds(asked) or ()
     missing = [k for k in kinds if ("depth" if part.below and k == "encoder" else k) not in goal]
     if missing:

@@ -14,9 +14,10 @@ Rows (seeded; batch ``--batch`` 32, T = ``--time-steps`` 100 unless given):
 * ``lru``, ``alif``: a 3-layer width-64 ``lsc.models.StackedRNN`` (input 16, 10 classes);
   the training step is forward + backward + Adam on a per-step cross-entropy.
 
-Columns: the training step (s); ``lsc.measure`` with defaults (s, in training steps) and
-the median / max relative error of its edge means against ``estimator="dense"`` on the same
-samples (``--dense-samples``: on the first n samples only, for widths where dense is slow);
+Columns: the training step (s); ``lsc.measure`` with defaults (s, the median of 3 calls
+after a warm-up call, in training steps) and the median / max relative error of its edge
+means against ``estimator="dense"`` on the whole batch at the time points measure chose
+(``--dense-samples``: on the first n samples only, for widths where dense is slow);
 ``lsc.pretrain`` to 0.5 on time + depth and on encoder + time + depth (LRU, ALIF: time +
 depth to 0.5 / 1 / unbalanced): steps, s, in training steps (final measurement included),
 converged, and the worst gap of an independent dense measurement on fresh data afterwards.
@@ -200,7 +201,9 @@ def targets_of(name: str) -> list[tuple[object, tuple[str, ...]]]:
 def measure_row(name: str, shape: Shape, step: float, args) -> str:
     _, part, inputs, _ = setup(name, shape)
     x = inputs(torch.Generator().manual_seed(2))
-    rep, secs = timed(lambda: lsc.measure(part, x), shape.device)
+    lsc.measure(part, x)  # warm up, as the training step is
+    runs = [timed(lambda: lsc.measure(part, x), shape.device) for _ in range(3)]
+    rep, secs = runs[0][0], statistics.median(s for _, s in runs)
     cell = f"{secs:.2f} s = {secs / step:.1f} steps"
     if not args.skip_dense:
         n = args.dense_samples or x.shape[0]

@@ -187,21 +187,29 @@ def available_kinds(stack: Stack) -> tuple[str, ...]:
     return tuple(k for k in KINDS if not missing.get(k, False))
 
 
+def kind_names(kinds: object, offered: Sequence[str] = KINDS) -> tuple[str, ...]:
+    """``kinds`` (one edge kind name or an iterable of them) as a tuple of known names, in
+    the order given; a wrong type or an empty list names the kinds ``offered``."""
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if isinstance(kinds, Mapping) or not isinstance(kinds, Iterable):
+        raise ValueError(f"kinds must be an edge kind or a list of them (from {', '.join(offered)}), got {kinds!r}")
+    out = tuple(kinds)
+    if not out:
+        raise ValueError(f"no edge kinds given; choose from {', '.join(offered)}")
+    for k in out:
+        if k not in KINDS:
+            raise unknown_name("edge kind", k, KINDS)
+    return out
+
+
 def check_kinds(stack: Stack, kinds: Sequence[str] | None) -> tuple[str, ...]:
     """Validate requested edge kinds against what ``stack`` has (``None``: all it has)."""
     have = available_kinds(stack)
     if kinds is None:
         return have
-    if isinstance(kinds, str):
-        kinds = [kinds]
-    if isinstance(kinds, Mapping) or not isinstance(kinds, Iterable):
-        raise ValueError(f"kinds must be an edge kind or a list of them (from {', '.join(have)}), got {kinds!r}")
-    kinds = list(kinds)
-    if not kinds:
-        raise ValueError(f"no edge kinds given; choose from {', '.join(have)}")
+    kinds = kind_names(kinds, have)
     for k in kinds:
-        if k not in KINDS:
-            raise unknown_name("edge kind", k, KINDS)
         if k not in have:
             why = {"depth": "it has one layer", "decoder": "it has no decoder", "time": "it is feed-forward"}[k]
             raise ValueError(f"the model has no {k} edge ({why}); it has {', '.join(have)}")

@@ -16,7 +16,7 @@ import torch
 
 from ..checks import check_count, check_number, check_positive, check_seed, unknown_name
 from ..condition import Target, as_estimator, resolve_target
-from ..grid import KINDS
+from ..grid import kind_names
 from ..jacobian import METHODS, Estimator
 from ..optimizers import OPTIMIZERS
 from ..settings import overridden, setting
@@ -225,19 +225,7 @@ class PretrainConfig:
 
 def _kinds(kinds: object) -> tuple[str, ...] | None:
     """``kinds`` as a tuple of edge kind names (a single name too), or ``None``."""
-    if kinds is None:
-        return None
-    if isinstance(kinds, str):
-        kinds = [kinds]
-    if isinstance(kinds, Mapping) or not isinstance(kinds, Iterable):
-        raise ValueError(f"kinds must be an edge kind or a list of them (from {', '.join(KINDS)}), got {kinds!r}")
-    out = tuple(kinds)
-    if not out:
-        raise ValueError(f"no edge kinds given; choose from {', '.join(KINDS)}")
-    for k in out:
-        if not isinstance(k, str) or k not in KINDS:
-            raise unknown_name("edge kind", k, KINDS)
-    return out
+    return None if kinds is None else kind_names(kinds)
 
 
 def configure(config: PretrainConfig | None, overrides: Mapping[str, object]) -> PretrainConfig:

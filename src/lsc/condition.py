@@ -280,9 +280,8 @@ def _stat(kind: str, layer: int, values: Tensor, shape: tuple[int, int], method:
 
 
 AUTO_SCHEDULE = (2, 4, 8)
-"""``time_points="auto"``: measure at 2 evenly spaced steps (half the samples, then the other
-half), then 4, then 8, each edge until its mean is known to ``precision`` (an edge known after
-a round is not measured again; :func:`_auto_rounds`)."""
+"""``time_points="auto"``: measure at 2 evenly spaced steps, then 4, then 8, each edge until its
+mean is known to ``precision`` (an edge known after a round is not measured again)."""
 DEFAULT_PRECISION = 0.01
 MEASURE_RTOL = 1e-2
 """The Arnoldi stop of :func:`measure` (the estimators' own default is 1e-3): enough for
@@ -383,11 +382,10 @@ def measure(
         kinds: edge kinds to measure (default: all the model has).
         target: the LSC target shown in the table and kept in the report (see module doc).
         quantity: ``radius`` (default) | ``norm`` | ``rms``.
-        time_points: steps to measure at: ``"auto"`` (default: 2 evenly spaced steps on
-            half the samples, then on the other half, then 4, then 8 on all, each edge
-            until the standard error of its mean is at most ``precision`` of it; an edge
-            precise after a round is not measured again), a count (evenly spaced),
-            ``"all"`` or a list of step indices.
+        time_points: steps to measure at: ``"auto"`` (default: 2 evenly spaced steps, then
+            4, then 8, each edge until the standard error of its mean is at most
+            ``precision`` of it; an edge precise after a round is not measured again), a
+            count (evenly spaced), ``"all"`` or a list of step indices.
             Statistics pool samples and time points.
         seed: seeds start vectors and square sub-matrices (``None``: global RNG). The
             samples (time points, sub-matrices) do not depend on the method, so two
@@ -462,7 +460,7 @@ def _measure(
     valid = _lengths(lengths, B, T)
     span = T if valid is None else int(valid.max())  # time points inside the longest sequence
     auto = isinstance(s.time_points, str) and s.time_points == "auto"
-    rounds = _auto_rounds(span, B) if auto else [(pick_time_points(span, s.time_points), range(B))]
+    rounds = [pick_time_points(span, n) for n in AUTO_SCHEDULE] if auto else [pick_time_points(span, s.time_points)]
     sampler = _Sampler(
         stack=stack,
         xb=xb,
@@ -475,9 +473,10 @@ def _measure(
     )
     times: list[int] = []
     todo: list[int] | None = None  # every edge at first; then those not yet precise
-    for picks, rows in rounds:
-        sampler.add(picks, rows, todo)
-        times += [t for t in picks if t not in times]
+    for picks in rounds:
+        new = [t for t in picks if t not in times]
+        sampler.add(new, todo)
+        times += new
         todo = sampler.imprecise(s.precision)
         if not todo:
             break
@@ -505,21 +504,6 @@ def _measure(
         rtol=est.rtol,
         probes=est.probes,
     )
-
-
-def _auto_rounds(span: int, batch: int) -> list[tuple[tuple[int, ...], range]]:
-    """``time_points="auto"``'s rounds, (time points, samples), each as many values as all
-    before it: the first :data:`AUTO_SCHEDULE` time points on half the samples, then on
-    the other half, then each further count's new time points on every sample."""
-    first, half = pick_time_points(span, AUTO_SCHEDULE[0]), batch // 2
-    out = [(first, range(half)), (first, range(half, batch))] if half else [(first, range(batch))]
-    seen = set(first)
-    for count in AUTO_SCHEDULE[1:]:
-        new = tuple(t for t in pick_time_points(span, count) if t not in seen)
-        seen.update(new)
-        if new:
-            out.append((new, range(batch)))
-    return out
 
 
 def in_module(report: StabilityReport, part: parts.Part) -> StabilityReport:
@@ -609,20 +593,18 @@ class _Sampler:
         self.values: list[list[Tensor]] = []
 
     @torch.no_grad()
-    def add(self, times: Sequence[int], rows: range, only: Sequence[int] | None = None) -> None:
-        """Measure the samples ``rows`` at ``times``: every edge, or the edges indexed by ``only``."""
-        if not times or not rows:
+    def add(self, times: Sequence[int], only: Sequence[int] | None = None) -> None:
+        """Measure at ``times`` every edge, or only the edges indexed by ``only``."""
+        if not times:
             return
-        sub = slice(rows.start, rows.stop)
-        traj = trajectory(self.stack, self.xb[sub], times)
+        traj = trajectory(self.stack, self.xb, times)
         for i in range(0, len(traj.times), self.per_call):  # bounded memory: a few time points per call
             part = edges(self.stack, traj.part(i, i + self.per_call), self.kinds)
             which = range(len(part)) if only is None else only
-            ops = [self._square(part[j].jacobian, traj.times[i : i + self.per_call], sub) for j in which]
+            ops = [self._square(part[j].jacobian, traj.times[i : i + self.per_call]) for j in which]
             vals = self.est.estimate_all(ops, self.quantity, self.gen)
             if self.lengths is not None:  # samples at time points beyond their length are padding
-                valid = self.lengths[sub]
-                keep = torch.cat([valid > t for t in traj.times[i : i + self.per_call]]).to(vals[0].device)
+                keep = torch.cat([self.lengths > t for t in traj.times[i : i + self.per_call]]).to(vals[0].device)
                 vals = [v[keep] for v in vals]
             if not self.found:
                 self.found, self.shapes = part, ops
@@ -631,11 +613,11 @@ class _Sampler:
                 for j, v in zip(which, vals):
                     self.values[j].append(v)
 
-    def _square(self, J: LocalJacobian, times: Sequence[int], rows: slice) -> LocalJacobian:
+    def _square(self, J: LocalJacobian, times: Sequence[int]) -> LocalJacobian:
         if self.quantity != "radius" or J.shape[0] == J.shape[1]:
             return J
         B, big = self.xb.shape[0], max(J.shape)
-        keys = torch.cat([square_keys(self.seed, t, B, big, J.point.device)[rows] for t in times])
+        keys = torch.cat([square_keys(self.seed, t, B, big, J.point.device) for t in times])
         return J.square(keys=keys)
 
     def imprecise(self, precision: float) -> list[int]:

@@ -280,3 +280,21 @@ def test_an_lstm_decoder_edge_reads_h_not_c():
     report = lsc.measure(model, torch.randn(32, 10, 4), kinds=["decoder"], estimator="dense", time_points=4)
     (edge,) = report.edges
     assert edge.min > 0
+
+
+def test_a_trajectory_at_some_of_its_time_points_is_the_trajectory_run_at_them():
+    """:meth:`Trajectory.at` reads a subset of a run's time points: the same inputs, states
+    and raw input as a run at only those points (to rounding: the steps between run fused)."""
+    torch.manual_seed(0)
+    stack, x = prepare(lsc.models.StackedRNN("gru", input_size=4, hidden_size=6, num_layers=2), torch.randn(3, 20, 4))
+    whole = trajectory(stack, x, [3, 7, 12, 19])
+    for times in ([7, 19], [3], [3, 7, 12, 19]):
+        part, alone = whole.at(times), trajectory(stack, x, times)
+        assert part.times == alone.times == tuple(times)
+        for a, b in zip(
+            part.inputs + part.previous + part.states + [part.raw],
+            alone.inputs + alone.previous + alone.states + [alone.raw],
+        ):
+            assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match=r"no time points \[5\]"):
+        whole.at([5, 7])

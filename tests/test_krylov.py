@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lsc.jacobian import LocalJacobian, estimate
-from lsc.krylov import arnoldi, lanczos, power
+from lsc.krylov import FIRST_ROOM, arnoldi, lanczos, power
 
 EPS = torch.finfo(torch.float64).eps
 KINDS = ("random", "defective", "normal", "nilpotent")
@@ -97,6 +97,22 @@ def test_full_arnoldi_is_an_orthogonal_similarity_with_the_same_spectrum(case):
     assert (torch.tril(H, -2) == 0).all()  # upper Hessenberg
     gap = (top_modulus(H) - top_modulus(A)).abs()
     assert (gap <= 2 * tolerance(A, block)).all(), (kind, gap, tolerance(A, block))
+
+
+@pytest.mark.parametrize("kind", ["random", "defective"])
+def test_a_run_past_the_first_room_grows_its_basis_and_stays_exact(kind):
+    """The basis starts with room for FIRST_ROOM vectors and doubles: a full run on an 80-wide
+    matrix (room 32, 64, 80) is still an orthogonal similarity with A's spectrum."""
+    n = 80
+    assert n > 2 * FIRST_ROOM
+    A, block = batch(kind, n, 2, seed=3)
+    v0 = torch.randn(2, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    V, H = arnoldi(partial(apply, A), v0, n)
+    assert V.shape == (2, n, n) and H.shape == (2, n, n)
+    assert torch.allclose(V.mT @ V, torch.eye(n, dtype=torch.float64).expand(2, n, n), atol=1e-10)
+    assert (torch.linalg.matrix_norm(A @ V - V @ H) <= 1e-10 * torch.linalg.matrix_norm(A, ord=2) * n).all()
+    assert (torch.tril(H, -2) == 0).all()
+    assert ((top_modulus(H) - top_modulus(A)).abs() <= 2 * tolerance(A, block)).all()
 
 
 @FAST

@@ -43,6 +43,7 @@ from .grid import (
     DEFAULT_TIME_POINTS,
     KINDS,
     Edge,
+    Trajectory,
     check_kinds,
     edges,
     pick_time_points,
@@ -53,6 +54,7 @@ from .jacobian import (
     DEFAULT_PROBES,
     DEFAULT_RTOL,
     DEFAULT_STEPS,
+    DENSE_MAX,
     METHODS,
     Estimator,
     LocalJacobian,
@@ -161,11 +163,12 @@ class StabilityReport:
     seconds: float = 0.0
     rtol: float = DEFAULT_RTOL
     probes: int = DEFAULT_PROBES
+    dense_max: int = DENSE_MAX
 
     @property
     def estimator(self) -> Estimator:
         """The estimator that made the report."""
-        return Estimator(self.method, self.steps, self.rtol, self.probes)
+        return Estimator(self.method, self.steps, self.rtol, self.probes, self.dense_max)
 
     def targets_for(self, target: Target | None = None) -> dict[str, float]:
         """``target`` resolved for this grid (the report's own target when ``None``)."""
@@ -287,9 +290,13 @@ MEASURE_RTOL = 1e-2
 """The Arnoldi stop of :func:`measure` (the estimators' own default is 1e-3): enough for
 edge means to well under ``precision`` (on a 4x256 LSTM, median 0.1 % and max 0.4 %
 against dense on the same samples, in a third of the time of 1e-3; docs/design.md section 3)."""
-MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES)
-"""The estimator of :func:`measure` and ``lsc measure``: dense for small Jacobians, else
-Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
+MEASURE_DENSE_MAX = 32
+"""The largest side :func:`measure` materialises: beyond it, Arnoldi at :data:`MEASURE_RTOL`
+is as exact for an edge mean and cheaper (a 64-wide sub-matrix of a 4x64 LSTM's encoder,
+128 samples: 83 ms against 166 ms for ``eigvals``, mean error 0.007 %; docs/design.md section 5)."""
+MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES, MEASURE_DENSE_MAX)
+"""The estimator of :func:`measure` and ``lsc measure``: dense for Jacobians up to
+:data:`MEASURE_DENSE_MAX` wide, else Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
 """Deprecated keywords of :func:`measure` and the estimator field each sets."""
 
 
@@ -464,6 +471,7 @@ def _measure(
     sampler = _Sampler(
         stack=stack,
         xb=xb,
+        schedule=sorted({t for picks in rounds for t in picks}),
         kinds=kinds,
         quantity=quantity,
         est=est,
@@ -503,6 +511,7 @@ def _measure(
         seconds=time.perf_counter() - start,
         rtol=est.rtol,
         probes=est.probes,
+        dense_max=est.dense_max,
     )
 
 
@@ -570,12 +579,14 @@ def _lengths(lengths: Sequence[int] | Tensor | None, batch: int, time_steps: int
 
 class _Sampler:
     """Per-edge values of the chosen quantity, added time point by time point (of a padded
-    batch, only the samples whose length covers the time point)."""
+    batch, only the samples whose length covers the time point). The model runs once, at
+    every time point of the ``schedule``; each round reads its time points from that run."""
 
     def __init__(
         self,
         stack: Stack,
         xb: Tensor,
+        schedule: Sequence[int],
         kinds: Sequence[str],
         quantity: str,
         est: Estimator,
@@ -585,6 +596,8 @@ class _Sampler:
     ) -> None:
         self.stack, self.xb, self.kinds, self.quantity, self.est = stack, xb, kinds, quantity, est
         self.gen, self.seed, self.lengths = gen, seed, lengths
+        self.schedule = tuple(schedule)
+        self.run: Trajectory | None = None  # the model's run at every time point of the schedule
         size = max([c.state_size for c in stack.cells] + [stack.input_size or 0])
         element = xb.element_size() if xb.is_floating_point() else 4
         self.per_call = max(1, rows_within_budget(size, est.steps, element) // xb.shape[0])
@@ -597,7 +610,9 @@ class _Sampler:
         """Measure at ``times`` every edge, or only the edges indexed by ``only``."""
         if not times:
             return
-        traj = trajectory(self.stack, self.xb, times)
+        if self.run is None:
+            self.run = trajectory(self.stack, self.xb, self.schedule)
+        traj = self.run.at(times)
         for i in range(0, len(traj.times), self.per_call):  # bounded memory: a few time points per call
             part = edges(self.stack, traj.part(i, i + self.per_call), self.kinds)
             which = range(len(part)) if only is None else only

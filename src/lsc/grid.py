@@ -71,6 +71,22 @@ class Trajectory:
             self.times[start:stop], cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch
         )
 
+    def at(self, times: Sequence[int]) -> Trajectory:
+        """Only the given time points (each one of :attr:`times`), in the order of :attr:`times`."""
+        missing = sorted(set(times) - set(self.times))
+        if missing:
+            raise ValueError(f"the trajectory has no time points {missing} (it has {list(self.times)})")
+        keep = [k for k, t in enumerate(self.times) if t in set(times)]
+        if len(keep) == len(self.times):
+            return self
+        rows = torch.cat([torch.arange(k * self.batch, (k + 1) * self.batch) for k in keep]).to(self.raw.device)
+
+        def cut(ts: list[Tensor]) -> list[Tensor]:
+            return [t[rows] for t in ts]
+
+        picked = tuple(self.times[k] for k in keep)
+        return Trajectory(picked, cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch)
+
 
 def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = 8) -> tuple[int, ...]:
     """Which steps to measure at: ``"all"``, a count (evenly spaced, ending at the last

@@ -77,6 +77,18 @@ def _coefficients(Vj: Tensor, w: Tensor) -> Tensor:
     return torch.bmm(Vj, w.unsqueeze(2)).squeeze(2)
 
 
+FIRST_ROOM = 32
+"""Krylov vectors :func:`arnoldi` makes room for at first (it doubles the room when needed)."""
+
+
+def _grown(M: Tensor, rows: int, cols: int | None = None) -> Tensor:
+    """``M`` (B, r, c) copied into the top-left corner of a larger (B, rows, cols) tensor: zeros
+    where ``cols`` is given (a Hessenberg matrix), unset otherwise (a basis, read only where written)."""
+    out = M.new_empty(M.shape[0], rows, M.shape[2]) if cols is None else M.new_zeros(M.shape[0], rows, cols)
+    out[:, : M.shape[1], : M.shape[2]] = M
+    return out
+
+
 def arnoldi(
     matvec: Callable[[Tensor], Tensor],
     v0: Tensor,
@@ -100,9 +112,10 @@ def arnoldi(
     B, n = v0.shape
     kmax = min(steps, n)
     eps = torch.finfo(v0.dtype).eps
-    V = v0.new_zeros(B, kmax, n)  # basis vectors as rows: V[:, :j] is a strided batch of blocks
+    room = min(kmax, FIRST_ROOM)  # the basis grows as the run goes: most runs stop well before kmax
+    V = v0.new_empty(B, room, n)  # basis vectors as rows: V[:, :j] is a strided batch of blocks
     V[:, 0] = normalise(v0)[0]
-    H = v0.new_zeros(B, kmax, kmax)
+    H = v0.new_zeros(B, room, room)
 
     def orthogonalise(w: Tensor, Vj: Tensor) -> tuple[Tensor, Tensor]:
         h = _coefficients(Vj, w)
@@ -113,6 +126,9 @@ def arnoldi(
     k, last = kmax, None
     watch = torch.linspace(0, B - 1, min(B, 32), device=v0.device).long()
     for j in range(kmax):
+        if j + 1 == room and room < kmax:
+            room = min(2 * room, kmax)
+            V, H = _grown(V, room), _grown(H, room, room)
         w = matvec(V[:, j])
         scale = norm(w)
         w, H[:, : j + 1, j] = orthogonalise(w, V[:, : j + 1])

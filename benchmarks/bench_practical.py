@@ -254,7 +254,10 @@ def main() -> None:
     ap.add_argument("--time-steps", type=int, default=100)
     ap.add_argument("--budget", type=float, default=None, help="start nothing after this many seconds of the run")
     ap.add_argument(
-        "--first-move", type=int, default=0, help="PretrainConfig.first_move (default 0, the library's; 4: the trial)"
+        "--first-move",
+        type=int,
+        default=lsc.PretrainConfig().first_move,
+        help="PretrainConfig.first_move (default: the library's; 0: no first move)",
     )
     ap.add_argument("--out", default=None, help="also write the table to this file, row by row")
     args = ap.parse_args()

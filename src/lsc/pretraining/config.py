@@ -123,10 +123,10 @@ class PretrainConfig:
     objective: str = setting("mean", "the loss of an edge", choices=OBJECTIVES)
     spectrum: int | str = setting("auto", "eigenvalues pushed down per edge (auto: 16 on LRU/ALIF time edges, else 1)")
     checkpoint_every: int = setting(25, "steps between checkpoints")
-    # opt-in until bench_pretrain.py's rows and the LRU/ALIF targets are re-measured with it
-    # (docs/benchmarks.md, "Where pre-training's steps go")
+    # the default since its re-measurement (docs/design.md section 9): fewer steps on average on
+    # every bench_pretrain.py and bench_practical.py row, the LRU / ALIF targets as before
     first_move: int = setting(
-        0, "measurements of the first move, per-edge multipliers solved for the target before the first step (0: none)"
+        4, "measurements of the first move, per-edge multipliers solved for the target before the first step (0: none)"
     )
 
     def __post_init__(self) -> None:

@@ -257,7 +257,7 @@ def main() -> None:
         "--first-move",
         type=int,
         default=lsc.PretrainConfig().first_move,
-        help="PretrainConfig.first_move (default: the library's; 0: no first move)",
+        help="PretrainConfig.first_move (default: the library's, 0; 4: the trial)",
     )
     ap.add_argument("--out", default=None, help="also write the table to this file, row by row")
     args = ap.parse_args()

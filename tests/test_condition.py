@@ -397,24 +397,6 @@ def test_measure_runs_the_model_once_whatever_the_rounds(monkeypatch):
     assert len(report.time_points) == 8 and runs == [report.time_points]  # three rounds, one run
 
 
-def test_measure_reads_wider_jacobians_matrix_free_and_as_exactly():
-    """``measure``'s estimator materialises only Jacobians up to MEASURE_DENSE_MAX wide: a
-    48-wide time edge goes to Arnoldi, whose mean agrees with dense on the same samples."""
-    from lsc.condition import MEASURE_DENSE_MAX
-
-    torch.manual_seed(0)
-    model = StackedRNN("gru", input_size=4, hidden_size=48, num_layers=1)
-    assert MEASURE_DENSE_MAX < 48 <= lsc.jacobian.DENSE_MAX
-    x = torch.randn(16, 30, 4, generator=torch.Generator().manual_seed(0))
-    mine = lsc.measure(model, x, kinds=["time"], time_points=[10, 29])
-    dense = lsc.measure(model, x, kinds=["time"], time_points=[10, 29], estimator="dense")
-    assert mine.edges[0].method == "arnoldi" and dense.edges[0].method == "dense"
-    assert mine.edges[0].mean == pytest.approx(dense.edges[0].mean, rel=1e-3)
-    assert mine.estimator.dense_max == MEASURE_DENSE_MAX
-    with pytest.raises(ValueError, match="dense_max must be an integer >= 0"):
-        Estimator(dense_max=-1)
-
-
 def test_two_methods_with_one_seed_measure_the_same_samples():
     """Square sub-matrices come from their own generator: arnoldi and dense read the same
     encoder sub-matrix of every sample, so their means agree to the estimator's accuracy."""

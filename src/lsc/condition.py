@@ -54,7 +54,6 @@ from .jacobian import (
     DEFAULT_PROBES,
     DEFAULT_RTOL,
     DEFAULT_STEPS,
-    DENSE_MAX,
     METHODS,
     Estimator,
     LocalJacobian,
@@ -163,12 +162,11 @@ class StabilityReport:
     seconds: float = 0.0
     rtol: float = DEFAULT_RTOL
     probes: int = DEFAULT_PROBES
-    dense_max: int = DENSE_MAX
 
     @property
     def estimator(self) -> Estimator:
         """The estimator that made the report."""
-        return Estimator(self.method, self.steps, self.rtol, self.probes, self.dense_max)
+        return Estimator(self.method, self.steps, self.rtol, self.probes)
 
     def targets_for(self, target: Target | None = None) -> dict[str, float]:
         """``target`` resolved for this grid (the report's own target when ``None``)."""
@@ -290,13 +288,9 @@ MEASURE_RTOL = 1e-2
 """The Arnoldi stop of :func:`measure` (the estimators' own default is 1e-3): enough for
 edge means to well under ``precision`` (on a 4x256 LSTM, median 0.1 % and max 0.4 %
 against dense on the same samples, in a third of the time of 1e-3; docs/design.md section 3)."""
-MEASURE_DENSE_MAX = 32
-"""The largest side :func:`measure` materialises: beyond it, Arnoldi at :data:`MEASURE_RTOL`
-is as exact for an edge mean and cheaper (a 64-wide sub-matrix of a 4x64 LSTM's encoder,
-128 samples: 83 ms against 166 ms for ``eigvals``, mean error 0.007 %; docs/design.md section 5)."""
-MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES, MEASURE_DENSE_MAX)
-"""The estimator of :func:`measure` and ``lsc measure``: dense for Jacobians up to
-:data:`MEASURE_DENSE_MAX` wide, else Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
+MEASURE_ESTIMATOR = Estimator("auto", DEFAULT_STEPS, MEASURE_RTOL, DEFAULT_PROBES)
+"""The estimator of :func:`measure` and ``lsc measure``: dense for small Jacobians, else
+Arnoldi of at most 100 steps stopping at :data:`MEASURE_RTOL`."""
 """Deprecated keywords of :func:`measure` and the estimator field each sets."""
 
 
@@ -511,7 +505,6 @@ def _measure(
         seconds=time.perf_counter() - start,
         rtol=est.rtol,
         probes=est.probes,
-        dense_max=est.dense_max,
     )
 
 

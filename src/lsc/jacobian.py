@@ -20,7 +20,7 @@ Methods: ``dense`` materialises J (products under vmap) and calls ``torch.linalg
 Arnoldi iteration with full re-orthogonalisation that stops when the top Ritz value
 settles (Lanczos on J^T J for the norm); ``power`` runs power iteration; matrix-free
 ``rms`` is exact from the smaller side's basis when that has at most ``probes``
-vectors, else Hutchinson's estimator. ``auto`` is dense up to ``dense_max`` (:data:`DENSE_MAX`).
+vectors, else Hutchinson's estimator. ``auto`` is dense up to :data:`DENSE_MAX`.
 
 Products: :meth:`LocalJacobian.linearize` runs the forward pass once and reuses its
 vjp for J^T u and a second vjp through it for J v (docs/design.md section 2).
@@ -475,14 +475,12 @@ def moduli(
     return finite(values, "eigenvalue moduli")
 
 
-def resolve_method(
-    method: str, J: LocalJacobian, quantity: str = "radius", probes: int = DEFAULT_PROBES, dense_max: int = DENSE_MAX
-) -> str:
+def resolve_method(method: str, J: LocalJacobian, quantity: str = "radius", probes: int = DEFAULT_PROBES) -> str:
     """The algorithm that will run: ``auto`` is ``dense`` when the Jacobian's larger side
-    is at most ``dense_max``; matrix-free ``rms`` is ``exact`` (small side at most
+    is at most :data:`DENSE_MAX`; matrix-free ``rms`` is ``exact`` (small side at most
     the number of probes) or ``hutchinson``."""
     if method == "auto":
-        method = "dense" if max(J.shape) <= dense_max else "arnoldi"
+        method = "dense" if max(J.shape) <= DENSE_MAX else "arnoldi"
     if quantity == "rms" and method != "dense":
         return "exact" if min(J.shape) <= probes else "hutchinson"
     return method
@@ -497,15 +495,13 @@ def estimate(
     rtol: float = DEFAULT_RTOL,
     probes: int = DEFAULT_PROBES,
     generator: torch.Generator | None = None,
-    dense_max: int = DENSE_MAX,
 ) -> Tensor:
     """Per-sample ``quantity`` of J, shape (B,). See the module docstring.
 
     ``steps``: the most Krylov (or the power) steps; ``rtol``: Arnoldi/Lanczos stop
     early once the top Ritz modulus moves by at most this (relative) over 5 steps
     (0: always run ``steps``); ``probes``: Hutchinson probes (``rms``);
-    ``generator``: seeds the start vectors, probes and square sub-matrix;
-    ``dense_max``: the largest side ``auto`` materialises.
+    ``generator``: seeds the start vectors, probes and square sub-matrix.
     """
     check_choice(method, quantity)
     steps, probes, rtol = check_counts(steps, probes, rtol)
@@ -513,7 +509,7 @@ def estimate(
         raise ValueError(f"estimates need float32 or float64, got {J.point.dtype}; convert the model (model.float())")
     if quantity == "radius":
         J = J.square(generator)
-    method = resolve_method(method, J, dense_max=dense_max)
+    method = resolve_method(method, J)
     if method == "dense":
         values = _dense(J, quantity)
     elif quantity == "radius":
@@ -531,47 +527,37 @@ def estimate(
 class Estimator:
     """How a per-sample quantity of a local Jacobian is estimated: the ``method`` (``auto``,
     ``dense``, ``arnoldi``, ``power``), the most Krylov (or power) ``steps``, the Arnoldi
-    stopping tolerance ``rtol`` (0: always ``steps``), the Hutchinson ``probes`` of the
-    rms singular value and the largest side ``dense_max`` that ``auto`` materialises. One
-    value, used by :func:`lsc.measure`, :func:`lsc.pretrain`, the report and the command
-    line (docs/design.md, section 3)."""
+    stopping tolerance ``rtol`` (0: always ``steps``) and the Hutchinson ``probes`` of the
+    rms singular value. One value, used by :func:`lsc.measure`, :func:`lsc.pretrain`, the
+    report and the command line (docs/design.md, section 3)."""
 
     method: str = "auto"
     steps: int = DEFAULT_STEPS
     rtol: float = DEFAULT_RTOL
     probes: int = DEFAULT_PROBES
-    dense_max: int = DENSE_MAX
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise unknown_name("method", self.method, METHODS)
         check_counts(self.steps, self.probes, self.rtol)
-        if isinstance(self.dense_max, bool) or not isinstance(self.dense_max, numbers.Integral) or self.dense_max < 0:
-            raise ValueError(f"dense_max must be an integer >= 0, got {self.dense_max!r}")
 
     def estimate(self, J: LocalJacobian, quantity: str = "radius", generator: torch.Generator | None = None) -> Tensor:
         """:func:`estimate` with these settings."""
         return estimate(
-            J,
-            quantity,
-            self.method,
-            steps=self.steps,
-            rtol=self.rtol,
-            probes=self.probes,
-            generator=generator,
-            dense_max=self.dense_max,
+            J, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator
         )
 
     def estimate_all(
         self, jacobians: Sequence[LocalJacobian], quantity: str = "radius", generator: torch.Generator | None = None
     ) -> list[Tensor]:
         """:func:`estimate_all` with these settings."""
-        options = {"steps": self.steps, "rtol": self.rtol, "probes": self.probes, "dense_max": self.dense_max}
-        return estimate_all(jacobians, quantity, self.method, generator=generator, **options)
+        return estimate_all(
+            jacobians, quantity, self.method, steps=self.steps, rtol=self.rtol, probes=self.probes, generator=generator
+        )
 
     def resolve(self, J: LocalJacobian, quantity: str = "radius") -> str:
         """The algorithm that will run on J (see :func:`resolve_method`)."""
-        return resolve_method(self.method, J, quantity, self.probes, self.dense_max)
+        return resolve_method(self.method, J, quantity, self.probes)
 
 
 MEMORY_BUDGET = 1 << 28

@@ -73,10 +73,11 @@ class Trajectory:
 
     def at(self, times: Sequence[int]) -> Trajectory:
         """Only the given time points (each one of :attr:`times`), in the order of :attr:`times`."""
-        missing = sorted(set(times) - set(self.times))
+        wanted = set(times)
+        missing = sorted(wanted - set(self.times))
         if missing:
             raise ValueError(f"the trajectory has no time points {missing} (it has {list(self.times)})")
-        keep = [k for k, t in enumerate(self.times) if t in set(times)]
+        keep = [k for k, t in enumerate(self.times) if t in wanted]
         if len(keep) == len(self.times):
             return self
         rows = torch.cat([torch.arange(k * self.batch, (k + 1) * self.batch) for k in keep]).to(self.raw.device)

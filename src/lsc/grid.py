@@ -62,14 +62,7 @@ class Trajectory:
 
     def part(self, start: int, stop: int) -> Trajectory:
         """Only the time points ``times[start:stop]``."""
-        rows = slice(start * self.batch, stop * self.batch)
-
-        def cut(ts: list[Tensor]) -> list[Tensor]:
-            return [t[rows] for t in ts]
-
-        return Trajectory(
-            self.times[start:stop], cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch
-        )
+        return self._take(self.times[start:stop], slice(start * self.batch, stop * self.batch))
 
     def at(self, times: Sequence[int]) -> Trajectory:
         """Only the given time points (each one of :attr:`times`), in the order of :attr:`times`."""
@@ -81,12 +74,12 @@ class Trajectory:
         if len(keep) == len(self.times):
             return self
         rows = torch.cat([torch.arange(k * self.batch, (k + 1) * self.batch) for k in keep]).to(self.raw.device)
+        return self._take(tuple(self.times[k] for k in keep), rows)
 
-        def cut(ts: list[Tensor]) -> list[Tensor]:
-            return [t[rows] for t in ts]
-
-        picked = tuple(self.times[k] for k in keep)
-        return Trajectory(picked, cut(self.inputs), cut(self.previous), cut(self.states), self.raw[rows], self.batch)
+    def _take(self, times: tuple[int, ...], rows: slice | Tensor) -> Trajectory:
+        """The trajectory at ``times``, whose stacked rows are ``rows`` of this one."""
+        inputs, previous, states = ([t[rows] for t in ts] for ts in (self.inputs, self.previous, self.states))
+        return Trajectory(times, inputs, previous, states, self.raw[rows], self.batch)
 
 
 def pick_time_points(time_steps: int, spec: int | Sequence[int] | str = 8) -> tuple[int, ...]:
